@@ -1,0 +1,50 @@
+# civicam: `make run` sets up and starts the demo hub; `make test` sets up and runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Debian packages the suite needs: GStreamer's RTSP server (real cameras on loopback), FFmpeg, Chromium.
+DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+        gstreamer1.0-tools ffmpeg chromium
+PYTEST_ARGS ?=
+
+.PHONY: run test venv system-deps lint typecheck bench clean train-mask
+
+run: $(STAMP)
+	CIVICAM_DATA_DIR=$${CIVICAM_DATA_DIR:-./var/demo} $(VENV)/bin/civicam demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Installs what is missing when run as root (CI, a fresh server); elsewhere says what to install.
+system-deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "warning: missing Debian packages (tests needing them will skip): $$missing"; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) system-deps
+	$(PY) bench/probe.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

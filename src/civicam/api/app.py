@@ -1,0 +1,60 @@
+"""The app factory: one FastAPI application per hub context, one router per resource."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from civicam import __version__
+from civicam.api import errors
+from civicam.api.routers import audit, auth, cameras, regions, sites, users
+from civicam.context import Context
+from civicam.services import background_services
+
+log = logging.getLogger(__name__)
+
+# Routers of feature areas that may not be present in every build; each is optional and mounted if found.
+OPTIONAL_ROUTERS = ("recordings", "live", "analytics")
+
+
+def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
+    """The hub's ASGI app; ``with_services`` also runs recording and analytics for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = background_services(ctx) if with_services else []
+        for svc in services:
+            svc.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            for svc in reversed(services):
+                svc.close()
+
+    app = FastAPI(title="civicam", version=__version__, lifespan=lifespan,
+                  description="Privacy-first city video hub: counts and measures, never identifies.")
+    app.state.ctx = ctx
+    errors.install(app)
+    api = APIRouter(prefix="/api")
+    for module in (auth, regions, sites, cameras, users, audit):
+        api.include_router(module.router)
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(f"civicam.api.routers.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"civicam.api.routers.{name}":
+                raise
+            continue
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

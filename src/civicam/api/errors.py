@@ -1,0 +1,23 @@
+"""Domain errors mapped to HTTP answers in one place, so routers stay free of try/except."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from civicam.auth.users import UserError
+from civicam.domain.urls import redact
+from civicam.registry.service import Forbidden, NotFound, RegistryError
+
+
+def install(app: FastAPI) -> None:
+    def handler(code: int):  # type: ignore[no-untyped-def]
+        async def respond(_request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": redact(str(exc))}, status_code=code)
+
+        return respond
+
+    app.add_exception_handler(RegistryError, handler(400))
+    app.add_exception_handler(UserError, handler(400))
+    app.add_exception_handler(NotFound, handler(404))
+    app.add_exception_handler(Forbidden, handler(403))

@@ -1,0 +1,66 @@
+"""The hub's typed settings: environment variables ``CIVICAM_*`` over an optional TOML file over defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from civicam.domain.policy import Policy
+
+
+class Settings(BaseSettings):
+    """Everything the hub can be told; unknown keys are rejected so a typo never passes silently."""
+
+    model_config = SettingsConfigDict(env_prefix="CIVICAM_", extra="forbid", env_nested_delimiter="__")
+
+    data_dir: Path = Field(Path("./var"), description="Where the database, key and recordings live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in the data directory. postgresql+psycopg://... for a city."
+    )
+    secret_key: str | None = Field(
+        None, description="Fernet key for camera credentials; default: the key file in the data directory."
+    )
+    host: str = Field("127.0.0.1", description="Address the hub binds; loopback unless told otherwise.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the hub's HTTP server.")
+    token_ttl_s: int = Field(12 * 3600, ge=60, description="Lifetime of a bearer token or browser session.")
+    probe_seconds: float = Field(5.0, gt=0, le=120, description="How long the onboarding probe reads a stream.")
+    probe_timeout_s: float = Field(8.0, gt=0, le=120, description="Deadline for each network step of a probe.")
+    probe_concurrency: int = Field(16, ge=1, le=512, description="Cameras probed at once.")
+    policy: Policy = Field(default_factory=Policy, description="Default onboarding policy for every region.")
+    environment: str = Field("development", description="development or production; production refuses weak set-ups.")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'civicam.db'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def get_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings: explicit overrides, then ``CIVICAM_*`` variables, then the TOML file, then defaults.
+
+    The TOML file is ``config_file``, else ``$CIVICAM_CONFIG``, else ``<data_dir>/civicam.toml`` if present.
+    """
+    path = config_file or (Path(os.environ["CIVICAM_CONFIG"]) if os.environ.get("CIVICAM_CONFIG") else None)
+    file_values: dict[str, Any] = {}
+    if path is None:
+        data_dir = Path(os.environ.get("CIVICAM_DATA_DIR", overrides.get("data_dir", "./var")))
+        candidate = data_dir / "civicam.toml"
+        path = candidate if candidate.is_file() else None
+    if path is not None:
+        with open(path, "rb") as fh:
+            file_values = tomllib.load(fh)
+    env_values = Settings().model_dump(exclude_unset=True)
+    return Settings.model_validate({**file_values, **env_values, **overrides})

@@ -1,0 +1,73 @@
+"""The demo hub: generated video files as cameras, registered and probed, so a laptop shows the whole flow."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from civicam.audit.log import Actor
+from civicam.context import Context
+from civicam.registry import service
+from civicam.registry.onboarding import probe_cameras
+
+DEMO_CAMERAS = (
+    # name, width, height, fps: two that meet the default policy and one that does not, to show a rejection.
+    ("Entrance north", 1280, 720, 25),
+    ("Entrance south", 1280, 720, 20),
+    ("Old car-park camera", 640, 480, 10),
+)
+
+
+def synth_video(path: Path, width: int, height: int, fps: int, seconds: float) -> Path:
+    """A short H.264 clip of moving bars: real encoded video, no camera needed."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": str(fps * 2)})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        xs = np.arange(width, dtype=np.int32)
+        ys = np.arange(height, dtype=np.int32)[:, None]
+        for i in range(int(seconds * fps)):
+            img = np.empty((height, width, 3), np.uint8)
+            img[..., 0] = ((xs + i * 8) % 256).astype(np.uint8)
+            img[..., 1] = ((ys + i * 4) % 256).astype(np.uint8)
+            img[..., 2] = ((xs // 64 + ys // 64 + i // fps) % 2 * 200).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.rename(path)
+    return path
+
+
+def build_demo(ctx: Context, actor: Actor, seconds: float = 20.0) -> list[int]:
+    """Register the demo region, site and cameras (once) and probe them; returns the camera ids."""
+    media = ctx.settings.data_dir / "demo-media"
+    with ctx.db.session() as s:
+        try:
+            region = service.find_region(s, "Demo City")
+        except service.NotFound:
+            region = service.add_region(s, actor, "Demo City")
+        sites = [x for x in service.list_sites(s, actor, region.id) if x.name == "Central Mall"]
+        site = sites[0] if sites else service.add_site(
+            s, actor, region, "Central Mall", "Demo Contact", "security@mall.example", "+1 555 0100")
+        existing = {c.name: c.id for c in service.list_cameras(s, actor, site_id=site.id)[0]}
+        site_id = site.id
+    ids: list[int] = []
+    for name, w, h, fps in DEMO_CAMERAS:
+        if name in existing:
+            ids.append(existing[name])
+            continue
+        clip = synth_video(media / f"{name.lower().replace(' ', '-')}-{w}x{h}@{fps}.mp4", w, h, fps, seconds)
+        with ctx.db.session() as s:
+            ids.append(service.add_camera(s, actor, ctx.secrets, site_id, name, str(clip)).id)
+    probe_cameras(ctx, actor, ids, seconds=3.0)
+    return ids

@@ -1,0 +1,1 @@
+"""Pure types and decisions: no I/O anywhere in this package."""

@@ -1,0 +1,1 @@
+"""Stream sources, probe measurement, recorder and its supervisor."""

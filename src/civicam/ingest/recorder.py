@@ -1,0 +1,195 @@
+"""One connection to one camera, remuxed (never re-encoded) into fMP4 segments cut on keyframes."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from threading import Event
+from typing import Protocol
+
+import av
+from av.packet import Packet
+from av.stream import Stream
+
+from civicam.domain.segments import partial_path, published_path
+from civicam.ingest.sources import SourceSpec, open_source
+from civicam.storage.backend import SegmentStore, is_disk_full
+from civicam.storage.media import FMP4_OPTIONS, init_length
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    """A segment just published: what the index records about it."""
+
+    camera_id: int
+    path: str
+    start: datetime
+    end: datetime
+    bytes: int
+    frames: int
+    keyframes: int
+    init_bytes: int
+    codec: str
+    width: int
+    height: int
+    session: str
+
+
+class SessionEvents(Protocol):
+    """What a recording session reports to its supervisor."""
+
+    def connected(self) -> None: ...
+    def segment(self, done: SegmentDone) -> None: ...
+    def paused(self, at: datetime, detail: str) -> None: ...
+    def resumed(self) -> None: ...
+
+
+class SegmentWriter:
+    """Muxes packets into a partial file and publishes it by rename when finished."""
+
+    def __init__(self, store: SegmentStore, camera_id: int, start: datetime, template: Stream, session: str) -> None:
+        self.store = store
+        self.camera_id = camera_id
+        self.start = start
+        self.session = session
+        self.partial = partial_path(camera_id, start)
+        self.frames = 0
+        self.keyframes = 0
+        self._out = av.open(store.spool(self.partial), "w", format="mp4", options=FMP4_OPTIONS)
+        try:
+            self._ost = self._out.add_stream_from_template(template)  # type: ignore[arg-type]
+            ctx = template.codec_context  # type: ignore[attr-defined]
+            self.codec, self.width, self.height = str(ctx.name), int(ctx.width or 0), int(ctx.height or 0)
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, packet: Packet) -> None:
+        packet.stream = self._ost
+        self._out.mux(packet)
+        self.frames += 1
+        if packet.is_keyframe:
+            self.keyframes += 1
+
+    def finish(self, end: datetime) -> SegmentDone:
+        """Flush the last fragment, rename to the published name and describe the result."""
+        self._out.close()
+        final = published_path(self.partial)
+        size = self.store.publish(self.partial, final)
+        return SegmentDone(self.camera_id, final, self.start, end, size, self.frames, self.keyframes,
+                           init_length(self.store.local_path(final)), self.codec, self.width, self.height,
+                           self.session)
+
+    def abort(self) -> None:
+        """Drop the partial (disk full, or nothing worth keeping)."""
+        try:
+            self._out.close()
+        except (av.FFmpegError, OSError):
+            pass
+        try:
+            self.store.delete(self.partial)
+        except OSError:
+            pass
+
+
+def record_session(
+    spec: SourceSpec,
+    store: SegmentStore,
+    *,
+    target_s: float,
+    clock: Callable[[], datetime],
+    stop: Event,
+    events: SessionEvents,
+    space_ok: Callable[[], bool],
+) -> None:
+    """Record one connection until the stream ends or fails (raises) or ``stop`` is set.
+
+    Wall-clock time is anchored once, at the first keyframe, and then follows the stream's own decode
+    timestamps, so segment bounds do not jitter with network delivery. Per packet only integer arithmetic
+    and the mux call run in Python; datetimes are built at keyframes only.
+    """
+    container = open_source(spec)
+    writer: SegmentWriter | None = None
+    num, den, seg_start_ticks, last_ticks, frame_ticks = 1, 90000, 0, 0, 3600
+    try:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        num, den = (tb.numerator, tb.denominator) if tb else (1, 90000)
+        target_ticks = int(target_s * den / num)
+        rate = stream.average_rate or stream.guessed_rate
+        frame_ticks = int(den / (num * float(rate))) if rate else int(0.04 * den / num)
+        session = secrets.token_hex(8)
+        events.connected()
+        origin: int | None = None
+        anchor = clock()
+        paused = False
+        for packet in container.demux(stream):
+            dts = packet.dts
+            if dts is None:
+                continue  # the demuxer's end-of-stream flush packet
+            if origin is None:
+                if not packet.is_keyframe:
+                    continue
+                origin = dts
+                anchor = clock()
+            ticks = dts - origin
+            if ticks < last_ticks:
+                ticks = last_ticks  # a non-monotonic DTS from the camera must not break the muxer
+            last_ticks = ticks
+            if packet.is_keyframe:
+                if stop.is_set():
+                    break  # stop on a keyframe so the last segment ends cleanly
+                if writer is not None and ticks - seg_start_ticks >= target_ticks:
+                    events.segment(writer.finish(anchor + timedelta(seconds=ticks * num / den)))
+                    writer = None
+                if writer is None:
+                    if not space_ok():
+                        if not paused:
+                            paused = True
+                            events.paused(anchor + timedelta(seconds=ticks * num / den), "storage quota or disk full")
+                        continue
+                    if paused:
+                        paused = False
+                        events.resumed()
+                    seg_start_ticks = ticks
+                    try:
+                        writer = SegmentWriter(store, spec.camera_id, anchor + timedelta(seconds=ticks * num / den),
+                                               stream, session)
+                    except OSError as exc:
+                        if not is_disk_full(exc):
+                            raise
+                        paused = True
+                        events.paused(anchor + timedelta(seconds=ticks * num / den), "disk full (ENOSPC)")
+                        continue
+            elif writer is None:
+                continue
+            elif stop.is_set() and ticks - seg_start_ticks > 4 * target_ticks:
+                break  # no keyframe for far too long; do not hold shutdown hostage
+            pts = packet.pts
+            packet.pts = ticks + ((pts - dts) if pts is not None else 0)
+            packet.dts = ticks
+            try:
+                writer.write(packet)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                writer.abort()
+                writer = None
+                paused = True
+                events.paused(anchor + timedelta(seconds=seg_start_ticks * num / den), "disk full (ENOSPC)")
+        if writer is not None:
+            end_ticks = last_ticks + frame_ticks
+            events.segment(writer.finish(anchor + timedelta(seconds=end_ticks * num / den)))
+            writer = None
+    finally:
+        if writer is not None:
+            # An error mid-segment: keep what was written; it is a valid fMP4 up to the last fragment.
+            try:
+                end = writer.start + timedelta(seconds=(last_ticks + frame_ticks - seg_start_ticks) * num / den)
+                events.segment(writer.finish(end))
+            except (av.FFmpegError, OSError, ValueError):
+                writer.abort()
+        container.close()
+

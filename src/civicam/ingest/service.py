@@ -1,0 +1,158 @@
+"""The recording service: one supervisor per accepted camera, the index writer and the retention cleaner."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from civicam.config.recording import RecordingSettings
+from civicam.context import Context
+from civicam.db.base import utcnow
+from civicam.db.models import Camera
+from civicam.domain.retention import Decision
+from civicam.ingest.sources import SourceSpec
+from civicam.ingest.supervisor import CameraHealth, Supervisor
+from civicam.registry.service import credentials
+from civicam.storage.backend import LocalDiskStore, SegmentStore
+from civicam.storage.cleaner import clean, recording_allowed
+from civicam.storage.index import Indexer
+from civicam.storage.models import Segment
+from civicam.storage.reconcile import ReconcileReport, reconcile
+
+
+def recording_settings(ctx: Context) -> RecordingSettings:
+    """The recording settings of the hub (defaults until the lead's Settings carries a ``recording`` field)."""
+    value = getattr(ctx.settings, "recording", None)
+    return value if isinstance(value, RecordingSettings) else RecordingSettings()
+
+
+def store_for(ctx: Context) -> LocalDiskStore:
+    """The segment store of the hub: ``<data_dir>/recordings``."""
+    return LocalDiskStore(ctx.settings.data_dir / "recordings")
+
+
+class RecordingService:
+    """Records every camera whose status is 'accepted'; ``start`` returns at once, ``close`` stops everything."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        logger: logging.Logger,
+        *,
+        settings: RecordingSettings | None = None,
+        store: SegmentStore | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings or recording_settings(ctx)
+        self.store: SegmentStore = store or store_for(ctx)
+        self._log = logger
+        self._clock = clock
+        self.indexer = Indexer(ctx.db, logger)
+        self._supervisors: dict[int, Supervisor] = {}
+        self._specs: dict[int, SourceSpec] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._wake_cleaner = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.reconcile_report: ReconcileReport | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Repair the store, then start recording; returns without blocking."""
+        self.reconcile_report = reconcile(self.ctx.db, self.store, self._log)
+        self.indexer.start()
+        self.refresh()
+        for target, name in ((self._poll_loop, "rec-refresh"), (self._cleaner_loop, "rec-cleaner")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        """Stop every camera (each finishes its current segment), then the cleaner and the index writer."""
+        self._stop.set()
+        self._wake_cleaner.set()
+        with self._lock:
+            sups = list(self._supervisors.values())
+            self._supervisors.clear()
+        for sup in sups:
+            sup.stop()
+        for sup in sups:
+            sup.join(self.settings.connect_timeout_s + self.settings.segment_target_s * 2)
+        for thread in self._threads:
+            thread.join(10)
+        self.indexer.close()
+
+    # -- cameras --------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Start recorders for newly accepted cameras and stop those no longer accepted or changed."""
+        with self.ctx.db.session() as session:
+            cams = session.execute(select(Camera).where(Camera.status == "accepted")).scalars().all()
+            wanted: dict[int, SourceSpec] = {}
+            for cam in cams:
+                user, pw = credentials(self.ctx.secrets, cam)
+                wanted[cam.id] = SourceSpec(cam.id, cam.url, user, pw, self.settings.rtsp_transport,
+                                            self.settings.connect_timeout_s)
+            last_end = dict(session.execute(
+                select(Segment.camera_id, func.max(Segment.end)).group_by(Segment.camera_id)).tuples().all())
+        with self._lock:
+            if self._stop.is_set():
+                return
+            for cam_id in list(self._supervisors):
+                if self._specs.get(cam_id) != wanted.get(cam_id):
+                    sup = self._supervisors.pop(cam_id)
+                    sup.stop()
+                    self._specs.pop(cam_id, None)
+                    self._log.info("camera %s: recording stopped", cam_id)
+            for cam_id, spec in wanted.items():
+                if cam_id in self._supervisors:
+                    continue
+                sup = Supervisor(spec, self.store, self.settings, self.indexer, clock=self._clock,
+                                 logger=self._log, space_ok=self._space_ok, last_segment_end=last_end.get(cam_id))
+                self._supervisors[cam_id] = sup
+                self._specs[cam_id] = spec
+                sup.start()
+                self._log.info("camera %s: recording started", cam_id)
+
+    def health(self) -> dict[int, CameraHealth]:
+        """Per camera: state and since when, counters, last (redacted) error, and the disk-paused flag."""
+        with self._lock:
+            return {cam_id: sup.health() for cam_id, sup in self._supervisors.items()}
+
+    # -- storage --------------------------------------------------------------------------------------
+
+    def _space_ok(self) -> bool:
+        ok = recording_allowed(self.store, self.settings)
+        if not ok:
+            self._wake_cleaner.set()
+        return ok
+
+    def clean_now(self) -> Decision:
+        """One retention pass (also run periodically and whenever space runs short)."""
+        return clean(self.ctx.db, self.store, self.settings, self._clock(), self._log)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.settings.refresh_interval_s):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001  a database hiccup must not end camera discovery
+                self._log.exception("recording: refreshing the camera list failed")
+
+    def _cleaner_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake_cleaner.wait(self.settings.cleaner_interval_s)
+            self._wake_cleaner.clear()
+            if self._stop.is_set():
+                break
+            try:
+                # Segments only count once indexed; wait for the writer so a fresh segment is not missed.
+                self.indexer.flush(5)
+                self.clean_now()
+            except Exception:  # noqa: BLE001
+                self._log.exception("recording: retention pass failed")

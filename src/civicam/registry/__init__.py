@@ -1,0 +1,1 @@
+"""Regions, sites and cameras; onboarding probe and security checks."""

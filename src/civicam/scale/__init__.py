@@ -1,0 +1,1 @@
+"""civicam.scale."""

@@ -1,0 +1,146 @@
+"""Where segment files live: a small Protocol, and the local-disk implementation used today."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from civicam.domain.segments import PARTIAL_SUFFIX, SEGMENT_SUFFIX
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file in the store, by relative path."""
+
+    path: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Bytes used by recordings, and bytes free on the volume (None if unknown)."""
+
+    used: int
+    free: int | None
+
+
+class SegmentStore(Protocol):
+    """What the recorder, the cleaner and playback need from storage."""
+
+    def spool(self, rel: str) -> str:
+        """A local filesystem path the muxer may write ``rel`` (a partial name) to."""
+        ...
+
+    def publish(self, partial_rel: str, final_rel: str) -> int:
+        """Make a written partial visible under its final name atomically; returns its size."""
+        ...
+
+    def list(self) -> Iterator[StoredFile]:
+        """Every segment and partial file in the store."""
+        ...
+
+    def open(self, rel: str) -> BinaryIO:
+        """Read a published segment."""
+        ...
+
+    def local_path(self, rel: str) -> str:
+        """A filesystem path a demuxer can read ``rel`` from."""
+        ...
+
+    def delete(self, rel: str) -> int:
+        """Remove a file; returns the bytes freed (0 if it was already gone)."""
+        ...
+
+    def usage(self) -> Usage:
+        """Bytes used and free, cheaply (kept as a running count)."""
+        ...
+
+
+class LocalDiskStore:
+    """Segments under one root directory; publish is ``os.replace`` on the same filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._used = sum(f.bytes for f in self.list() if not f.path.endswith(PARTIAL_SUFFIX))
+
+    def _abs(self, rel: str) -> Path:
+        path = (self.root / rel).resolve()
+        # Paths come from the codec, but never let a crafted one escape the root.
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"path escapes the store: {rel!r}")
+        return path
+
+    def spool(self, rel: str) -> str:
+        path = self._abs(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def publish(self, partial_rel: str, final_rel: str) -> int:
+        src, dst = self._abs(partial_rel), self._abs(final_rel)
+        size = src.stat().st_size
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        # No fsync per segment: a power cut may lose the last seconds, which start-up repair tolerates,
+        # while fsync on every segment of hundreds of cameras would stall the disk.
+        os.replace(src, dst)
+        with self._lock:
+            self._used += size
+        return size
+
+    def list(self) -> Iterator[StoredFile]:
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not (name.endswith(SEGMENT_SUFFIX) or name.endswith(SEGMENT_SUFFIX + PARTIAL_SUFFIX)):
+                    continue
+                full = Path(dirpath) / name
+                try:
+                    size = full.stat().st_size
+                except FileNotFoundError:
+                    continue
+                yield StoredFile(full.relative_to(self.root).as_posix(), size)
+
+    def open(self, rel: str) -> BinaryIO:
+        return open(self._abs(rel), "rb")
+
+    def local_path(self, rel: str) -> str:
+        return str(self._abs(rel))
+
+    def delete(self, rel: str) -> int:
+        path = self._abs(rel)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        if not rel.endswith(PARTIAL_SUFFIX):
+            with self._lock:
+                self._used = max(0, self._used - size)
+        # Empty hour/day folders are removed so the tree does not grow forever.
+        for parent in path.parents:
+            if parent == self.root or self.root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        return size
+
+    def usage(self) -> Usage:
+        try:
+            free: int | None = shutil.disk_usage(self.root).free
+        except OSError:
+            free = None
+        with self._lock:
+            return Usage(self._used, free)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error means the disk (or a quota) is full, which pauses recording instead of failing."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -1,0 +1,175 @@
+"""The segment index: a single writer thread batching inserts, and the queries playback and retention use."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from civicam.db.session import Database
+from civicam.ingest.recorder import SegmentDone
+from civicam.storage.models import Gap, Hold, Segment
+
+
+@dataclass(frozen=True)
+class _GapOp:
+    camera_id: int
+    start: datetime
+    reason: str
+    detail: str
+
+
+def add_segment(session: Session, done: SegmentDone) -> Segment:
+    """Insert one segment row and close the camera's open gap at its start."""
+    row = Segment(camera_id=done.camera_id, start=done.start, end=done.end, path=done.path, bytes=done.bytes,
+                  keyframes=done.keyframes, frames=done.frames, init_bytes=done.init_bytes, codec=done.codec,
+                  width=done.width, height=done.height, session=done.session)
+    session.add(row)
+    gap_start = _open_start(session, done.camera_id)
+    if gap_start is not None:
+        session.execute(update(Gap).where(Gap.camera_id == done.camera_id, Gap.end.is_(None))
+                        .values(end=max(done.start, gap_start)))
+    return row
+
+
+def _open_start(session: Session, camera_id: int) -> datetime | None:
+    return session.execute(
+        select(Gap.start).where(Gap.camera_id == camera_id, Gap.end.is_(None)).order_by(Gap.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def open_gap(session: Session, camera_id: int, start: datetime, reason: str, detail: str) -> None:
+    """Open a gap unless one is already open for the camera (the first cause is kept)."""
+    if _open_start(session, camera_id) is None:
+        session.add(Gap(camera_id=camera_id, start=start, reason=reason, detail=detail[:1000]))
+
+
+class Indexer:
+    """Serialises every index write on one thread, committing in batches so hundreds of cameras cost few commits."""
+
+    def __init__(self, db: Database, logger: logging.Logger) -> None:
+        self._db = db
+        self._log = logger
+        self._queue: queue.Queue[SegmentDone | _GapOp | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="rec-indexer", daemon=True)
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def segment(self, done: SegmentDone) -> None:
+        self._idle.clear()
+        self._queue.put(done)
+
+    def gap(self, camera_id: int, start: datetime, reason: str, detail: str) -> None:
+        self._idle.clear()
+        self._queue.put(_GapOp(camera_id, start, reason, detail))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed."""
+        return self._idle.wait(timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[SegmentDone | _GapOp] = []
+            item = self._queue.get()
+            if item is None:
+                stopping = True
+            else:
+                batch.append(item)
+            while len(batch) < 500:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            if batch:
+                self._write(batch)
+            if self._queue.empty():
+                self._idle.set()
+
+    def _write(self, batch: Sequence[SegmentDone | _GapOp]) -> None:
+        try:
+            with self._db.session() as session:
+                self._apply(session, batch)
+        except Exception:  # noqa: BLE001  one bad row must not lose the rest of the batch
+            self._log.exception("recording index batch failed; retrying one by one")
+            for item in batch:
+                try:
+                    with self._db.session() as session:
+                        self._apply(session, [item])
+                except Exception:  # noqa: BLE001
+                    self._log.exception("recording index write failed for camera %s", item.camera_id)
+
+    @staticmethod
+    def _apply(session: Session, batch: Sequence[SegmentDone | _GapOp]) -> None:
+        for item in batch:
+            if isinstance(item, SegmentDone):
+                add_segment(session, item)
+            else:
+                open_gap(session, item.camera_id, item.start, item.reason, item.detail)
+            session.flush()
+
+
+# Queries ---------------------------------------------------------------------------------------------------
+
+
+def segments_between(session: Session, camera_id: int, start: datetime | None, end: datetime | None,
+                     limit: int | None = None) -> Sequence[Segment]:
+    """Segments of a camera overlapping [start, end), oldest first."""
+    stmt = select(Segment).where(Segment.camera_id == camera_id)
+    if start is not None:
+        stmt = stmt.where(Segment.end > start)
+    if end is not None:
+        stmt = stmt.where(Segment.start < end)
+    stmt = stmt.order_by(Segment.start)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.execute(stmt).scalars().all()
+
+
+def latest_segments(session: Session, camera_id: int, count: int) -> list[Segment]:
+    """The newest ``count`` segments, oldest first."""
+    rows = session.execute(
+        select(Segment).where(Segment.camera_id == camera_id).order_by(Segment.start.desc()).limit(count)
+    ).scalars().all()
+    return list(reversed(rows))
+
+
+def gaps_between(session: Session, camera_id: int, start: datetime | None, end: datetime | None) -> Sequence[Gap]:
+    """Gaps of a camera overlapping [start, end), open ones included."""
+    stmt = select(Gap).where(Gap.camera_id == camera_id)
+    if start is not None:
+        stmt = stmt.where(or_(Gap.end.is_(None), Gap.end > start))
+    if end is not None:
+        stmt = stmt.where(Gap.start < end)
+    return session.execute(stmt.order_by(Gap.start)).scalars().all()
+
+
+def active_holds(session: Session, camera_id: int | None = None) -> Sequence[Hold]:
+    """Holds not yet released."""
+    stmt = select(Hold).where(Hold.released_at.is_(None))
+    if camera_id is not None:
+        stmt = stmt.where(Hold.camera_id == camera_id)
+    return session.execute(stmt.order_by(Hold.id)).scalars().all()
+
+
+def delete_segment_rows(session: Session, ids: Sequence[int]) -> None:
+    for i in range(0, len(ids), 500):
+        session.execute(delete(Segment).where(Segment.id.in_(ids[i:i + 500])))
+
