@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from threading import Event
-from typing import Protocol
+from typing import Any, Protocol
 
 import av
 from av.packet import Packet
@@ -59,14 +59,14 @@ class SegmentWriter:
         self.keyframes = 0
         self._out = av.open(store.spool(self.partial), "w", format="mp4", options=FMP4_OPTIONS)
         try:
-            self._ost = self._out.add_stream_from_template(template)  # type: ignore[arg-type]
-            ctx = template.codec_context  # type: ignore[attr-defined]
+            self._ost = self._out.add_stream_from_template(template)
+            ctx: Any = template.codec_context
             self.codec, self.width, self.height = str(ctx.name), int(ctx.width or 0), int(ctx.height or 0)
         except BaseException:
             self.abort()
             raise
 
-    def write(self, packet: Packet) -> None:
+    def write(self, packet: Packet) -> None:  # type: ignore[type-arg]
         packet.stream = self._ost
         self._out.mux(packet)
         self.frames += 1

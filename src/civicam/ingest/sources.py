@@ -43,7 +43,7 @@ def open_source(spec: SourceSpec) -> InputContainer:
     if not container.streams.video:
         container.close()
         raise SourceError("the stream has no video track")
-    return container  # type: ignore[return-value]
+    return container
 
 
 class SourceError(RuntimeError):

@@ -46,7 +46,7 @@ class IndexSink(Protocol):
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, so many cameras do not reconnect in step."""
     cap = min(high, low * (2 ** min(attempt, 30)))
-    return cap / 2 + rng.uniform(0, cap / 2)
+    return float(cap / 2 + rng.uniform(0, cap / 2))
 
 
 class Supervisor:
