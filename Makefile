@@ -10,15 +10,23 @@ DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plu
         gstreamer1.0-tools ffmpeg chromium
 PYTEST_ARGS ?=
 
-.PHONY: run test venv system-deps lint typecheck bench clean train-mask
+.PHONY: run test venv system-deps lint typecheck bench clean train-mask web
 
-run: $(STAMP)
+run: $(STAMP) web
 	CIVICAM_DATA_DIR=$${CIVICAM_DATA_DIR:-./var/demo} $(VENV)/bin/civicam demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps web
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
+
+# --- web: the dashboard's third-party JS (hls.js, chart.js) from npm, pinned by web/package-lock.json ---
+WEB_STAMP := src/civicam/web/static/vendor/.stamp
+web: $(WEB_STAMP)
+$(WEB_STAMP): web/package-lock.json web/package.json web/copy-vendor.mjs
+	cd web && npm ci --no-audit --no-fund --loglevel=error && node copy-vendor.mjs
+	touch $(WEB_STAMP)
+# --- end web ---
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

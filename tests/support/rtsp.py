@@ -66,15 +66,22 @@ class RtspServer:
     def start(self) -> RtspServer:
         if self.running:
             return self
-        self._proc = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self._port), "--mounts", "-"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            # Its own process group, so a SIGINT to pytest does not race our orderly stop.
-            start_new_session=True,
-        )
+        # GStreamer chatter is dropped unless RTSP_SERVER_LOG names a file to append it to (debugging).
+        log_path = os.environ.get("RTSP_SERVER_LOG")
+        log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self._port), "--mounts", "-"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log if log is not None else subprocess.DEVNULL,
+                text=True,
+                # Its own process group, so a SIGINT to pytest does not race our orderly stop.
+                start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                log.close()  # the child holds its own copy of the descriptor
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._proc.stdin.write(json.dumps(self.mounts))
         self._proc.stdin.close()

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(8.0, gt=0, le=120, description="Deadline for each network step of a probe.")
     probe_concurrency: int = Field(16, ge=1, le=512, description="Cameras probed at once.")
     policy: Policy = Field(default_factory=Policy, description="Default onboarding policy for every region.")
+    alert_webhook_url: str | None = Field(
+        None, description="Default webhook that receives new alerts (JSON POST); rules may name their own."
+    )
+    alert_interval_s: float = Field(60.0, gt=0, description="How often alert rules are evaluated.")
     environment: str = Field("development", description="development or production; production refuses weak set-ups.")
 
     @field_validator("data_dir")

@@ -2,3 +2,4 @@
 
 from civicam.db import models  # noqa: F401
 from civicam.storage import models as recording_models  # noqa: F401
+from civicam.analytics import records as analytics_records  # noqa: F401

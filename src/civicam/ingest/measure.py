@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import av
@@ -91,8 +91,7 @@ def measure_stream(
 
 
 def _file_path(url: str) -> str:
-    parts = urlsplit(url)
-    return url2pathname(unquote(parts.path))
+    return url2pathname(urlsplit(url).path)  # url2pathname also undoes the percent-encoding
 
 
 def _options(scheme: str, timeout_s: float, transport: str | None = None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from civicam.db.session import Database
@@ -25,9 +25,16 @@ class _GapOp:
     detail: str
 
 
-def add_segment(session: Session, done: SegmentDone) -> Segment:
+def next_seq(session: Session, camera_id: int) -> int:
+    """The sequence number the camera's next segment gets."""
+    last = session.execute(select(func.max(Segment.seq)).where(Segment.camera_id == camera_id)).scalar_one()
+    return 0 if last is None else int(last) + 1
+
+
+def add_segment(session: Session, done: SegmentDone, seq: int | None = None) -> Segment:
     """Insert one segment row and close the camera's open gap at its start."""
-    row = Segment(camera_id=done.camera_id, start=done.start, end=done.end, path=done.path, bytes=done.bytes,
+    seq = next_seq(session, done.camera_id) if seq is None else seq
+    row = Segment(camera_id=done.camera_id, seq=seq, start=done.start, end=done.end, path=done.path, bytes=done.bytes,
                   keyframes=done.keyframes, frames=done.frames, init_bytes=done.init_bytes, codec=done.codec,
                   width=done.width, height=done.height, session=done.session)
     session.add(row)
@@ -60,6 +67,7 @@ class Indexer:
         self._thread = threading.Thread(target=self._run, name="rec-indexer", daemon=True)
         self._idle = threading.Event()
         self._idle.set()
+        self._seq: dict[int, int] = {}  # camera -> next sequence number, so no MAX() per insert
 
     def start(self) -> None:
         self._thread.start()
@@ -108,6 +116,7 @@ class Indexer:
             with self._db.session() as session:
                 self._apply(session, batch)
         except Exception:  # noqa: BLE001  one bad row must not lose the rest of the batch
+            self._seq.clear()
             self._log.exception("recording index batch failed; retrying one by one")
             for item in batch:
                 try:
@@ -116,11 +125,14 @@ class Indexer:
                 except Exception:  # noqa: BLE001
                     self._log.exception("recording index write failed for camera %s", item.camera_id)
 
-    @staticmethod
-    def _apply(session: Session, batch: Sequence[SegmentDone | _GapOp]) -> None:
+    def _apply(self, session: Session, batch: Sequence[SegmentDone | _GapOp]) -> None:
         for item in batch:
             if isinstance(item, SegmentDone):
-                add_segment(session, item)
+                seq = self._seq.get(item.camera_id)
+                if seq is None:
+                    seq = next_seq(session, item.camera_id)
+                add_segment(session, item, seq)
+                self._seq[item.camera_id] = seq + 1
             else:
                 open_gap(session, item.camera_id, item.start, item.reason, item.detail)
             session.flush()

@@ -18,6 +18,8 @@ class Segment(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    # Per-camera running number: the HLS media sequence, stable when older segments are deleted.
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
     start: Mapped[datetime] = mapped_column(UTCDateTime)
     end: Mapped[datetime] = mapped_column(UTCDateTime)
     path: Mapped[str] = mapped_column(String(200), unique=True)

@@ -82,6 +82,7 @@ def upgrade() -> None:
     op.create_table('recording_segments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('camera_id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('start', civicam.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('end', civicam.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('path', sa.String(length=200), nullable=False),

@@ -1,0 +1,120 @@
+"""Single images -> labelled faces; videos -> anonymous person events and aggregate totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from civicam.analytics.detections import Detections
+from civicam.analytics.faces import FaceDetector, create_detector
+from civicam.analytics.mask import UNKNOWN, MaskClassifier, MaskResult
+from civicam.analytics.tracking import FaceTracker, PersonEvent
+
+Frame = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    box: tuple[float, float, float, float]
+    label: str  # "mask" | "no_mask" | "unknown"
+    score: float  # detector score
+    confidence: float  # classifier confidence of ``label`` (0 for too-small faces)
+
+    def as_json(self) -> dict[str, object]:
+        return {"box": [round(v, 1) for v in self.box], "label": self.label, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class Totals:
+    people: int
+    masked: int
+    unmasked: int
+    unknown: int
+
+    @property
+    def compliance(self) -> float | None:
+        """Share of masked among people whose mask state is known; None when nobody is known."""
+        known = self.masked + self.unmasked
+        return None if known == 0 else self.masked / known
+
+    @classmethod
+    def of(cls, events: list[PersonEvent]) -> Totals:
+        labels = [e.label for e in events]
+        return cls(len(labels), labels.count("mask"), labels.count("no_mask"), labels.count(UNKNOWN))
+
+    def as_json(self) -> dict[str, object]:
+        c = self.compliance
+        return {"people": self.people, "masked": self.masked, "unmasked": self.unmasked,
+                "unknown": self.unknown, "compliance": None if c is None else round(c, 4)}
+
+
+class FrameAnalyzer:
+    """Detect faces and label each mask / no_mask / unknown."""
+
+    def __init__(self, detector: FaceDetector | None = None, classifier: MaskClassifier | None = None,
+                 report_score: float = 0.5) -> None:
+        self.detector = detector if detector is not None else create_detector("yunet", {"min_score": 0.3})
+        self.classifier = classifier if classifier is not None else MaskClassifier()
+        self.report_score = report_score
+
+    def analyze_raw(self, frame: Frame) -> tuple[Detections, list[MaskResult]]:
+        """All detections down to the detector's own threshold, with their mask results."""
+        faces = self.detector.detect(frame)
+        return faces, self.classifier.classify(frame, faces)
+
+    def analyze(self, frame: Frame) -> list[FaceResult]:
+        faces, results = self.analyze_raw(frame)
+        return [FaceResult((float(b[0]), float(b[1]), float(b[2]), float(b[3])), r.label, float(s), r.confidence)
+                for b, s, r in zip(faces.boxes, faces.scores, results) if s >= self.report_score]
+
+
+@dataclass(frozen=True)
+class VideoReport:
+    events: list[PersonEvent]
+    totals: Totals
+    frames_analyzed: int
+    duration_s: float
+
+
+def sample_frames(source: str | Path, fps: float) -> Iterator[tuple[float, Frame]]:
+    """Decode ``source`` with PyAV and yield (seconds, BGR frame) about ``fps`` times per second."""
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        period = 1.0 / fps
+        next_t = 0.0
+        for i, frame in enumerate(container.decode(stream)):
+            t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 25)
+            if t + 1e-6 < next_t:
+                continue
+            next_t = max(next_t + period, t + period * 0.5)
+            yield t, np.asarray(frame.to_ndarray(format="bgr24"), np.uint8)
+
+
+class VideoAnalyzer:
+    """Analyse ``fps`` frames per second of one camera's stream or file. Tracks stay in this object's
+    memory for this one stream; only anonymous events and totals come out."""
+
+    def __init__(self, frame_analyzer: FrameAnalyzer | None = None, fps: float = 5.0,
+                 tracker: FaceTracker | None = None) -> None:
+        self.frame_analyzer = frame_analyzer if frame_analyzer is not None else FrameAnalyzer()
+        self.fps = fps
+        self.tracker = tracker if tracker is not None else FaceTracker()
+
+    def feed(self, t: float, frame: Frame) -> list[PersonEvent]:
+        faces, results = self.frame_analyzer.analyze_raw(frame)
+        return self.tracker.update(t, faces, results)
+
+    def analyze(self, source: str | Path) -> VideoReport:
+        events: list[PersonEvent] = []
+        n, last_t = 0, 0.0
+        for t, frame in sample_frames(source, self.fps):
+            events += self.feed(t, frame)
+            n, last_t = n + 1, t
+        events += self.tracker.flush()
+        return VideoReport(events, Totals.of(events), n, last_t)

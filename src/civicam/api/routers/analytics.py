@@ -1,0 +1,205 @@
+"""Entrance analytics: aggregates per camera, site or region; alert rules; alerts. Only counts, never people."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from civicam.analytics.aggregation import aggregate
+from civicam.analytics.alerting import acknowledge
+from civicam.analytics.records import Alert, AlertRule
+from civicam.api.deps import DbSession, require
+from civicam.audit.log import Actor, record
+from civicam.db.base import utcnow
+from civicam.db.models import Site
+from civicam.domain.compliance import Interval
+from civicam.domain.roles import Perm, Role
+from civicam.registry import service
+
+router = APIRouter(tags=["analytics"])
+Reader = Annotated[Actor, Depends(require(Perm.analytics_read))]
+Writer = Annotated[Actor, Depends(require(Perm.alerts_write))]
+
+
+class Bucket(BaseModel):
+    start: datetime
+    people: int
+    masked: int
+    unmasked: int
+    unknown: int
+    compliance: float | None
+
+
+class AggregatePublic(BaseModel):
+    scope: Literal["camera", "site", "region"]
+    id: int
+    interval: Interval
+    buckets: list[Bucket]
+    total: Bucket | None
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    site_id: int | None = None
+    region_id: int | None = None
+    threshold: float = Field(ge=0, le=1, description="Alert when compliance falls under this share (0-1).")
+    window_minutes: int = Field(60, ge=15, le=7 * 24 * 60)
+    min_people: int = Field(20, ge=1)
+    webhook_url: str | None = Field(None, pattern=r"^https?://")
+    enabled: bool = True
+
+
+class RulePublic(RuleIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+
+
+class AlertPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    rule_id: int
+    site_id: int
+    opened_at: datetime
+    window_start: datetime
+    window_end: datetime
+    people: int
+    compliance: float
+    threshold: float
+    state: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    delivered: bool
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = ""
+
+
+def _check_scope(session: Session, actor: Actor, scope: str, scope_id: int) -> None:
+    if scope == "camera":
+        service.get_camera(session, actor, scope_id)
+    elif scope == "site":
+        service.get_site(session, actor, scope_id)
+    elif actor.role == Role.site_rep:
+        raise service.NotFound(f"Region {scope_id} not found.")
+    else:
+        service.find_region(session, scope_id)
+
+
+@router.get("/analytics/{scope}/{scope_id}", response_model=AggregatePublic)
+def get_aggregates(
+    scope: Literal["camera", "site", "region"],
+    scope_id: int,
+    actor: Reader,
+    session: DbSession,
+    interval: Interval = Interval.hour,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+) -> AggregatePublic:
+    _check_scope(session, actor, scope, scope_id)
+    until = until or utcnow()
+    since = since or until - timedelta(days=1)
+    if since >= until:
+        raise service.RegistryError("'from' must be before 'to'.")
+    rows = aggregate(session, scope, scope_id, interval, since, until)
+    buckets = [Bucket(start=t, people=c.people, masked=c.masked, unmasked=c.unmasked, unknown=c.unknown,
+                      compliance=c.compliance) for t, c in rows]
+    whole = None
+    if rows:
+        s = rows[0][1]
+        for _, c in rows[1:]:
+            s = s + c
+        whole = Bucket(start=rows[0][0], people=s.people, masked=s.masked, unmasked=s.unmasked, unknown=s.unknown,
+                       compliance=s.compliance)
+    return AggregatePublic(scope=scope, id=scope_id, interval=interval, buckets=buckets, total=whole)
+
+
+@router.get("/alerts", response_model=list[AlertPublic])
+def list_alerts(
+    actor: Reader,
+    session: DbSession,
+    site_id: int | None = None,
+    region_id: int | None = None,
+    state: Literal["open", "acknowledged"] | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> Sequence[Alert]:
+    stmt = select(Alert).join(Site, Site.id == Alert.site_id)
+    if actor.role == Role.site_rep:
+        stmt = stmt.where(Alert.site_id == actor.site_id)
+    if site_id is not None:
+        stmt = stmt.where(Alert.site_id == site_id)
+    if region_id is not None:
+        stmt = stmt.where(Site.region_id == region_id)
+    if state is not None:
+        stmt = stmt.where(Alert.state == state)
+    return session.execute(stmt.order_by(Alert.id.desc()).limit(limit)).scalars().all()
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertPublic)
+def ack_alert(alert_id: int, actor: Writer, session: DbSession, body: AckIn | None = None) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise service.NotFound(f"Alert {alert_id} not found.")
+    service.get_site(session, actor, alert.site_id)  # site reps: their own site's alerts only
+    return acknowledge(session, actor, alert, body.note if body else "")
+
+
+def _validate_rule(session: Session, actor: Actor, body: RuleIn) -> None:
+    if body.site_id is not None and body.region_id is not None:
+        raise service.RegistryError("A rule covers one site or one region, not both.")
+    if body.site_id is not None:
+        service.get_site(session, actor, body.site_id)
+    elif actor.role == Role.site_rep:
+        raise service.Forbidden("Site representatives can only set rules for their own site.")
+    if body.region_id is not None:
+        service.find_region(session, body.region_id)
+
+
+@router.get("/alert-rules", response_model=list[RulePublic])
+def list_rules(actor: Reader, session: DbSession) -> Sequence[AlertRule]:
+    stmt = select(AlertRule).order_by(AlertRule.id)
+    if actor.role == Role.site_rep:
+        stmt = stmt.where(AlertRule.site_id == actor.site_id)
+    return session.execute(stmt).scalars().all()
+
+
+@router.post("/alert-rules", response_model=RulePublic, status_code=201)
+def create_rule(body: RuleIn, actor: Writer, session: DbSession) -> AlertRule:
+    _validate_rule(session, actor, body)
+    rule = AlertRule(**body.model_dump())
+    session.add(rule)
+    session.flush()
+    record(session, actor, "alert_rule.create", "alert_rule", rule.id, body.model_dump(exclude={"webhook_url"}))
+    return rule
+
+
+def _own_rule(session: Session, actor: Actor, rule_id: int) -> AlertRule:
+    rule = session.get(AlertRule, rule_id)
+    if rule is None or (actor.role == Role.site_rep and rule.site_id != actor.site_id):
+        raise service.NotFound(f"Alert rule {rule_id} not found.")
+    return rule
+
+
+@router.put("/alert-rules/{rule_id}", response_model=RulePublic)
+def update_rule(rule_id: int, body: RuleIn, actor: Writer, session: DbSession) -> AlertRule:
+    rule = _own_rule(session, actor, rule_id)
+    _validate_rule(session, actor, body)
+    for key, value in body.model_dump().items():
+        setattr(rule, key, value)
+    record(session, actor, "alert_rule.update", "alert_rule", rule.id, body.model_dump(exclude={"webhook_url"}))
+    return rule
+
+
+@router.delete("/alert-rules/{rule_id}", status_code=204)
+def delete_rule(rule_id: int, actor: Writer, session: DbSession) -> None:
+    rule = _own_rule(session, actor, rule_id)
+    rule.enabled = False  # alerts keep pointing at their rule; a disabled rule raises nothing more
+    record(session, actor, "alert_rule.delete", "alert_rule", rule.id, {})

@@ -1,0 +1,157 @@
+"""Recordings: list segments and gaps, VOD playback playlists, audited exports and evidence holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from civicam.api.deps import Ctx, DbSession, require
+from civicam.audit.log import Actor, record
+from civicam.domain.roles import Perm
+from civicam.ingest.service import recording_settings, store_for
+from civicam.live import hls
+from civicam.live.playback import (
+    PlaybackError,
+    check_interval,
+    create_hold,
+    export_json,
+    hold_json,
+    recordings,
+    release_hold,
+    run_export,
+)
+from civicam.live.transform import transform_for
+from civicam.registry.service import NotFound, get_camera
+from civicam.storage.index import active_holds, segments_between
+from civicam.storage.models import Export, Hold
+
+router = APIRouter(tags=["recordings"])
+Viewer = Annotated[Actor, Depends(require(Perm.video_view))]
+Exporter = Annotated[Actor, Depends(require(Perm.video_export))]
+Holder = Annotated[Actor, Depends(require(Perm.hold_write))]
+From = Annotated[datetime, Query(alias="from", description="Start, ISO 8601 (UTC if no offset).")]
+To = Annotated[datetime, Query(alias="to", description="End, ISO 8601 (UTC if no offset).")]
+
+
+def _bad(exc: PlaybackError) -> HTTPException:
+    return HTTPException(400, str(exc))
+
+
+class ExportCreate(BaseModel):
+    start: datetime = Field(alias="from", description="Start of the clip (the clip starts at the keyframe before).")
+    end: datetime = Field(alias="to", description="End of the clip.")
+    reason: str = Field(min_length=3, max_length=2000, description="Why the clip is exported; audited.")
+    unblurred_reason: str | None = Field(None, max_length=2000,
+                                         description="Reason to export unblurred (needs view_unblurred).")
+
+
+class HoldCreate(BaseModel):
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    reason: str = Field(min_length=3, max_length=2000, description="Why this interval must be kept; audited.")
+
+
+@router.get("/cameras/{camera_id}/recordings")
+def list_recordings(camera_id: int, actor: Viewer, session: DbSession,
+                    start: Annotated[datetime | None, Query(alias="from")] = None,
+                    end: Annotated[datetime | None, Query(alias="to")] = None) -> dict[str, Any]:
+    get_camera(session, actor, camera_id)
+    return recordings(session, camera_id, start, end)
+
+
+@router.get("/cameras/{camera_id}/playback.m3u8")
+def playback_master(camera_id: int, actor: Viewer, session: DbSession, start: From, end: To) -> Response:
+    """The view start of a recorded interval (audited); the player then follows the media playlist."""
+    get_camera(session, actor, camera_id)
+    try:
+        start, end = check_interval(start, end)
+    except PlaybackError as exc:
+        raise _bad(exc) from None
+    segs = segments_between(session, camera_id, start, end)
+    if not segs:
+        raise HTTPException(404, "No recording in that interval.")
+    blurred = transform_for(actor) is not None
+    record(session, actor, "playback.view", "camera", camera_id,
+           {"from": start.isoformat(), "to": end.isoformat(), "blurred": blurred})
+    q = f"from={start.isoformat()}&to={end.isoformat()}".replace("+", "%2B")
+    body = hls.master_playlist(f"playback/media.m3u8?{q}", bandwidth=hls.bandwidth_of(segs),
+                               width=segs[-1].width, height=segs[-1].height, blurred=blurred)
+    return Response(body, media_type=hls.MIME_PLAYLIST, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/cameras/{camera_id}/playback/media.m3u8")
+def playback_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, start: From, end: To) -> Response:
+    get_camera(session, actor, camera_id)
+    segs = segments_between(session, camera_id, start, end)
+    body = hls.media_playlist(segs, live=False, target_s=recording_settings(ctx).segment_target_s)
+    return Response(body, media_type=hls.MIME_PLAYLIST, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/cameras/{camera_id}/exports", status_code=201)
+def create_export(camera_id: int, body: ExportCreate, actor: Exporter, session: DbSession, ctx: Ctx) -> dict[str, Any]:
+    """Export one MP4 of the interval (remuxed), audited with who and why; download it from ``download``."""
+    get_camera(session, actor, camera_id)
+    try:
+        outcome = run_export(ctx.db, store_for(ctx), ctx.settings.data_dir / "exports", actor, camera_id,
+                             body.start, body.end, body.reason, body.unblurred_reason)
+    except PlaybackError as exc:
+        raise _bad(exc) from None
+    result = dict(outcome.export)
+    if outcome.path is None:
+        raise HTTPException(404 if "no " in (result.get("error") or "") else 500,
+                            f"Export {result['id']} failed: {result.get('error')}")
+    result["download"] = f"/api/exports/{result['id']}/download"
+    return result
+
+
+def _export(session: DbSession, actor: Actor, export_id: int) -> Export:
+    exp = session.get(Export, export_id)
+    if exp is None:
+        raise NotFound(f"Export {export_id} not found.")
+    get_camera(session, actor, exp.camera_id)
+    return exp
+
+
+@router.get("/exports/{export_id}")
+def get_export(export_id: int, actor: Exporter, session: DbSession) -> dict[str, Any]:
+    return export_json(_export(session, actor, export_id))
+
+
+@router.get("/exports/{export_id}/download")
+def download_export(export_id: int, actor: Exporter, session: DbSession) -> FileResponse:
+    exp = _export(session, actor, export_id)
+    if exp.status != "done" or not exp.path:
+        raise HTTPException(409, f"Export {export_id} is {exp.status}.")
+    record(session, actor, "recording.export.download", "camera", exp.camera_id, {"export_id": exp.id})
+    return FileResponse(exp.path, media_type="video/mp4", filename=f"civicam-export-{exp.id}.mp4")
+
+
+@router.get("/cameras/{camera_id}/holds")
+def list_holds(camera_id: int, actor: Viewer, session: DbSession) -> list[dict[str, Any]]:
+    get_camera(session, actor, camera_id)
+    return [hold_json(h) for h in active_holds(session, camera_id)]
+
+
+@router.post("/cameras/{camera_id}/holds", status_code=201)
+def add_hold(camera_id: int, body: HoldCreate, actor: Holder, session: DbSession) -> dict[str, Any]:
+    get_camera(session, actor, camera_id)
+    try:
+        return hold_json(create_hold(session, actor, camera_id, body.start, body.end, body.reason))
+    except PlaybackError as exc:
+        raise _bad(exc) from None
+
+
+@router.delete("/holds/{hold_id}")
+def delete_hold(hold_id: int, actor: Holder, session: DbSession) -> dict[str, Any]:
+    hold = session.get(Hold, hold_id)
+    if hold is None:
+        raise NotFound(f"Hold {hold_id} not found.")
+    get_camera(session, actor, hold.camera_id)
+    try:
+        return hold_json(release_hold(session, actor, hold))
+    except PlaybackError as exc:
+        raise _bad(exc) from None
