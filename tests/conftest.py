@@ -93,7 +93,9 @@ class Api:
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
-    def user(self, username: str, role: str, site_id: int | None = None, view_unblurred: bool = False) -> dict[str, str]:
+    def user(
+        self, username: str, role: str, site_id: int | None = None, view_unblurred: bool = False
+    ) -> dict[str, str]:
         """Create a user directly and return its auth headers."""
         password = f"{username}-Passw0rd!"
         with self.ctx.db.session() as s:

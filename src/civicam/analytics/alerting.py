@@ -84,7 +84,7 @@ def payload(alert: Alert, site: Site, rule: AlertRule) -> dict[str, object]:
 
 
 def deliver(url: str, body: dict[str, object], attempts: int = 3, timeout_s: float = 5.0,
-            backoff_s: float = 0.5, wait: Callable[[float], None] | None = None) -> str | None:
+            backoff_s: float = 0.5, wait: Callable[[float], object] | None = None) -> str | None:
     """POST ``body``; retried with backoff. Returns None on success, else the last error (redacted)."""
     pause = wait or threading.Event().wait
     error = "not attempted"

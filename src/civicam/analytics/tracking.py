@@ -86,8 +86,10 @@ class FaceTracker:
     def active(self) -> int:
         return len(self._tracks)
 
-    def _similarity(self, preds: FloatArray, boxes: FloatArray) -> FloatArray:
-        # IoU, plus a centre-distance term so small fast faces at 5 fps still associate
+    def _similarity(self, preds: FloatArray, boxes: FloatArray, gates: FloatArray) -> FloatArray:
+        # IoU, plus a centre-distance term so small fast faces at 5 fps still associate: at walking
+        # speed a face moves more than its own width between analysed frames. ``gates`` is the largest
+        # distance (in face heights) per track: wide for new tracks (velocity unknown), narrower after.
         sim = _iou(preds, boxes)
         if sim.size:
             pc = (preds[:, None, :2] + preds[:, None, 2:]) / 2
@@ -96,7 +98,8 @@ class FaceTracker:
             dist = np.linalg.norm(pc - bc, axis=2) / size
             hb = boxes[None, :, 3] - boxes[None, :, 1]
             ratio = np.maximum(hb / size, size / np.maximum(hb, 1.0))
-            near = np.where((dist < 1.0) & (ratio < 1.6), self.match_iou * (1.0 - 0.5 * dist), 0.0)
+            g = gates[:, None]
+            near = np.where((dist < g) & (ratio < 1.6), self.match_iou * (1.0 - 0.5 * dist / g), 0.0)
             sim = np.maximum(sim, near.astype(np.float32))
         return sim
 
@@ -104,7 +107,8 @@ class FaceTracker:
         if not tracks or len(boxes) == 0:
             return []
         preds = np.stack([self._tracks[k].predicted(t) for k in tracks])
-        return [(tracks[i], j) for i, j in _greedy(self._similarity(preds, boxes), self.match_iou * 0.5)]
+        gates = np.array([3.0 if self._tracks[k].hits == 1 else 1.5 for k in tracks], np.float32)
+        return [(tracks[i], j) for i, j in _greedy(self._similarity(preds, boxes, gates), self.match_iou * 0.4)]
 
     def update(self, t: float, faces: Detections, results: Sequence[MaskResult]) -> list[PersonEvent]:
         """Feed one analysed frame at time ``t`` (seconds). Returns events of tracks that ended."""

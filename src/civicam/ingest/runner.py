@@ -33,3 +33,22 @@ def run_recorder(ctx: Context, logger: logging.Logger, ready: threading.Event | 
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0
+
+
+def main() -> int:
+    """``python -m civicam.ingest.runner``: settings from ``CIVICAM_*``, as ``civicam record`` does."""
+    import sys
+
+    from civicam.config.settings import get_settings
+    from civicam.context import open_context
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    ctx = open_context(get_settings())
+    try:
+        return run_recorder(ctx, logging.getLogger("civicam.recording"))
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,38 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 
 from civicam.audit.log import Actor, record
 from civicam.context import Context
 from civicam.db.base import utcnow
 from civicam.db.models import Probe
-from civicam.domain.policy import Measurement, Policy, Reason
 from civicam.registry import service
-from civicam.registry.probe import ProbeResult, probe_stream
+from civicam.registry.probe import ProbeResult, ProbeTarget, probe_many
 
 
-@dataclass(frozen=True)
-class Target:
-    """Everything one probe needs, read from the database before any network work starts."""
-
-    camera_id: int
-    url: str
-    username: str | None
-    password: str | None
-    policy: Policy
-
-
-def _targets(ctx: Context, actor: Actor, camera_ids: Sequence[int]) -> list[Target]:
-    targets: list[Target] = []
+def _targets(ctx: Context, actor: Actor, camera_ids: Sequence[int]) -> list[ProbeTarget]:
+    """Everything the probes need, read from the database before any network work starts."""
+    targets: list[ProbeTarget] = []
     with ctx.db.session() as session:
         for cid in camera_ids:
             camera = service.get_camera(session, actor, cid)
             if camera.status == "disabled":
                 raise service.RegistryError(f"Camera {cid} is disabled; enable it (set it to pending) first.")
             user, pw = service.credentials(ctx.secrets, camera)
-            targets.append(Target(cid, camera.url, user, pw, service.policy_for(session, ctx.settings.policy, camera)))
+            targets.append(ProbeTarget(camera.url, user, pw, service.policy_for(session, ctx.settings.policy, camera)))
     return targets
 
 
@@ -51,12 +38,6 @@ def _store(ctx: Context, actor: Actor, camera_id: int, result: ProbeResult) -> N
                {"verdict": result.verdict, "from": old, "reasons": [r.code for r in result.reasons]})
 
 
-def _crashed(exc: BaseException) -> ProbeResult:
-    # A probe that raised is a finding about the camera, not a reason to stop probing the others.
-    return ProbeResult(verdict="rejected", measured=Measurement(),
-                       reasons=(Reason("unreachable", f"The probe failed: {type(exc).__name__}."),))
-
-
 def probe_cameras(
     ctx: Context,
     actor: Actor,
@@ -67,21 +48,13 @@ def probe_cameras(
     """Probe ``camera_ids`` at most ``probe_concurrency`` at a time; results keyed by camera id."""
     targets = _targets(ctx, actor, camera_ids)
     s = ctx.settings
-    read_s = s.probe_seconds if seconds is None else seconds
-    results: dict[int, ProbeResult] = {}
-    with ThreadPoolExecutor(max_workers=min(s.probe_concurrency, max(1, len(targets)))) as pool:
-        futures = {
-            pool.submit(probe_stream, t.url, t.username, t.password, t.policy, read_s, s.probe_timeout_s): t
-            for t in targets
-        }
-        for fut in as_completed(futures):
-            t = futures[fut]
-            try:
-                result = fut.result()
-            except Exception as exc:  # noqa: BLE001 — see _crashed
-                result = _crashed(exc)
-            _store(ctx, actor, t.camera_id, result)
-            results[t.camera_id] = result
-            if on_result is not None:
-                on_result(t.camera_id, result)
-    return {cid: results[cid] for cid in camera_ids}
+
+    def store(index: int, result: ProbeResult) -> None:
+        # Called in this thread as each probe finishes, so database writes never race.
+        _store(ctx, actor, camera_ids[index], result)
+        if on_result is not None:
+            on_result(camera_ids[index], result)
+
+    results = probe_many(targets, s.policy, s.probe_seconds if seconds is None else seconds, s.probe_timeout_s,
+                         s.probe_concurrency, store)
+    return dict(zip(camera_ids, results, strict=True))

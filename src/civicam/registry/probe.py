@@ -67,6 +67,8 @@ class ProbeTarget:
     url: str
     username: str | None = None
     password: str | None = None
+    # A region may override the global policy; None means the batch's policy.
+    policy: Policy | None = None
 
 
 def probe_stream(
@@ -150,7 +152,7 @@ def probe_many(
     results: list[ProbeResult | None] = [None] * len(targets)
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="probe") as pool:
         futures: dict[Future[ProbeResult], int] = {
-            pool.submit(probe_stream, t.url, t.username, t.password, policy, seconds, timeout_s): i
+            pool.submit(probe_stream, t.url, t.username, t.password, t.policy or policy, seconds, timeout_s): i
             for i, t in enumerate(targets)
         }
         for future in as_completed(futures):

@@ -1,7 +1,7 @@
 """registry, users, tokens and audit
 
 Revision ID: 0001_registry
-Revises: 
+Revises:
 Create Date: 2026-11-22 04:32:17.372410
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import civicam.db.base
-
 
 revision = '0001_registry'
 down_revision = None

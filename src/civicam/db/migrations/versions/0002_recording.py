@@ -12,7 +12,6 @@ from alembic import op
 
 import civicam.db.base  # noqa: F401  (column types)
 
-
 revision = '0002_recording'
 down_revision = '0001_registry'
 branch_labels = None

@@ -12,7 +12,6 @@ from alembic import op
 
 import civicam.db.base  # noqa: F401  (column types)
 
-
 revision = '0003_analytics'
 down_revision = '0002_recording'
 branch_labels = None
