@@ -95,7 +95,8 @@ def export(
     if outcome.path is None:
         fail(f"export failed: {outcome.export.get('error')}", FAILED)
     if not json_out:
-        out.print(f"Wrote {outcome.path} ({outcome.export['bytes']} bytes, first frame {outcome.export['first_frame']})")
+        e = outcome.export
+        out.print(f"Wrote {outcome.path} ({e['bytes']} bytes, first frame {e['first_frame']})")
 
 
 def record() -> None:

@@ -12,13 +12,13 @@ class RecordingSettings(BaseModel):
 
     enabled: bool = Field(default=True, description="Record every accepted camera when the hub serves.")
     segment_target_s: float = Field(
-        default=4.0, gt=0.5, le=60, description="Target segment length; segments are cut at the first keyframe after it."
+        default=4.0, gt=0.5, le=60, description="Target segment length; cut at the first keyframe after it."
     )
     quota_bytes: int = Field(
-        default=0, ge=0, description="Disk quota for recordings in bytes; 0 means no quota, only free disk space counts."
+        default=0, ge=0, description="Disk quota for recordings in bytes; 0: no quota, only free space counts."
     )
     high_watermark: float = Field(
-        default=0.90, gt=0, le=1, description="Fraction of the quota at which the cleaner starts deleting oldest segments."
+        default=0.90, gt=0, le=1, description="Fraction of the quota at which the cleaner deletes oldest segments."
     )
     low_watermark: float = Field(
         default=0.80, gt=0, le=1, description="Fraction of the quota the cleaner deletes down to once started."
@@ -27,14 +27,16 @@ class RecordingSettings(BaseModel):
         default=512 * 1024 * 1024, ge=0, description="Free disk space kept in reserve; below it recording pauses."
     )
     default_max_age_days: float = Field(
-        default=30.0, gt=0, description="Age after which segments are deleted unless a camera/site/region rule says otherwise."
+        default=30.0, gt=0, description="Age after which segments are deleted unless a camera/site/region rule differs."
     )
     cleaner_interval_s: float = Field(default=30.0, gt=0, description="How often the retention cleaner runs.")
     refresh_interval_s: float = Field(
         default=5.0, gt=0, description="How often the service re-reads which cameras are accepted or disabled."
     )
     backoff_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay after a camera drops.")
-    backoff_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect delay (exponential backoff with jitter).")
+    backoff_max_s: float = Field(
+        default=30.0, gt=0, description="Longest reconnect delay (exponential backoff with jitter)."
+    )
     connect_timeout_s: float = Field(default=8.0, gt=0, description="Deadline to open a stream and for each read.")
     offline_after_s: float = Field(
         default=60.0, gt=0, description="A reconnecting camera is reported offline after this long without a stream."

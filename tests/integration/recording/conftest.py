@@ -14,7 +14,7 @@ from support.services import require
 
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 s of 1280x720@25 H.264 (~2 Mbit/s, keyframe every 2 s), looped by the server without transcoding."""
+    """8 s of 1280x720@25 H.264 (~2 Mbit/s, keyframe every 2 s), looped by the server."""
     require(gst_rtsp_available(), "GStreamer RTSP server (python3-gi + gir1.2-gst-rtsp-server-1.0)")
     return make_h264_file(tmp_path_factory.mktemp("clips") / "clip.h264", seconds=8)
 
@@ -23,23 +23,3 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rec_server(clip: Path) -> Iterator[RtspServer]:
     with RtspServer([file_mount("/cam1", clip), file_mount("/cam2", clip)]) as server:
         yield server
-
-
-def new_context(root: Path) -> Context:
-    root.mkdir(parents=True, exist_ok=True)
-    settings = get_settings(data_dir=root / "data", database_url=f"sqlite:///{root / 'civicam.db'}")
-    return open_context(settings, create=True)
-
-
-def add_cameras(ctx: Context, urls: list[str]) -> list[int]:
-    """Register cameras at one site and mark them accepted, as a passed probe would."""
-    with ctx.db.session() as s:
-        region = registry.add_region(s, ACTOR, f"region-{time.monotonic_ns()}")
-        site = registry.add_site(s, ACTOR, region, "site", "Contact", "contact@example.org")
-        ids = []
-        for n, url in enumerate(urls):
-            cam = registry.add_camera(s, ACTOR, ctx.secrets, site.id, f"cam{n}", url)
-            cam.status = "accepted"
-            s.flush()
-            ids.append(cam.id)
-    return ids

@@ -10,6 +10,9 @@ from typing import TypeVar
 
 from civicam.audit.log import Actor
 from civicam.config.recording import RecordingSettings
+from civicam.config.settings import get_settings
+from civicam.context import Context, open_context
+from civicam.registry import service as registry
 from support.rtsp import Mount
 
 ACTOR = Actor(name="test", source="pytest", role="admin")
@@ -26,7 +29,7 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)  # polling interval, not synchronisation: the condition above decides
+        time.sleep(every)  # the polling interval; the condition above is what synchronises
 
 
 def fast_settings(**overrides: object) -> RecordingSettings:
@@ -39,6 +42,26 @@ def fast_settings(**overrides: object) -> RecordingSettings:
 
 
 def file_mount(path: str, clip: Path) -> Mount:
+    """A mount looping a pre-encoded Annex-B file: the server packetises, never transcodes."""
     return {"path": path, "source": "file", "file": str(clip), "fps": 25, "shared": True}
 
 
+def new_context(root: Path) -> Context:
+    """A fresh hub (data directory and SQLite database) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    settings = get_settings(data_dir=root / "data", database_url=f"sqlite:///{root / 'civicam.db'}")
+    return open_context(settings, create=True)
+
+
+def add_cameras(ctx: Context, urls: list[str]) -> list[int]:
+    """Register cameras at one site and mark them accepted, as a passed probe would."""
+    with ctx.db.session() as s:
+        region = registry.add_region(s, ACTOR, f"region-{time.monotonic_ns()}")
+        site = registry.add_site(s, ACTOR, region, "site", "Contact", "contact@example.org")
+        ids = []
+        for n, url in enumerate(urls):
+            cam = registry.add_camera(s, ACTOR, ctx.secrets, site.id, f"cam{n}", url)
+            cam.status = "accepted"
+            s.flush()
+            ids.append(cam.id)
+    return ids
