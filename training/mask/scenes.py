@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from data import SEED, Image, cctv_degrade, read_bgr, split, video_frames
 
 BUCKETS = ((24, 40), (40, 80), (80, 200))
@@ -78,7 +77,7 @@ def compose(background: Image, crops: list[tuple[Image, int]], sizes: list[int],
     H, W = img.shape[:2]
     faces: list[Face] = []
     occupied: list[tuple[int, int, int, int]] = []
-    for (crop, label), size in zip(crops, sizes):
+    for (crop, label), size in zip(crops, sizes, strict=False):
         patch, alpha = _prepare_face(crop, size, rng)
         ph, pw = patch.shape[:2]
         if ph >= H or pw >= W:
@@ -108,9 +107,10 @@ def compose(background: Image, crops: list[tuple[Image, int]], sizes: list[int],
     return Scene(out, faces, kind)
 
 
-def make_scenes(n_hd: int, n_native: int, seed: int = SEED) -> list[Scene]:
+def make_scenes(n_hd: int, n_native: int, seed: int = SEED, part: str = "test") -> list[Scene]:
+    """``part`` "test" for reported figures; "val" to tune runtime settings without touching test."""
     rng = np.random.default_rng(seed + 1)
-    test = split()["test"]
+    test = split()[part]
     backgrounds = video_frames(n_hd + n_native, seed)
     scenes: list[Scene] = []
     for i, bg in enumerate(backgrounds):
@@ -170,7 +170,7 @@ def entrance_video(path: Path, n_people: int, seed: int = SEED, size_range: tupl
         crops = [(read_bgr(p), lab) for p, lab in (test[int(j)] for j in rng.integers(0, len(test), n_people))]
     bg = cv2.resize(video_frames(1, seed + n_people)[0], (width, height), interpolation=cv2.INTER_LINEAR)
     people = []
-    for k, (crop, lab) in enumerate(crops[:n_people]):
+    for k, (crop, _lab) in enumerate(crops[:n_people]):
         size = int(rng.integers(*size_range))
         h, w = crop.shape[:2]
         patch = cv2.resize(crop, (max(8, round(w * size / h)), size), interpolation=cv2.INTER_AREA)

@@ -136,8 +136,8 @@ def counting_report(videos: int) -> None:
 def detectors_report(preds_dir: Path, scenes_dir: Path) -> None:
     labels = json.loads((scenes_dir / "labels.json").read_text())
     print("| detector | ms / 1280x720 frame (1 thread) | " + " | ".join(f"AP50 {n} [iou/hit]" for n, _ in RANGES)
-          + " | recall all [hit] |")
-    print("|---|---|" + "---|" * (len(RANGES) + 1))
+          + " | recall all [hit] | recall masked / unmasked [hit] |")
+    print("|---|---|" + "---|" * (len(RANGES) + 2))
     for f in sorted(preds_dir.glob("*.json")):
         d = json.loads(f.read_text())
         cells = []
@@ -157,7 +157,16 @@ def detectors_report(preds_dir: Path, scenes_dir: Path) -> None:
                 if rng is None and crit == "hit":
                     rec_all = rec
             cells.append(" / ".join(vals))
-        print(f"| {d['backend']} | {d['ms_per_1280x720']:.0f} | " + " | ".join(cells) + f" | {rec_all:.3f} |")
+        by_class = []
+        for c in (0, 1):
+            per = []
+            for item in labels:
+                p = np.array(d["preds"][item["file"]], float).reshape(-1, 5)
+                g = np.array([x["box"] for x in item["faces"]], float).reshape(-1, 4)
+                per.append((p[:, :4], p[:, 4], g, np.array([x["label"] == c for x in item["faces"]], bool)))
+            by_class.append(average_precision(per, 0.5, None, "hit")[1])
+        print(f"| {d['backend']} | {d['ms_per_1280x720']:.0f} | " + " | ".join(cells)
+              + f" | {rec_all:.3f} | {by_class[0]:.3f} / {by_class[1]:.3f} |")
     print()
 
 

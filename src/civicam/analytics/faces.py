@@ -59,7 +59,7 @@ class YuNetDetector:
         img = frame if s == 1.0 else cv2.resize(frame, (round(w * s), round(h * s)),
                                                 interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
         raw = np.asarray(self._detect(np.ascontiguousarray(img)), np.float32)
-        raw = raw.reshape(len(raw), -1) if raw.ndim == 2 else raw.reshape(0, 16)
+        raw = raw if raw.ndim == 2 and raw.shape[0] else np.zeros((0, 16), np.float32)
         raw = raw[raw[:, 0] >= self.min_score * 100]
         boxes = raw[:, 1:5].copy()
         boxes[:, 2:] += boxes[:, :2]

@@ -82,13 +82,13 @@ class MaskClassifier:
         results: list[MaskResult | None] = [None] * len(faces)
         crops: list[Frame] = []
         where: list[int] = []
-        for i, (box, height) in enumerate(zip(faces.boxes, faces.heights)):
+        for i, (box, height) in enumerate(zip(faces.boxes, faces.heights, strict=False)):
             c = self.crop(frame, box) if height >= self.min_face_px else None
             if c is None:
                 results[i] = MaskResult(UNKNOWN, 0.0, (0.0, 0.0))
             else:
                 crops.append(c)
                 where.append(i)
-        for i, p in zip(where, self.predict_crops(crops)):
+        for i, p in zip(where, self.predict_crops(crops), strict=False):
             results[i] = self.decide(p, float(faces.heights[i]))
         return [r for r in results if r is not None]

@@ -70,7 +70,7 @@ class FrameAnalyzer:
     def analyze(self, frame: Frame) -> list[FaceResult]:
         faces, results = self.analyze_raw(frame)
         return [FaceResult((float(b[0]), float(b[1]), float(b[2]), float(b[3])), r.label, float(s), r.confidence)
-                for b, s, r in zip(faces.boxes, faces.scores, results) if s >= self.report_score]
+                for b, s, r in zip(faces.boxes, faces.scores, results, strict=False) if s >= self.report_score]
 
 
 @dataclass(frozen=True)

@@ -57,4 +57,9 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    # --- web dashboard (civicam.web): pages at /, static files at /static, CSRF check for cookie sessions ---
+    from civicam.web.routes import install as install_web
+
+    install_web(app)
+    # --- end web dashboard ---
     return app

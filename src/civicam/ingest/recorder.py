@@ -129,8 +129,9 @@ def record_session(
             dts = packet.dts
             if dts is None:
                 continue  # the demuxer's end-of-stream flush packet
+            key = packet.is_keyframe
             if origin is None:
-                if not packet.is_keyframe:
+                if not key:
                     continue
                 origin = dts
                 anchor = clock()
@@ -138,7 +139,7 @@ def record_session(
             if ticks < last_ticks:
                 ticks = last_ticks  # a non-monotonic DTS from the camera must not break the muxer
             last_ticks = ticks
-            if packet.is_keyframe:
+            if key:
                 if stop.is_set():
                     break  # stop on a keyframe so the last segment ends cleanly
                 if writer is not None and ticks - seg_start_ticks >= target_ticks:

@@ -65,6 +65,9 @@ class RecordingService:
 
     def start(self) -> None:
         """Repair the store, then start recording; returns without blocking."""
+        if not self.settings.enabled:
+            self._log.info("recording is disabled (recording.enabled = false)")
+            return
         self.reconcile_report = reconcile(self.ctx.db, self.store, self._log)
         self.indexer.start()
         self.refresh()
@@ -77,6 +80,8 @@ class RecordingService:
         """Stop every camera (each finishes its current segment), then the cleaner and the index writer."""
         self._stop.set()
         self._wake_cleaner.set()
+        if not self.settings.enabled:
+            return
         with self._lock:
             sups = list(self._supervisors.values())
             self._supervisors.clear()

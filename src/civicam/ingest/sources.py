@@ -29,15 +29,18 @@ def open_source(spec: SourceSpec) -> InputContainer:
     """Open the stream; errors carry a redacted message (no credentials)."""
     options: dict[str, str] = {}
     url = spec.url
+    timeout: tuple[float, float] | None = (spec.timeout_s, spec.timeout_s)
     if url.startswith(("rtsp://", "rtsps://")):
-        # timeout is the socket I/O deadline in microseconds; a dead camera must not hang its thread.
-        options.update({"rtsp_transport": spec.rtsp_transport, "timeout": str(int(spec.timeout_s * 1e6)),
-                        "buffer_size": str(1 << 20)})
+        # The RTSP demuxer's own socket deadline (microseconds) guards against a dead camera. PyAV's
+        # ``timeout`` is not used here: its interrupt callback takes the GIL on every socket wait, which
+        # with hundreds of camera threads turned into tens of thousands of futex calls per second.
+        options.update({"rtsp_transport": spec.rtsp_transport, "timeout": str(int(spec.timeout_s * 1e6))})
+        timeout = None
     elif url.startswith("file://"):
         url = url[len("file://"):]
     full = with_credentials(url, spec.username, spec.password) if "://" in url else url
     try:
-        container = av.open(full, options=options, timeout=(spec.timeout_s, spec.timeout_s))
+        container = av.open(full, options=options, timeout=timeout)
     except av.FFmpegError as exc:
         raise SourceError(redact(str(exc)).replace(full, redact(full))) from None
     if not container.streams.video:

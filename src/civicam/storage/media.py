@@ -10,7 +10,13 @@ from fractions import Fraction
 import av
 
 # Fragmented MP4: the fragments carry their own decode times, and the timeline is kept as written.
-FMP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof+frag_discont", "avoid_negative_ts": "disabled"}
+FMP4_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof+frag_discont",
+    "avoid_negative_ts": "disabled",
+    # Push each finished fragment to the file at once; otherwise its tail waits in the I/O buffer and a
+    # crash loses two GOPs instead of one. Fragments are written whole, so this is one write per GOP.
+    "flush_packets": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -72,38 +78,49 @@ def probe(path: str) -> SegmentProbe:
                             ctx.height or 0, init_length(path), float(first * tb))
 
 
-def repair(src: str, dst: str) -> SegmentProbe | None:
-    """Remux the complete fragments of a torn partial ``src`` into ``dst``; None if nothing usable remains.
+def complete_length(path: str) -> int:
+    """Bytes up to the end of the last complete top-level box: where a torn fMP4 must be cut."""
+    offset = good = 0
+    size_total = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        while offset + 8 <= size_total:
+            fh.seek(offset)
+            head = fh.read(16)
+            size, kind = struct.unpack(">I4s", head[:8])
+            if size == 1 and len(head) >= 16:
+                size = struct.unpack(">Q", head[8:16])[0]
+            if size < 8 or offset + size > size_total:
+                break
+            offset += size
+            # A moof alone is useless: the cut point is after a complete mdat, or after the moov header.
+            if kind in (b"mdat", b"moov"):
+                good = offset
+    return good
 
-    A crash can cut the last fragment anywhere, so packets reaching past the end of the file are dropped,
-    and the output must start on a keyframe to be decodable on its own.
+
+def repair(src: str, dst: str) -> SegmentProbe | None:
+    """Keep the complete fragments of a torn partial ``src`` in ``dst``; None if nothing usable remains.
+
+    The recorder writes ftyp+moov and then one moof+mdat per GOP, each fragment starting on a keyframe,
+    so cutting the file after its last complete mdat yields a valid, fully decodable segment: a crash
+    loses at most the GOP being written. The demuxer cannot be trusted for this, as it hands out the
+    torn last sample truncated rather than refusing it.
     """
-    size = os.path.getsize(src)
-    wrote = 0
     try:
-        with av.open(src) as inp:
-            if not inp.streams.video:
-                return None
-            stream = inp.streams.video[0]
-            with av.open(dst, "w", format="mp4", options=FMP4_OPTIONS) as out:
-                ost = out.add_stream_from_template(stream)
-                try:
-                    for packet in inp.demux(stream):
-                        if packet.dts is None:
-                            continue
-                        if packet.pos is not None and packet.pos >= 0 and packet.pos + packet.size > size:
-                            break
-                        if wrote == 0 and not packet.is_keyframe:
-                            continue
-                        packet.stream = ost
-                        out.mux(packet)
-                        wrote += 1
-                except (av.FFmpegError, EOFError):
-                    pass  # the torn tail; everything before it is kept
-    except (av.FFmpegError, ValueError, OSError):
-        wrote = 0
-    if wrote == 0:
+        keep = complete_length(src)
+        if keep <= init_length(src) or init_length(src) == 0:
+            return None
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            left = keep
+            while left > 0:
+                chunk = fin.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                fout.write(chunk)
+                left -= len(chunk)
+        info = probe(dst)
+    except (av.FFmpegError, ValueError, OSError, struct.error):
         if os.path.exists(dst):
             os.unlink(dst)
         return None
-    return probe(dst)
+    return info

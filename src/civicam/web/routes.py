@@ -109,12 +109,12 @@ def features() -> dict[str, bool]:
     return _FEATURES
 
 
-def render(request: Request, name: str, actor: Actor | None, token: str | None, status: int = 200,
+def render(request: Request, name: str, actor: Actor | None, token: str | None, status_code: int = 200,
            **context: Any) -> HTMLResponse:
     perms = {p.value: allows(actor.role, p) for p in Perm} if actor else {}
     base = {"actor": actor, "perms": perms, "csrf": csrf_token(token) if token else "",
             "features": features(), "version": __version__, "path": request.url.path}
-    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
 
 def page_url(request: Request, **changes: Any) -> str:
@@ -148,6 +148,15 @@ def _recording_health(request: Request) -> dict[int, dict[str, Any]]:
     return {}
 
 
+def _opt_int(value: str, what: str) -> int | None:
+    """An optional id from a GET form, where "" means "any"."""
+    if not value:
+        return None
+    if not value.isdigit():
+        raise PageError(400, "Bad filter", f"'{value}' is not a {what} number.")
+    return int(value)
+
+
 def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
@@ -167,7 +176,7 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
                  next: str = Form("/")) -> Response:
     # Login CSRF: a sign-in form posted from another origin is refused (the browser sends Origin on POST).
     if not same_origin(request.headers.get("origin"), request.headers.get("host"), request.url.scheme):
-        return render(request, "login.html", None, None, status=403, next="/", username="",
+        return render(request, "login.html", None, None, status_code=403, next="/", username="",
                       error="Sign-in from another site was refused.")
     ctx = _ctx(request)
     source = client_address(request)
@@ -179,7 +188,7 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
             s.commit()
             msg = "Enter your username and password." if not (username and password) else \
                 "Wrong username or password."
-            return render(request, "login.html", None, None, status=401, next=_safe_next(next), error=msg,
+            return render(request, "login.html", None, None, status_code=401, next=_safe_next(next), error=msg,
                           username=username)
         token = issue_token(s, user, ctx.settings.token_ttl_s)
         record(s, Actor(name=user.username, source=source, role=user.role), "auth.login", "user", user.id,
@@ -219,9 +228,10 @@ def _status_counts() -> list[Any]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, q: str = Query("", max_length=200), region_id: int | None = None,
+def overview(request: Request, q: str = Query("", max_length=200), region: str = Query("", alias="region_id"),
              status: str = "", page: int = Query(1, ge=1), spage: int = Query(1, ge=1)) -> HTMLResponse:
     actor, _, token = _session_actor(request)
+    region_id = _opt_int(region, "region")
     _need(actor, Perm.registry_read)
     if status and status not in service.CAMERA_STATUSES:
         raise PageError(400, "Bad filter", f"Unknown status '{status}'.")
@@ -285,8 +295,10 @@ def overview(request: Request, q: str = Query("", max_length=200), region_id: in
 
 
 @router.get("/wall", response_class=HTMLResponse)
-def wall(request: Request, n: int = 4, page: int = Query(1, ge=1), site_id: int | None = None) -> HTMLResponse:
+def wall(request: Request, n: int = 4, page: int = Query(1, ge=1), site: str = Query("", alias="site_id")) \
+        -> HTMLResponse:
     actor, _, token = _session_actor(request)
+    site_id = _opt_int(site, "site")
     _need(actor, Perm.video_view)
     n = n if n in WALL_SIZES else 4
     with _ctx(request).db.session() as s:
@@ -299,7 +311,7 @@ def wall(request: Request, n: int = 4, page: int = Query(1, ge=1), site_id: int 
         sites = service.list_sites(s, actor)
         site_opts = [{"id": x.id, "name": x.name} for x in sites]
     cols = {1: 1, 4: 2, 9: 3, 16: 4}[n]
-    return render(request, "wall.html", actor, token, tiles=tiles, n=n, cols=cols, pager=pager, sizes=WALL_SIZES,
+    return render(request, "wall.html", actor, token, tiles=tiles, n=n, cols=cols, pg=pager, sizes=WALL_SIZES,
                   site_id=site_id, sites=site_opts)
 
 
@@ -348,7 +360,7 @@ def site_page(request: Request, site_id: int, page: int = Query(1, ge=1)) -> HTM
                 "contact_email": site.contact_email, "contact_phone": site.contact_phone}
         cam_rows = [{"id": c.id, "name": c.name, "status": c.status, "health": health.get(c.id, {}).get("state")}
                     for c in cams]
-    return render(request, "site.html", actor, token, site=info, cameras=cam_rows, pager=pager)
+    return render(request, "site.html", actor, token, site=info, cameras=cam_rows, pg=pager)
 
 
 # Onboarding wizard and its probe jobs ----------------------------------------------------------------------
@@ -416,22 +428,23 @@ async def start_probe(request: Request) -> JSONResponse:
         _JOBS[job_id] = job
 
     def work() -> None:
+        state = "done"
         try:
             result = probe_cameras(ctx, actor, [camera_id])[camera_id].to_dict()
             result["reasons"] = [{**r, **advice_for(r.get("code", ""))} for r in result.get("reasons", [])]
             job["result"] = result
-            job["state"] = "done"
         except Exception as exc:  # noqa: BLE001 — shown to the user as the probe's failure
-            job["error"] = str(exc) or type(exc).__name__
-            job["state"] = "failed"
+            job["error"] = redact(str(exc)) or type(exc).__name__
+            state = "failed"
         job["elapsed"] = time.monotonic() - job["started"]
+        job["state"] = state  # last: pollers see a finished job only once it is complete
 
     threading.Thread(target=work, name=f"web-probe-{camera_id}", daemon=True).start()
     return JSONResponse(_job_public(job), status_code=202)
 
 
 def _job_public(job: dict[str, Any]) -> dict[str, Any]:
-    elapsed = job.get("elapsed") if job["state"] != "running" else time.monotonic() - job["started"]
+    elapsed = float(job.get("elapsed") or 0.0) if job["state"] != "running" else time.monotonic() - job["started"]
     return {"id": job["id"], "camera_id": job["camera_id"], "state": job["state"], "elapsed_s": round(elapsed, 1),
             "expected_s": job["seconds"], "timeout_s": job["timeout_s"], "result": job["result"],
             "error": job["error"]}
@@ -489,7 +502,7 @@ def audit(request: Request, q: str = Query("", max_length=200), action: str = Qu
         count, problems = verify_log(s)
         actions = sorted(s.execute(select(AuditEvent.action).distinct()).scalars())
     verification = {"ok": not problems, "entries": count, "problems": [p.message for p in problems[:20]]}
-    return render(request, "audit.html", actor, token, events=rows, pager=pager, q=q, action=action, since=since,
+    return render(request, "audit.html", actor, token, events=rows, pg=pager, q=q, action=action, since=since,
                   until=until, verification=verification, actions=actions)
 
 
@@ -567,5 +580,5 @@ def _error_page(request: Request, status: int, title: str, message: str) -> HTML
         actor, _, token = _session_actor(request)
     except LoginRequired:
         actor, token = None, None
-    return render(request, "error.html", actor, token, status=status, title=title, message=message, code=status)
+    return render(request, "error.html", actor, token, status_code=status, title=title, message=message, code=status)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import av
 import pytest
-from recording_helpers import LOG, ACTOR, add_cameras, fast_settings, file_mount, new_context, wait_for
+from recording_helpers import ACTOR, LOG, add_cameras, fast_settings, file_mount, new_context, wait_for
 from sqlalchemy import select
 
 from civicam.context import Context

@@ -1,0 +1,228 @@
+"""Recording benchmark: civicam (one process, many cameras) vs one ``ffmpeg -c copy -f segment`` per camera.
+
+N real RTSP streams (1280x720@25 H.264, ~2 Mbit/s) are served without transcoding by the GStreamer RTSP
+test server looping a pre-encoded file. For each N both recorders run for the same window; we report CPU
+seconds per stream-minute, RSS and PSS per stream, the ratios, the server's own CPU, and whether civicam
+recorded every stream without a gap. Usage::
+
+    python bench/recording.py --n 10,50 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.rtsp import RtspServer, make_h264_file  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of one process (threads included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) in KiB; PSS splits shared libraries fairly between the processes that map them."""
+    rss = pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    except (FileNotFoundError, PermissionError):
+        pass
+    return rss, pss
+
+
+@dataclass
+class Result:
+    who: str
+    n: int
+    seconds: float
+    cpu_s: float
+    cpu_per_stream_min: float
+    rss_mib_per_stream: float
+    pss_mib_per_stream: float
+    server_cpu_s: float
+    gaps: int | None = None
+    reconnects: int | None = None
+    recorded_s_min: float | None = None
+
+
+def wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def measure(pids: list[int], server_pid: int, seconds: float) -> tuple[float, float, int, int]:
+    """CPU of ``pids`` and of the server over a window; memory sampled at its end."""
+    c0 = sum(cpu_seconds(p) for p in pids)
+    s0 = cpu_seconds(server_pid)
+    t0 = time.monotonic()
+    time.sleep(seconds)  # the measurement window itself
+    elapsed = time.monotonic() - t0
+    cpu = sum(cpu_seconds(p) for p in pids) - c0
+    server = cpu_seconds(server_pid) - s0
+    mem = [memory_kib(p) for p in pids]
+    return cpu / elapsed * seconds, server, sum(m[0] for m in mem), sum(m[1] for m in mem)
+
+
+def server_pid(server: RtspServer) -> int:
+    proc = server._proc  # noqa: SLF001  the controller does not expose it; the benchmark only reads /proc
+    assert proc is not None
+    return proc.pid
+
+
+def run_ffmpeg(server: RtspServer, n: int, seconds: float, work: Path) -> Result:
+    procs = []
+    for i in range(n):
+        out = work / f"ff{i}"
+        out.mkdir(parents=True)
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", server.url(f"/cam{i}"),
+             "-c", "copy", "-f", "segment", "-segment_time", "4", "-reset_timestamps", "1",
+             str(out / "seg%05d.mp4")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        wait(lambda: all(any((work / f"ff{i}").iterdir()) for i in range(n)), 60 + n * 0.5, "ffmpeg outputs")
+        cpu, srv, rss, pss = measure([p.pid for p in procs], server_pid(server), seconds)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    return Result("ffmpeg", n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv)
+
+
+def run_civicam(server: RtspServer, n: int, seconds: float, work: Path) -> Result:
+    data = work / "hub"
+    db_url = f"sqlite:///{work / 'civicam.db'}"
+    env = {**os.environ, "CIVICAM_DATA_DIR": str(data), "CIVICAM_DATABASE_URL": db_url}
+    setup = (
+        "import sys\n"
+        "from civicam.audit.log import Actor\nfrom civicam.config.settings import get_settings\n"
+        "from civicam.context import open_context\nfrom civicam.registry import service as r\n"
+        "ctx = open_context(get_settings(), create=True)\na = Actor('bench', 'bench')\n"
+        "with ctx.db.session() as s:\n"
+        "    reg = r.add_region(s, a, 'bench'); site = r.add_site(s, a, reg, 'bench', 'b', 'b@example.org')\n"
+        "    for i, url in enumerate(sys.argv[1:]):\n"
+        "        r.add_camera(s, a, ctx.secrets, site.id, f'cam{i}', url).status = 'accepted'\n"
+    )
+    subprocess.run([sys.executable, "-c", setup, *[server.url(f"/cam{i}") for i in range(n)]], env=env, check=True)
+    log = open(work / "civicam.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "civicam.ingest.runner"], env=env, stdout=log, stderr=log)
+    db = sqlite3.connect(work / "civicam.db", timeout=30)
+    try:
+        def all_recording() -> bool:
+            row = db.execute("select count(distinct camera_id) from recording_segments").fetchone()
+            return bool(row and row[0] >= n)
+
+        wait(all_recording, 60 + n * 0.5, "civicam segments on every camera")
+        t_start = time.time()
+        cpu, srv, rss, pss = measure([proc.pid], server_pid(server), seconds)
+        t_end = time.time()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    gaps = db.execute("select count(*) from recording_gaps").fetchone()[0]
+    # Recorded span per camera inside the window: every camera must cover it without holes.
+    spans = db.execute(
+        "select camera_id, sum((julianday(min(\"end\", ?)) - julianday(max(start, ?))) * 86400) "
+        "from recording_segments where \"end\" > ? and start < ? group by camera_id",
+        [_iso(t_end), _iso(t_start), _iso(t_start), _iso(t_end)]).fetchall()
+    db.close()
+    recorded = min((s for _c, s in spans), default=0.0) if len(spans) == n else 0.0
+    reconnects = _log_count(work / "civicam.log", "reconnecting in")
+    return Result("civicam", n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv,
+                  gaps=gaps, reconnects=reconnects, recorded_s_min=round(recorded, 2))
+
+
+def _iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _log_count(path: Path, needle: str) -> int:
+    return sum(1 for line in path.read_text(errors="replace").splitlines() if needle in line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", default="10", help="comma-separated stream counts")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measurement window per run")
+    parser.add_argument("--only", choices=["civicam", "ffmpeg"], default=None)
+    parser.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="civicam-bench-"))
+    try:
+        clip = make_h264_file(root / "clip.h264", seconds=10, bitrate_kbps=2000)
+        for n in [int(x) for x in args.n.split(",")]:
+            mounts = [{"path": f"/cam{i}", "source": "file", "file": str(clip), "fps": 25, "shared": True}
+                      for i in range(n)]
+            results: dict[str, Result] = {}
+            for who in ("civicam", "ffmpeg"):
+                if args.only and who != args.only:
+                    continue
+                work = root / f"{who}-{n}"
+                work.mkdir()
+                # A fresh server per run so one recorder's sessions never load the other's measurement.
+                with RtspServer(mounts) as server:
+                    fn = run_civicam if who == "civicam" else run_ffmpeg
+                    results[who] = fn(server, n, args.seconds, work)
+                shutil.rmtree(work, ignore_errors=True)
+                r = results[who]
+                print(json.dumps(asdict(r)), flush=True)
+                if args.json:
+                    with open(args.json, "a") as fh:
+                        fh.write(json.dumps(asdict(r)) + "\n")
+            if len(results) == 2:
+                c, f = results["civicam"], results["ffmpeg"]
+                print(f"N={n}: CPU/stream-min civicam {c.cpu_per_stream_min:.3f}s "
+                      f"vs ffmpeg {f.cpu_per_stream_min:.3f}s "
+                      f"ratio {c.cpu_per_stream_min / max(f.cpu_per_stream_min, 1e-9):.2f}x; "
+                      f"RSS/stream {c.rss_mib_per_stream:.1f} vs {f.rss_mib_per_stream:.1f} MiB "
+                      f"ratio {c.rss_mib_per_stream / max(f.rss_mib_per_stream, 1e-9):.2f}x; "
+                      f"PSS/stream {c.pss_mib_per_stream:.1f} vs {f.pss_mib_per_stream:.1f} MiB "
+                      f"ratio {c.pss_mib_per_stream / max(f.pss_mib_per_stream, 1e-9):.2f}x; "
+                      f"server CPU {c.server_cpu_s:.1f}s / {f.server_cpu_s:.1f}s; "
+                      f"civicam gaps {c.gaps}, reconnects {c.reconnects}, min recorded {c.recorded_s_min}s "
+                      f"of {args.seconds:.0f}s", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from civicam.analytics.blur import blur_faces
+from civicam.analytics.faces import FaceDetector
+
+
+def _scene(background: np.ndarray, test_split: list[tuple[Path, int]]) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    from data import read_bgr
+    from scenes import compose
+
+    rng = np.random.default_rng(5)
+    crops = [(read_bgr(test_split[i][0]), test_split[i][1]) for i in (1, 300, 500)]
+    s = compose(background, crops, [120, 150, 100], rng, "hd")
+    return s.image, [f.box for f in s.faces]
+
+
+def _found(detector: FaceDetector, img: np.ndarray, boxes: list[tuple[int, ...]]) -> int:
+    d = detector.detect(img)
+    d = d.select(d.scores >= 0.5)
+    hits = 0
+    for x1, y1, x2, y2 in boxes:
+        cx, cy = (d.boxes[:, 0] + d.boxes[:, 2]) / 2, (d.boxes[:, 1] + d.boxes[:, 3]) / 2
+        hits += int(np.any((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)))
+    return hits
+
+
+def test_detector_finds_faces_in_composed_scene(detector: FaceDetector, background: np.ndarray,
+                                                test_split: list[tuple[Path, int]]) -> None:
+    img, boxes = _scene(background, test_split)
+    assert _found(detector, img, boxes) >= 2
+
+
+def test_blur_makes_faces_undetectable(detector: FaceDetector, background: np.ndarray,
+                                       test_split: list[tuple[Path, int]]) -> None:
+    img, boxes = _scene(background, test_split)
+    faces = detector.detect(img)
+    assert _found(detector, img, boxes) >= 1
+    blurred = blur_faces(img, faces)
+    assert blurred.shape == img.shape and not np.shares_memory(blurred, img)
+    assert _found(detector, blurred, boxes) == 0
+    after = detector.detect(blurred)
+    assert len(after.select(after.scores >= 0.3)) <= len(faces.select(faces.scores >= 0.3)) - 1
