@@ -84,6 +84,15 @@ def main() -> None:
     t_blur_enc = (time.process_time() - t0) / len(sample)
     buf.unlink(missing_ok=True)
 
+    # the speed setting measured in docs/analytics-validation.md: frame down-scaled to 960 / 640 px
+    t_small: dict[int, float] = {}
+    for side in (960, 640):
+        d_small = create_detector("yunet", {"min_score": 0.3, "max_side": side})
+        t0 = time.process_time()
+        for f in sample:
+            d_small.detect(f)
+        t_small[side] = (time.process_time() - t0) / len(sample)
+
     per_analysed = t_detect + t_classify
     # one camera at 25 fps decoded fully (P-frames need their references), 5 of them analysed per second
     core_s_per_camera = 25 * t_decode + 5 * per_analysed
@@ -102,14 +111,20 @@ def main() -> None:
         f"{t_classify / t_decode:.2f} |",
         f"| decode + detect + classify | {1000 * (t_decode + per_analysed):.1f} | "
         f"{1 / (t_decode + per_analysed):.1f} | {(t_decode + per_analysed) / t_decode:.1f} |",
+        *[f"| detect, YuNet max_side={side} | {1000 * ts:.1f} | {1 / ts:.1f} | {ts / t_decode:.1f} |"
+          for side, ts in t_small.items()],
         f"| blur + encode (x264 veryfast) | {1000 * t_blur_enc:.1f} | {1 / t_blur_enc:.1f} | "
         f"{t_blur_enc / t_decode:.1f} |",
         "",
         f"- Cameras (1280x720@25, decoded fully, analysed at 5 fps) one core sustains: **{cams:.2f}** "
-        f"({1000 * core_s_per_camera:.0f} ms of core time per camera-second).",
+        f"({1000 * core_s_per_camera:.0f} ms of core time per camera-second); with max_side=960: "
+        f"{1 / (25 * t_decode + 5 * (t_small[960] + t_classify)):.2f}, max_side=640: "
+        f"{1 / (25 * t_decode + 5 * (t_small[640] + t_classify)):.2f}.",
         f"- Blurring a watched 1280x720@25 stream (decode + detect + blur + encode every frame) needs "
         f"**{blur_stream:.1f} cores** per stream; detecting at 5 fps and re-using boxes for the frames in "
-        f"between would need {25 * (t_decode + t_blur_enc) + 5 * t_detect:.1f}.",
+        f"between would need {25 * (t_decode + t_blur_enc) + 5 * t_detect:.1f} (those boxes must then be padded "
+        "for motion, or a face can slip out of its blur between detections).",
+        "- Reproduce: `nice .venv/bin/python bench/analytics.py --append docs/benchmarks.md`.",
     ]
     text = "\n".join(lines)
     print(text)

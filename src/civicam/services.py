@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from civicam.analytics.alerting import AlertService
+from civicam.analytics.service import AnalyticsService
 from civicam.context import Context
+from civicam.ingest.service import RecordingService
 
 
 class Service(Protocol):
@@ -15,12 +18,9 @@ class Service(Protocol):
 
 
 def background_services(ctx: Context) -> list[Service]:
-    """Recording first (it must never wait on analytics), then analytics."""
-    services: list[Service] = []
-    try:
-        from civicam.ingest.service import RecordingService
-    except ModuleNotFoundError:
-        pass
-    else:
-        services.append(RecordingService(ctx, logging.getLogger("civicam.recording")))
-    return services
+    """Recording first (it never waits on anything else), then analytics of what it wrote, then alerts."""
+    return [
+        RecordingService(ctx, logging.getLogger("civicam.recording")),
+        AnalyticsService(ctx, logging.getLogger("civicam.analytics")),
+        AlertService(ctx, logging.getLogger("civicam.alerts"), interval_s=ctx.settings.alert_interval_s),
+    ]

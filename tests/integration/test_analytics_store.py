@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from civicam.analytics.aggregation import PersonEvent, add_events
+from civicam.analytics.aggregation import CameraEvent, add_events
 from civicam.analytics.alerting import AlertService
 from civicam.context import Context
 from civicam.registry import service
@@ -31,9 +31,9 @@ def _registry(ctx: Context) -> dict[str, int]:
     return ids
 
 
-def _people(camera: int, start: datetime, masked: int, unmasked: int, unknown: int = 0) -> list[PersonEvent]:
+def _people(camera: int, start: datetime, masked: int, unmasked: int, unknown: int = 0) -> list[CameraEvent]:
     labels = ["mask"] * masked + ["no_mask"] * unmasked + ["unknown"] * unknown
-    return [PersonEvent(camera, start + timedelta(seconds=20 * i), lab, 0.9) for i, lab in enumerate(labels)]
+    return [CameraEvent(camera, start + timedelta(seconds=20 * i), lab, 0.9) for i, lab in enumerate(labels)]
 
 
 def test_aggregates_per_camera_site_and_region(api: Api) -> None:

@@ -20,7 +20,7 @@ Scope = Literal["camera", "site", "region"]
 
 
 @dataclass(frozen=True)
-class PersonEvent:
+class CameraEvent:
     """One person entering, as the pipeline emits it: which camera, when, and the voted mask label."""
 
     camera_id: int
@@ -29,7 +29,7 @@ class PersonEvent:
     confidence: float
 
 
-def add_events(session: Session, events: Iterable[PersonEvent]) -> int:
+def add_events(session: Session, events: Iterable[CameraEvent]) -> int:
     """Fold events into their 15-minute rows with one upsert per (camera, bucket); returns events stored."""
     sums: dict[tuple[int, datetime], Counts] = defaultdict(Counts)
     n = 0

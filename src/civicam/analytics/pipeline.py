@@ -13,6 +13,7 @@ import numpy.typing as npt
 from civicam.analytics.detections import Detections
 from civicam.analytics.faces import FaceDetector, create_detector
 from civicam.analytics.mask import UNKNOWN, MaskClassifier, MaskResult
+from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.analytics.tracking import FaceTracker, PersonEvent
 
 Frame = npt.NDArray[np.uint8]
@@ -79,6 +80,7 @@ class VideoReport:
     totals: Totals
     frames_analyzed: int
     duration_s: float
+    suitability: Suitability  # from the heights of confidently detected faces (numbers only)
 
 
 def sample_frames(source: str | Path, fps: float) -> Iterator[tuple[float, Frame]]:
@@ -105,9 +107,11 @@ class VideoAnalyzer:
         self.frame_analyzer = frame_analyzer if frame_analyzer is not None else FrameAnalyzer()
         self.fps = fps
         self.tracker = tracker if tracker is not None else FaceTracker()
+        self.suitability = SuitabilityWindow()
 
     def feed(self, t: float, frame: Frame) -> list[PersonEvent]:
         faces, results = self.frame_analyzer.analyze_raw(frame)
+        self.suitability.add(faces.heights[faces.scores >= self.tracker.high_score].tolist())
         return self.tracker.update(t, faces, results)
 
     def analyze(self, source: str | Path) -> VideoReport:
@@ -117,4 +121,4 @@ class VideoAnalyzer:
             events += self.feed(t, frame)
             n, last_t = n + 1, t
         events += self.tracker.flush()
-        return VideoReport(events, Totals.of(events), n, last_t)
+        return VideoReport(events, Totals.of(events), n, last_t, self.suitability.verdict())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,14 +10,13 @@ from fastapi import APIRouter, FastAPI
 
 from civicam import __version__
 from civicam.api import errors
-from civicam.api.routers import audit, auth, cameras, regions, sites, users
+from civicam.api.routers import analytics, audit, auth, cameras, live, recordings, regions, sites, users
 from civicam.context import Context
 from civicam.services import background_services
 
 log = logging.getLogger(__name__)
 
-# Routers of feature areas that may not be present in every build; each is optional and mounted if found.
-OPTIONAL_ROUTERS = ("recordings", "live", "analytics")
+ROUTERS = (auth, regions, sites, cameras, users, audit, recordings, live, analytics)
 
 
 def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
@@ -41,15 +39,7 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     api = APIRouter(prefix="/api")
-    for module in (auth, regions, sites, cameras, users, audit):
-        api.include_router(module.router)
-    for name in OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(f"civicam.api.routers.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"civicam.api.routers.{name}":
-                raise
-            continue
+    for module in ROUTERS:
         api.include_router(module.router)
     app.include_router(api)
 

@@ -13,6 +13,8 @@ from civicam.auth.passwords import generate_password, hash_password
 from civicam.auth.users import UserError, create_user
 from civicam.bootstrap import initialise
 from civicam.cli.common import FAILED, context, fail, local_actor, out, print_json, settings
+from civicam.cli.analyze import app as analyze_app
+from civicam.cli.recordings import export, hold_app, record, recordings_app
 from civicam.cli.registry import camera_app, region_app, site_app
 from civicam.db.models import User
 
@@ -25,6 +27,11 @@ user_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
+app.add_typer(recordings_app, name="recordings")
+app.add_typer(hold_app, name="hold")
+app.add_typer(analyze_app, name="analyze")
+app.command("export")(export)
+app.command("record")(record)
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from civicam.config.analytics import AnalyticsSettings
+from civicam.config.recording import RecordingSettings
 from civicam.domain.policy import Policy
 
 
@@ -32,6 +34,12 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(8.0, gt=0, le=120, description="Deadline for each network step of a probe.")
     probe_concurrency: int = Field(16, ge=1, le=512, description="Cameras probed at once.")
     policy: Policy = Field(default_factory=Policy, description="Default onboarding policy for every region.")
+    recording: RecordingSettings = Field(
+        default_factory=RecordingSettings, description="Recording, retention, reconnects and HLS."
+    )
+    analytics: AnalyticsSettings = Field(
+        default_factory=AnalyticsSettings, description="Live entrance analytics of accepted cameras."
+    )
     alert_webhook_url: str | None = Field(
         None, description="Default webhook that receives new alerts (JSON POST); rules may name their own."
     )

@@ -25,9 +25,8 @@ from civicam.storage.reconcile import ReconcileReport, reconcile
 
 
 def recording_settings(ctx: Context) -> RecordingSettings:
-    """The recording settings of the hub (defaults until the lead's Settings carries a ``recording`` field)."""
-    value = getattr(ctx.settings, "recording", None)
-    return value if isinstance(value, RecordingSettings) else RecordingSettings()
+    """The recording settings of the hub."""
+    return ctx.settings.recording
 
 
 def store_for(ctx: Context) -> LocalDiskStore:

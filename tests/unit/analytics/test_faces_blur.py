@@ -44,3 +44,12 @@ def test_blur_makes_faces_undetectable(detector: FaceDetector, background: np.nd
     assert _found(detector, blurred, boxes) == 0
     after = detector.detect(blurred)
     assert len(after.select(after.scores >= 0.3)) <= len(faces.select(faces.scores >= 0.3)) - 1
+
+
+def test_blur_defeats_a_stronger_detector_setting(detector: FaceDetector, background: np.ndarray,
+                                                  test_split: list[tuple[Path, int]]) -> None:
+    from civicam.analytics.faces import create_detector
+
+    img, boxes = _scene(background, test_split)
+    strong = create_detector("yunet", {"min_score": 0.3, "upscale": 2.0})
+    assert _found(strong, blur_faces(img, detector.detect(img)), boxes) == 0

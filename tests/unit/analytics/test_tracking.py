@@ -41,4 +41,5 @@ def test_video_counts_people(tmp_path: Path, test_split: list[tuple[Path, int]])
     assert report.totals.people == 3
     assert report.totals.masked + report.totals.unmasked + report.totals.unknown == 3
     assert report.frames_analyzed >= 5 * 6
+    assert report.suitability.faces_seen >= 3 * 3 and report.suitability.median_face_px > 20
     assert len(labels) == 3

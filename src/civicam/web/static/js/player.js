@@ -86,15 +86,16 @@ civicam.Player = class {
       else if (status === 403) why = "Your role may not view this video";
       else if (status === 501) why = "Blurred video is not available yet";
       if (status === 401 || status === 403 || (!this.live && status === 404)) { this.state("error", why + "."); this.destroyHls(); return; }
-      this.retryLater(why);
+      this.retryLater(why, status === 404 ? 2 : null);
     });
     hls.loadSource(this.url);
     hls.attachMedia(this.video);
   }
 
-  retryLater(why) {
+  retryLater(why, fixedWait) {
     this.destroyHls();
-    const wait = Math.min(10, 1 + 2 * this.retries);
+    // Back off up to 10 s; "nothing recorded yet" is polled every 2 s so a new camera shows up quickly.
+    const wait = fixedWait || Math.min(10, 1 + 2 * this.retries);
     this.retries += 1;
     this.state("lost", `${why} — retrying in ${wait} s…`);
     this.timer = setTimeout(() => this.load(), wait * 1000);

@@ -1,0 +1,20 @@
+"""Settings of live entrance analytics inside the hub."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AnalyticsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Analyse accepted cameras' recordings for people and masks.")
+    fps: float = Field(5.0, gt=0, le=30, description="Frames analysed per second of video.")
+    workers: int = Field(1, ge=1, le=64, description="Analysis threads (onnxruntime and OpenCV release the GIL).")
+    max_backlog: int = Field(
+        8, ge=1, le=1000,
+        description="Segments queued per camera; older ones are dropped (and counted) when analysis falls behind.",
+    )
+    poll_interval_s: float = Field(2.0, gt=0, description="How often new segments are looked for.")
+    detector: str = Field("yunet", description="Face detector backend (see civicam.analytics.faces).")
+    suitability_window: int = Field(500, ge=20, description="Face heights kept per camera for suitability.")
