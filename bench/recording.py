@@ -1,11 +1,11 @@
-"""Recording benchmark: civicam (one process, many cameras) vs one ``ffmpeg -c copy -f segment`` per camera.
+"""Recording benchmark: civicam's native and PyAV engines vs one ``ffmpeg -c copy -f segment`` per camera.
 
 N real RTSP streams (1280x720@25 H.264, ~2 Mbit/s) are served without transcoding by the GStreamer RTSP
-test server looping a pre-encoded file. For each N both recorders run for the same window; we report CPU
-seconds per stream-minute, RSS and PSS per stream, the ratios, the server's own CPU, and whether civicam
+test server looping a pre-encoded file. For each N every recorder runs for the same window length; we report
+CPU seconds per stream-minute, RSS and PSS per stream, the ratios, the server's own CPU, and whether civicam
 recorded every stream without a gap. Usage::
 
-    python bench/recording.py --n 10,50 --seconds 60
+    python bench/recording.py --n 10,50 --seconds 60 [--only native,ffmpeg]
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Result:
     gaps: int | None = None
     reconnects: int | None = None
     recorded_s_min: float | None = None
+    bad_segments: int | None = None
 
 
 def wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -120,10 +121,11 @@ def run_ffmpeg(server: RtspServer, n: int, seconds: float, work: Path) -> Result
     return Result("ffmpeg", n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv)
 
 
-def run_civicam(server: RtspServer, n: int, seconds: float, work: Path) -> Result:
+def run_civicam(server: RtspServer, n: int, seconds: float, work: Path, engine: str = "pyav") -> Result:
     data = work / "hub"
     db_url = f"sqlite:///{work / 'civicam.db'}"
-    env = {**os.environ, "CIVICAM_DATA_DIR": str(data), "CIVICAM_DATABASE_URL": db_url}
+    env = {**os.environ, "CIVICAM_DATA_DIR": str(data), "CIVICAM_DATABASE_URL": db_url,
+           "CIVICAM_RECORDING__ENGINE": engine}
     setup = (
         "import sys\n"
         "from civicam.audit.log import Actor\nfrom civicam.config.settings import get_settings\n"
@@ -164,8 +166,32 @@ def run_civicam(server: RtspServer, n: int, seconds: float, work: Path) -> Resul
     db.close()
     recorded = min((s for _c, s in spans), default=0.0) if len(spans) == n else 0.0
     reconnects = _log_count(work / "civicam.log", "reconnecting in")
-    return Result("civicam", n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv,
-                  gaps=gaps, reconnects=reconnects, recorded_s_min=round(recorded, 2))
+    segs_ok = _check_segments(work / "civicam.db", data / "recordings")
+    return Result(engine, n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv,
+                  gaps=gaps, reconnects=reconnects, recorded_s_min=round(recorded, 2), bad_segments=segs_ok)
+
+
+def _check_segments(db_path: Path, root: Path, sample: int = 20) -> int:
+    """Probe a sample of published segments: frames and duration must match what the index recorded."""
+    from civicam.storage.media import probe
+
+    db = sqlite3.connect(db_path, timeout=30)
+    rows = db.execute("select path, frames, start, \"end\" from recording_segments order by random() limit ?",
+                      [sample]).fetchall()
+    db.close()
+    bad = 0
+    for path, frames, start, end in rows:
+        try:
+            info = probe(str(root / path))
+        except Exception:  # noqa: BLE001
+            bad += 1
+            continue
+        from datetime import datetime
+
+        span = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+        if info.frames != frames or abs(info.duration_s - span) > 0.05:
+            bad += 1
+    return bad
 
 
 def _iso(t: float) -> str:
@@ -182,7 +208,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", default="10", help="comma-separated stream counts")
     parser.add_argument("--seconds", type=float, default=60.0, help="measurement window per run")
-    parser.add_argument("--only", choices=["civicam", "ffmpeg"], default=None)
+    parser.add_argument("--only", default="native,pyav,ffmpeg", help="comma-separated: native, pyav, ffmpeg")
     parser.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="civicam-bench-"))
@@ -192,33 +218,41 @@ def main() -> int:
             mounts = [{"path": f"/cam{i}", "source": "file", "file": str(clip), "fps": 25, "shared": True}
                       for i in range(n)]
             results: dict[str, Result] = {}
-            for who in ("civicam", "ffmpeg"):
-                if args.only and who != args.only:
-                    continue
+            for who in [w for w in ("native", "pyav", "ffmpeg") if w in args.only.split(",")]:
                 work = root / f"{who}-{n}"
                 work.mkdir()
                 # A fresh server per run so one recorder's sessions never load the other's measurement.
                 with RtspServer(mounts) as server:
-                    fn = run_civicam if who == "civicam" else run_ffmpeg
-                    results[who] = fn(server, n, args.seconds, work)
+                    if who == "ffmpeg":
+                        results[who] = run_ffmpeg(server, n, args.seconds, work)
+                    else:
+                        results[who] = run_civicam(server, n, args.seconds, work, engine=who)
                 shutil.rmtree(work, ignore_errors=True)
                 r = results[who]
                 print(json.dumps(asdict(r)), flush=True)
                 if args.json:
                     with open(args.json, "a") as fh:
                         fh.write(json.dumps(asdict(r)) + "\n")
-            if len(results) == 2:
-                c, f = results["civicam"], results["ffmpeg"]
-                print(f"N={n}: CPU/stream-min civicam {c.cpu_per_stream_min:.3f}s "
-                      f"vs ffmpeg {f.cpu_per_stream_min:.3f}s "
-                      f"ratio {c.cpu_per_stream_min / max(f.cpu_per_stream_min, 1e-9):.2f}x; "
-                      f"RSS/stream {c.rss_mib_per_stream:.1f} vs {f.rss_mib_per_stream:.1f} MiB "
-                      f"ratio {c.rss_mib_per_stream / max(f.rss_mib_per_stream, 1e-9):.2f}x; "
-                      f"PSS/stream {c.pss_mib_per_stream:.1f} vs {f.pss_mib_per_stream:.1f} MiB "
-                      f"ratio {c.pss_mib_per_stream / max(f.pss_mib_per_stream, 1e-9):.2f}x; "
-                      f"server CPU {c.server_cpu_s:.1f}s / {f.server_cpu_s:.1f}s; "
-                      f"civicam gaps {c.gaps}, reconnects {c.reconnects}, min recorded {c.recorded_s_min}s "
-                      f"of {args.seconds:.0f}s", flush=True)
+            f = results.get("ffmpeg")
+            for who in ("native", "pyav"):
+                c = results.get(who)
+                if c is None:
+                    continue
+                line = (f"N={n} {who}: CPU/stream-min {c.cpu_per_stream_min:.3f}s, RSS/stream "
+                        f"{c.rss_mib_per_stream:.1f} MiB, server CPU {c.server_cpu_s:.1f}s, gaps {c.gaps}, "
+                        f"reconnects {c.reconnects}, min recorded {c.recorded_s_min}s of {args.seconds:.0f}s, "
+                        f"bad segments {c.bad_segments}")
+                print(line, flush=True)
+                if f is not None:
+                    print(f"N={n} {who}/ffmpeg CPU per stream-minute: "
+                          f"{c.cpu_per_stream_min / max(f.cpu_per_stream_min, 1e-9):.2f}x; "
+                          f"RSS {c.rss_mib_per_stream / max(f.rss_mib_per_stream, 1e-9):.2f}x; "
+                          f"PSS {c.pss_mib_per_stream / max(f.pss_mib_per_stream, 1e-9):.2f}x "
+                          f"(ffmpeg {f.cpu_per_stream_min:.3f}s, server CPU {f.server_cpu_s:.1f}s)", flush=True)
+            if "native" in results and "pyav" in results:
+                print(f"N={n} native/pyav CPU per stream-minute: "
+                      f"{results['native'].cpu_per_stream_min / max(results['pyav'].cpu_per_stream_min, 1e-9):.2f}x",
+                      flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

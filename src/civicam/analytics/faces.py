@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from civicam.analytics.centerface import CenterFaceDetector
 from civicam.analytics.detections import Detections
 
 Frame = npt.NDArray[np.uint8]
@@ -89,7 +90,7 @@ class HaarDetector:
 
 
 DetectorFactory = Callable[..., FaceDetector]
-REGISTRY: dict[str, DetectorFactory] = {"yunet": YuNetDetector, "haar": HaarDetector}
+REGISTRY: dict[str, DetectorFactory] = {"yunet": YuNetDetector, "haar": HaarDetector, "centerface": CenterFaceDetector}
 DEFAULT_DETECTOR = "yunet"
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -42,6 +45,12 @@ class RecordingSettings(BaseModel):
         default=60.0, gt=0, description="A reconnecting camera is reported offline after this long without a stream."
     )
     rtsp_transport: str = Field(default="tcp", pattern="^(tcp|udp)$", description="RTSP transport: tcp or udp.")
+    engine: Literal["pyav", "native"] = Field(
+        # The environment is read here too, so settings built in code (tests, tools) follow the same switch.
+        default_factory=lambda: "native" if os.environ.get("CIVICAM_RECORDING__ENGINE") == "native" else "pyav",
+        description="RTSP ingest: 'pyav' (FFmpeg per camera thread) or 'native' (event-driven RTSP/TCP client, "
+        "PyAV fallback for streams it cannot handle).",
+    )
     live_segments: int = Field(default=4, ge=2, le=20, description="Segments listed in a live HLS playlist.")
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ import av
 
 from civicam.config.recording import RecordingSettings
 from civicam.domain.urls import redact
+from civicam.ingest.native import record_native
 from civicam.ingest.recorder import SegmentDone, record_session
 from civicam.ingest.sources import SourceError, SourceSpec
 from civicam.storage.backend import SegmentStore
@@ -148,8 +149,10 @@ class Supervisor:
         while not self._stop.is_set():
             segments_before = self._health.segments
             error: str | None = None
+            # One supervisor for both engines: they share the session contract (events, stop, raise on loss).
+            record = record_native if self._settings.engine == "native" else record_session
             try:
-                record_session(self.spec, self._store, target_s=self._settings.segment_target_s, clock=self._clock,
+                record(self.spec, self._store, target_s=self._settings.segment_target_s, clock=self._clock,
                                stop=self._stop, events=self, space_ok=self._space_ok)
             except SourceError as exc:
                 error = str(exc)

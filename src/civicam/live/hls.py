@@ -22,8 +22,12 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", target_s: float = 4.0) -> str:
-    """A media playlist; segment URIs are relative (``segments/<id>/...``) with ``query`` appended."""
+def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", target_s: float = 4.0,
+                   map_each: bool = False) -> str:
+    """A media playlist; segment URIs are relative (``segments/<id>/...``) with ``query`` appended.
+
+    ``map_each`` gives every segment its own init section: blurred segments are each encoded on their own.
+    """
     q = f"?{query}" if query else ""
     durations = [max(0.001, (s.end - s.start).total_seconds()) for s in segments]
     target = max([math.ceil(target_s), *(math.ceil(d) for d in durations)])
@@ -36,8 +40,9 @@ def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", 
         lines += ["#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-MEDIA-SEQUENCE:0"]
     prev: Segment | None = None
     for seg, dur in zip(segments, durations, strict=True):
-        if prev is None or seg.session != prev.session or seg.session == "recovered":
-            if prev is not None:
+        new_session = prev is None or seg.session != prev.session or seg.session == "recovered"
+        if new_session or map_each:
+            if prev is not None and new_session:
                 lines.append("#EXT-X-DISCONTINUITY")
             lines.append(f'#EXT-X-MAP:URI="segments/{seg.id}/init.mp4{q}"')
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_iso(seg.start)}")

@@ -13,6 +13,7 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
 
     def seal(self, value: str | None) -> bytes | None:
         return None if value is None else self._fernet.encrypt(value.encode())
@@ -24,6 +25,13 @@ class SecretBox:
             return self._fernet.decrypt(token).decode()
         except InvalidToken:
             raise ValueError("stored credentials cannot be decrypted: wrong or replaced secret key") from None
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (e.g. signing grants) derived from the hub key, never the key itself."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def __repr__(self) -> str:  # never show key material, not even by accident in a traceback
         return "SecretBox(<key hidden>)"

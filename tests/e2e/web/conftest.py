@@ -33,7 +33,8 @@ SHOTS = REPO / "test-artifacts" / "screenshots"
 VIEWPORT = {"width": 1366, "height": 768}
 ADMIN_PASSWORD = "Adm1n-web-pass"
 SETUP = Actor(name="e2e-setup", source="pytest", role="admin")
-PASSWORDS = {"admin": ADMIN_PASSWORD, "rep": "Rep-web-passw0rd", "auditor": "Aud-web-passw0rd"}
+PASSWORDS = {"admin": ADMIN_PASSWORD, "rep": "Rep-web-passw0rd", "auditor": "Aud-web-passw0rd",
+             "viewer": "View-web-passw0rd"}
 
 
 def _free_port() -> int:
@@ -55,8 +56,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     import uvicorn
 
     data = tmp_path_factory.mktemp("web-hub")
+    # Recording on (live view, playback, export need it) and quick to notice cameras and reconnect; the face
+    # analytics pipeline off (too heavy for a shared 2-core box; the charts' counts are seeded instead).
     settings = get_settings(data_dir=data, database_url=f"sqlite:///{data / 'civicam.db'}", probe_seconds=2.0,
-                            probe_timeout_s=5.0)
+                            probe_timeout_s=5.0, analytics={"enabled": False})
     ctx = open_context(settings, create=True)
     ids: dict[str, int] = {}
     with ctx.db.session() as s:
@@ -68,6 +71,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         create_user(s, "admin", ADMIN_PASSWORD, "admin")
         create_user(s, "rep", PASSWORDS["rep"], "site_rep", site_a.id)
         create_user(s, "auditor", PASSWORDS["auditor"], "auditor")
+        create_user(s, "viewer", PASSWORDS["viewer"], "operator", view_unblurred=True)
         ids.update(region=region.id, site_a=site_a.id, site_b=site_b.id, other_camera=other.id)
     port = _free_port()
     app = create_app(ctx, with_services=True)

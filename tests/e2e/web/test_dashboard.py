@@ -93,76 +93,81 @@ def test_site_rep_sees_only_their_own_site(hub: Any, sign_in: Any, screenshot: S
     assert "resolution_too_low" in page.locator("ul.reasons").inner_text()
 
 
+UNBLUR_REASON = "e2e: checking the entrance after an incident report"
+
+
 def test_live_view_plays_and_a_past_minute_plays_back(hub: Any, sign_in: Any, screenshot: Shot) -> None:
-    page = sign_in("admin")
+    # An operator with view_unblurred who states a reason: the hub then remuxes instead of blurring, which a
+    # shared 2-core test box can do in real time for 720p (the blurred path is exercised on the wall below).
+    page = sign_in("viewer")
     page.goto(f"{hub.url}/cameras/{hub.ids['good']}")
+    assert page.get_by_test_id("blur-badge").is_hidden()  # nothing plays (or is audited) until asked
+    page.get_by_text("View unblurred…").click()
+    page.get_by_label("Stated reason (recorded in the audit log)").fill(UNBLUR_REASON)
+    page.get_by_role("button", name="Show unblurred").click()
     # The recorder needs its first segments; the player retries by itself until they exist.
-    page.wait_for_function("() => document.querySelector('#player').currentTime > 1", timeout=45_000)
+    page.wait_for_function("() => document.querySelector('#player').currentTime > 1", timeout=60_000)
     t1 = page.evaluate("document.querySelector('#player').currentTime")
-    page.wait_for_function(f"() => document.querySelector('#player').currentTime > {t1} + 1", timeout=15_000)
-    assert page.get_by_test_id("blur-badge").inner_text() in ("blurred", "not blurred")
+    page.wait_for_function(f"() => document.querySelector('#player').currentTime > {t1} + 1", timeout=20_000)
+    assert page.get_by_test_id("blur-badge").inner_text() == "not blurred"
+    assert "unblurred" in (page.get_by_test_id("player-mode").text_content() or "")
     page.get_by_role("button", name="Refresh").click()
     page.locator("#timeline .rec").first.wait_for()
     screenshot(page, "camera-live")
 
     # Click on the recorded part of the timeline: one minute of playback from that moment.
-    box = page.locator("#timeline .rec").first.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+    timeline = page.get_by_test_id("timeline")
+    timeline.scroll_into_view_if_needed()
+    tl, rec = timeline.bounding_box(), page.locator("#timeline .rec").first.bounding_box()
+    timeline.click(position={"x": rec["x"] - tl["x"] + rec["width"] * 0.3, "y": tl["height"] / 2})
     page.get_by_test_id("player-mode").filter(has_text="playback").wait_for()
     page.wait_for_function("() => document.querySelector('#player').dataset.state === 'playing' && "
-                           "document.querySelector('#player').currentTime > 0.5", timeout=20_000)
+                           "document.querySelector('#player').currentTime > 0.5", timeout=30_000)
     screenshot(page, "camera-playback")
 
 
 def test_export_a_clip_with_a_reason(hub: Any, sign_in: Any, screenshot: Shot) -> None:
-    page = sign_in("admin")
-    if f"/cameras/{hub.ids['good']}" not in page.url:
-        page.goto(f"{hub.url}/cameras/{hub.ids['good']}")
-        page.locator("#timeline .rec").first.wait_for(timeout=20_000)
+    page = sign_in("viewer")  # still on the camera page, with the unblurred reason stated there
+    assert f"/cameras/{hub.ids['good']}" in page.url
     assert page.locator("#exp-from").input_value()  # prefilled from the recording
     page.get_by_label("Reason (required, audited)").fill("e2e test: incident review #42")
     page.get_by_role("button", name="Export").click()
     link = page.get_by_test_id("export-download")
-    link.wait_for(timeout=30_000)
+    link.wait_for(timeout=60_000)
     with page.expect_download() as dl:
         link.click()
     assert dl.value.suggested_filename.endswith(".mp4")
     screenshot(page, "camera-export", full_page=True)
+    page.goto(f"{hub.url}/")  # leave the camera page: its players stop
 
 
-def test_wall_shows_live_tiles_with_health(hub: Any, sign_in: Any, screenshot: Shot) -> None:
-    page = sign_in("admin")
-    page.goto(f"{hub.url}/wall?n=4")
-    tile = page.locator(f".tile[data-camera='{hub.ids['good']}']")
-    page.wait_for_function(
-        f"() => document.querySelector(\".tile[data-camera='{hub.ids['good']}'] video\").currentTime > 0.5",
-        timeout=30_000)
-    tile.locator("[data-health]").filter(has_text=re.compile("online|reconnecting|offline")).wait_for()
-    assert "1–1 of 1" in page.get_by_test_id("pager-page").inner_text()
-    screenshot(page, "wall")
-
-
-def test_a_wall_tile_says_its_stream_is_lost_and_recovers_by_itself(hub: Any, sign_in: Any, rtsp_available: bool,
-                                                                     screenshot: Shot) -> None:
+def test_wall_tile_plays_blurred_says_when_its_stream_is_lost_and_recovers(
+        hub: Any, sign_in: Any, rtsp_available: bool, screenshot: Shot) -> None:
     from support.rtsp import RtspServer
 
     if not rtsp_available:
         pytest.skip("GStreamer RTSP server not available")
-    # A camera of its own (small and cheap to encode) that the test can unplug and plug back in.
-    flaky = RtspServer([{"path": "/flaky", "source": "test", "width": 640, "height": 360, "fps": 10, "codec": "h264",
-                         "bitrate_kbps": 400, "pattern": "ball", "shared": True}])
+    # A camera of its own, small enough for the hub to blur in real time on a shared box, that the test can
+    # unplug and plug back in. It sits at the second site so the wall (filtered by site) shows only it.
+    flaky = RtspServer([{"path": "/flaky", "source": "test", "width": 320, "height": 240, "fps": 5, "codec": "h264",
+                         "bitrate_kbps": 200, "pattern": "ball", "shared": True}])
     flaky.start()
+    cid = None
     try:
         with hub.ctx.db.session() as s:  # accepted directly: the wizard is not the subject here
-            cam = Camera(site_id=hub.ids["site_a"], name="Loading dock", url=flaky.url("/flaky"), status="accepted")
+            cam = Camera(site_id=hub.ids["site_b"], name="Loading dock", url=flaky.url("/flaky"), status="accepted")
             s.add(cam)
             s.flush()
             cid = cam.id
         page = sign_in("admin")
-        page.goto(f"{hub.url}/wall?n=4")
+        page.goto(f"{hub.url}/wall?n=4&site_id={hub.ids['site_b']}")
         video = f"document.querySelector(\".tile[data-camera='{cid}'] video\")"
         tile = page.locator(f".tile[data-camera='{cid}']")
-        page.wait_for_function(f"() => {video}.currentTime > 0.5", timeout=40_000)
+        page.wait_for_function(f"() => {video}.currentTime > 0.5", timeout=60_000)
+        assert tile.locator("[data-blur]").inner_text() == "blurred"
+        tile.locator("[data-health]").filter(has_text="online").wait_for()
+        assert "1–1 of 1" in page.get_by_test_id("pager-page").inner_text()
+        screenshot(page, "wall")
         flaky.stop()
         tile.locator("[data-state]").filter(has_text="Stream lost").wait_for(timeout=40_000)
         screenshot(page, "wall-stream-lost")
@@ -170,11 +175,13 @@ def test_a_wall_tile_says_its_stream_is_lost_and_recovers_by_itself(hub: Any, si
         page.wait_for_function(f"() => {video}.dataset.state === 'playing' && {video}.currentTime > 0.5",
                                timeout=60_000)
         t = page.evaluate(f"{video}.currentTime")
-        page.wait_for_function(f"() => {video}.currentTime > {t} + 0.5", timeout=15_000)
+        page.wait_for_function(f"() => {video}.currentTime > {t} + 0.5", timeout=20_000)
+        page.goto(f"{hub.url}/")
     finally:
         flaky.stop()
-        with hub.ctx.db.session() as s:  # stop the recorder from chasing it for the rest of the module
-            s.get(Camera, cid).status = "disabled"
+        if cid is not None:
+            with hub.ctx.db.session() as s:  # stop the recorder from chasing it for the rest of the module
+                s.get(Camera, cid).status = "disabled"
 
 
 def test_compliance_chart_and_alert_acknowledgement(hub: Any, sign_in: Any, screenshot: Shot) -> None:
@@ -224,6 +231,7 @@ def test_users_page_creates_a_user(hub: Any, sign_in: Any, screenshot: Shot) -> 
     # A failure is explained: the same name again.
     page.get_by_label("Username").fill("mall.rep2")
     page.get_by_label("Initial password").fill("Mall-rep2-passw0rd")
+    page.get_by_label("Role").select_option("operator")
     page.get_by_role("button", name="Create user").click()
     page.locator("#user-msg").filter(has_text="already exists").wait_for()
     screenshot(page, "users")
@@ -234,7 +242,7 @@ def test_auditor_sees_the_views_just_made(hub: Any, sign_in: Any, screenshot: Sh
     page.goto(f"{hub.url}/audit?q=view")
     assert "Chain verified" in page.get_by_test_id("chain").inner_text()
     log = page.get_by_test_id("audit").inner_text()
-    assert "live.view" in log and "playback.view" in log and "admin" in log
+    assert "live.view" in log and "playback.view" in log and "viewer" in log and UNBLUR_REASON in log
     page.goto(f"{hub.url}/audit?q=export")
     assert "e2e test: incident review #42" in page.get_by_test_id("audit").inner_text()
     page.goto(f"{hub.url}/audit")

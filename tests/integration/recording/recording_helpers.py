@@ -16,6 +16,8 @@ from civicam.registry import service as registry
 from support.rtsp import Mount
 
 ACTOR = Actor(name="test", source="pytest", role="admin")
+# An investigator allowed to see faces: exports by them, with a reason, are remuxed rather than blurred.
+INVESTIGATOR = Actor(name="investigator", source="pytest", role="admin", view_unblurred=True)
 LOG = logging.getLogger("civicam.recording.test")
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from recording_helpers import ACTOR, LOG, add_cameras, fast_settings, new_context, wait_for
+from recording_helpers import ACTOR, INVESTIGATOR, LOG, add_cameras, fast_settings, new_context, wait_for
 from sqlalchemy import select
 
 from civicam.api.app import create_app
@@ -128,7 +128,8 @@ def test_export_starts_at_keyframe_before_from(recorded: Recorded, tmp_path: Pat
     base = segs[1]
     start = base.start + timedelta(seconds=1.3)  # inside a GOP: the clip must start at base.start
     end = start + timedelta(seconds=5)
-    outcome = run_export(recorded.ctx.db, recorded.service.store, tmp_path, ACTOR, cam, start, end, "test: incident 42")
+    outcome = run_export(recorded.ctx.db, recorded.service.store, tmp_path, INVESTIGATOR, cam, start, end,
+                         "test: incident 42", unblurred_reason="evidence for case 42")
     assert outcome.path is not None and outcome.export["status"] == "done"
     assert outcome.export["first_frame"] == base.start.isoformat()
     with av.open(str(outcome.path)) as c:
@@ -144,7 +145,8 @@ def test_export_starts_at_keyframe_before_from(recorded: Recorded, tmp_path: Pat
     assert np.array_equal(_frame_at(str(outcome.path), 0), _frame_at(recorded.service.store.local_path(base.path), 0))
     with recorded.ctx.db.session() as s:
         ev = s.execute(select(AuditEvent).where(AuditEvent.action == "recording.export")).scalars().all()
-        assert ev and ev[-1].detail["reason"] == "test: incident 42" and ev[-1].actor == "test"
+        assert ev and ev[-1].detail["reason"] == "test: incident 42" and ev[-1].actor == "investigator"
+        assert ev[-1].detail["unblurred"] is True and ev[-1].detail["unblurred_reason"] == "evidence for case 42"
 
 
 def test_export_spanning_segments_with_identity_transform(recorded: Recorded, tmp_path: Path) -> None:

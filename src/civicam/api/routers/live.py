@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy import select
 
 from civicam.api.deps import Ctx, DbSession, require
@@ -14,7 +14,7 @@ from civicam.db.models import Camera
 from civicam.domain.roles import Perm, Role
 from civicam.ingest.service import RecordingService, recording_settings, store_for
 from civicam.live import hls
-from civicam.live.transform import transform_for
+from civicam.live.serving import grant_ok, serve_segment, view_grant
 from civicam.registry.service import get_camera
 from civicam.storage.index import latest_segments
 from civicam.storage.models import Segment
@@ -26,51 +26,46 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.get("/cameras/{camera_id}/live.m3u8")
-def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx) -> Response:
-    """Start watching live: audited once here; the player then polls the media playlist unaudited."""
+def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
+                unblurred_reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """Start watching live: audited once here; the player then polls the media playlist unaudited.
+
+    Faces are blurred unless a user with ``view_unblurred`` states a reason, which is audited.
+    """
     get_camera(session, actor, camera_id)
     segs = latest_segments(session, camera_id, recording_settings(ctx).live_segments)
     if not segs:
         raise HTTPException(404, "Nothing recorded yet for this camera.")
-    blurred = transform_for(actor) is not None
-    record(session, actor, "live.view", "camera", camera_id, {"blurred": blurred})
-    body = hls.master_playlist("live/media.m3u8", bandwidth=hls.bandwidth_of(segs), width=segs[-1].width,
-                               height=segs[-1].height, blurred=blurred)
+    grant = view_grant(ctx, actor, camera_id, unblurred_reason)
+    record(session, actor, "live.view", "camera", camera_id,
+           {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None})
+    media = "live/media.m3u8" + (f"?grant={grant}" if grant else "")
+    body = hls.master_playlist(media, bandwidth=hls.bandwidth_of(segs), width=segs[-1].width,
+                               height=segs[-1].height, blurred=grant is None)
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
 @router.get("/cameras/{camera_id}/live/media.m3u8")
-def live_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx) -> Response:
+def live_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, grant: str | None = None) -> Response:
     get_camera(session, actor, camera_id)
+    unblurred = grant_ok(ctx, actor, camera_id, grant)
     settings = recording_settings(ctx)
     segs = latest_segments(session, camera_id, settings.live_segments)
-    body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s)
+    body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s,
+                              query=f"grant={grant}" if unblurred else "", map_each=not unblurred)
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
 @router.get("/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}")
 def segment_bytes(camera_id: int, mode: Literal["live", "playback"], segment_id: int,
-                  part: Literal["init.mp4", "media.m4s"], actor: Viewer, session: DbSession, ctx: Ctx) -> Response:
-    """The init section (ftyp+moov) or the media part (moof+mdat...) of one recorded segment."""
+                  part: Literal["init.mp4", "media.m4s"], actor: Viewer, session: DbSession, ctx: Ctx,
+                  request: Request, grant: str | None = None) -> Response:
+    """The init section (ftyp+moov) or the media part (moof+mdat...) of one segment, blurred by default."""
     get_camera(session, actor, camera_id)
     seg = session.get(Segment, segment_id)
     if seg is None or seg.camera_id != camera_id:
         raise HTTPException(404, "No such segment.")
-    if transform_for(actor) is not None:
-        # The serving seam: transformed (blurred) segments would be produced here; none exist yet.
-        raise HTTPException(501, "Transformed video is not available yet.")
-    try:
-        with store_for(ctx).open(seg.path) as fh:
-            if part == "init.mp4":
-                data = fh.read(seg.init_bytes)
-            else:
-                fh.seek(seg.init_bytes)
-                data = fh.read()
-    except FileNotFoundError:
-        raise HTTPException(404, "The segment was deleted by retention.") from None
-    media = "video/mp4" if part == "init.mp4" else "video/iso.segment"
-    # Segments never change once published, so players and proxies may cache them privately.
-    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+    return serve_segment(request, ctx, actor, store_for(ctx), seg, part, grant)
 
 
 @router.get("/recording/health")

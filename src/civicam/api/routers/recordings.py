@@ -24,7 +24,7 @@ from civicam.live.playback import (
     release_hold,
     run_export,
 )
-from civicam.live.transform import transform_for
+from civicam.live.serving import grant_ok, view_grant
 from civicam.registry.service import NotFound, get_camera
 from civicam.storage.index import active_holds, segments_between
 from civicam.storage.models import Export, Hold
@@ -64,7 +64,8 @@ def list_recordings(camera_id: int, actor: Viewer, session: DbSession,
 
 
 @router.get("/cameras/{camera_id}/playback.m3u8")
-def playback_master(camera_id: int, actor: Viewer, session: DbSession, start: From, end: To) -> Response:
+def playback_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, start: From, end: To,
+                    unblurred_reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
     """The view start of a recorded interval (audited); the player then follows the media playlist."""
     get_camera(session, actor, camera_id)
     try:
@@ -74,20 +75,24 @@ def playback_master(camera_id: int, actor: Viewer, session: DbSession, start: Fr
     segs = segments_between(session, camera_id, start, end)
     if not segs:
         raise HTTPException(404, "No recording in that interval.")
-    blurred = transform_for(actor) is not None
+    grant = view_grant(ctx, actor, camera_id, unblurred_reason)
     record(session, actor, "playback.view", "camera", camera_id,
-           {"from": start.isoformat(), "to": end.isoformat(), "blurred": blurred})
-    q = f"from={start.isoformat()}&to={end.isoformat()}".replace("+", "%2B")
+           {"from": start.isoformat(), "to": end.isoformat(), "blurred": grant is None,
+            "unblurred_reason": unblurred_reason if grant else None})
+    q = f"from={start.isoformat()}&to={end.isoformat()}".replace("+", "%2B") + (f"&grant={grant}" if grant else "")
     body = hls.master_playlist(f"playback/media.m3u8?{q}", bandwidth=hls.bandwidth_of(segs),
-                               width=segs[-1].width, height=segs[-1].height, blurred=blurred)
+                               width=segs[-1].width, height=segs[-1].height, blurred=grant is None)
     return Response(body, media_type=hls.MIME_PLAYLIST, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/cameras/{camera_id}/playback/media.m3u8")
-def playback_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, start: From, end: To) -> Response:
+def playback_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, start: From, end: To,
+                   grant: str | None = None) -> Response:
     get_camera(session, actor, camera_id)
+    unblurred = grant_ok(ctx, actor, camera_id, grant)
     segs = segments_between(session, camera_id, start, end)
-    body = hls.media_playlist(segs, live=False, target_s=recording_settings(ctx).segment_target_s)
+    body = hls.media_playlist(segs, live=False, target_s=recording_settings(ctx).segment_target_s,
+                              query=f"grant={grant}" if unblurred else "", map_each=not unblurred)
     return Response(body, media_type=hls.MIME_PLAYLIST, headers={"Cache-Control": "no-store"})
 
 

@@ -16,27 +16,35 @@
     const s = p.toString();
     return s ? "?" + s : "";
   }
+  function started() {
+    $("start-box").hidden = true; $("go-live").hidden = false; modeLabel.hidden = false;
+  }
   function live() {
     if (!player) return;
-    modeLabel.textContent = "live";
+    started();
+    modeLabel.textContent = unblurredReason ? "live · unblurred" : "live";
     say("player-msg", "");
     player.play(`/api/cameras/${id}/live.m3u8${q()}`, true);
   }
   function playback(from, to) {
     if (!player) return;
-    modeLabel.textContent = `playback ${fmtTime(from)}–${fmtTime(to)}`;
+    started();
+    modeLabel.textContent = `playback ${fmtTime(from)}–${fmtTime(to)}${unblurredReason ? " · unblurred" : ""}`;
     say("player-msg", `Playing back ${fmtDateTime(from)} to ${fmtTime(to)}.`);
     player.play(`/api/cameras/${id}/playback.m3u8${q({ from: from.toISOString(), to: to.toISOString() })}`, false);
   }
   if (video) {
     player = new civicam.Player(video, { overlay: document.querySelector(".frame [data-state]"),
                                          blurBadge: document.querySelector("[data-blur]") });
-    live();
+    // Video starts on request: every start is an audited view, and blurring costs the hub real work.
+    $("watch-live").addEventListener("click", live);
     $("go-live").addEventListener("click", live);
     const uf = $("unblur-form");
     if (uf) uf.addEventListener("submit", (ev) => {
       ev.preventDefault();
       unblurredReason = $("unblur-reason").value.trim();
+      uf.closest("details").open = false;
+      uf.closest("details").querySelector("summary").textContent = `Unblurred — reason: ${unblurredReason}`;
       say("player-msg", "Asking the hub for unblurred video with your stated reason (audited).");
       live();
     });
@@ -104,7 +112,9 @@
     const button = form.querySelector("button"); button.disabled = true;
     say("export-msg", "Exporting… (the clip is cut from the recording and its reason written to the audit log)");
     try {
-      const res = await api("POST", `/api/cameras/${id}/exports`, { from: from.toISOString(), to: to.toISOString(), reason: $("exp-reason").value.trim() });
+      const body = { from: from.toISOString(), to: to.toISOString(), reason: $("exp-reason").value.trim() };
+      if (unblurredReason) body.unblurred_reason = unblurredReason;  // stated above; the API checks the permission
+      const res = await api("POST", `/api/cameras/${id}/exports`, body);
       const msg = $("export-msg"); say(msg, `Export #${res.id} ready (${Math.round((res.bytes || 0) / 1024)} KiB${res.unblurred ? ", unblurred" : ""}). `, "ok");
       msg.append(el("a", { href: res.download, "data-testid": "export-download", download: "", text: "Download the clip" }));
     } catch (e) { say("export-msg", "Export failed: " + e.message, "error"); }

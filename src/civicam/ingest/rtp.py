@@ -1,0 +1,238 @@
+"""RTSP-interleaved RTP framing and H.264/H.265 depacketisation (RFC 2326 §10.12, RFC 6184, RFC 7798)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+# One access unit: (RTP timestamp, is keyframe, sample pieces in MP4 length-prefixed form, sample size).
+# The pieces are 4-byte big-endian NAL lengths and NAL bodies (memoryviews into the received chunks), so a
+# whole GOP is joined into its mdat with one copy, and nothing is copied per packet.
+AccessUnitSink = Callable[[int, bool, list[bytes | memoryview], int], None]
+
+_HDR = struct.Struct(">HI")  # RTP sequence number and timestamp, after the first two header bytes
+_LEN = struct.Struct(">I")
+MAX_RTSP_MESSAGE = 64 * 1024  # an RTSP reply in the middle of the media stream; anything bigger is garbage
+
+H264_PARAM_TYPES = (7, 8)  # SPS, PPS
+H265_PARAM_TYPES = (32, 33, 34)  # VPS, SPS, PPS
+
+
+class FramingError(ValueError):
+    """The byte stream is not RTSP-interleaved RTP (a broken or hostile peer)."""
+
+
+class Depacketizer:
+    """Rebuilds access units from one RTP video stream of H.264 or H.265.
+
+    An access unit ends at the marker bit or when the timestamp changes (some cameras omit the marker).
+    A sequence-number gap (impossible over TCP unless the camera drops) discards the access unit in
+    progress rather than emitting a damaged sample.
+    """
+
+    def __init__(self, codec: str, sink: AccessUnitSink, params: dict[int, bytes]) -> None:
+        if codec not in ("h264", "hevc"):
+            raise ValueError(f"unsupported codec {codec!r}")
+        self.hevc = codec == "hevc"
+        self._sink = sink
+        # Latest parameter sets by NAL type, from the SDP and then in-band: the next init section uses them.
+        self.params = params
+        self._param_types = H265_PARAM_TYPES if self.hevc else H264_PARAM_TYPES
+        self._ts = -1
+        self._pieces: list[bytes | memoryview] = []
+        self._size = 0
+        self._key = False
+        self._damaged = False
+        self._fu_at = -1  # index of the length placeholder of the fragmented NAL in progress, -1 if none
+        self._fu_size = 0
+        self._seq = -1
+        self.access_units = 0
+        self.dropped = 0
+
+    # -- per packet ------------------------------------------------------------------------------------
+
+    def packet(self, buf: bytes, start: int, end: int) -> None:
+        """One RTP packet at ``buf[start:end]``."""
+        if end - start < 12:
+            return
+        b0 = buf[start]
+        if b0 >> 6 != 2:
+            return  # not RTP version 2
+        b1 = buf[start + 1]
+        seq, ts = _HDR.unpack_from(buf, start + 2)
+        pos = start + 12 + 4 * (b0 & 0x0F)
+        if b0 & 0x10:  # header extension: 16-bit profile, 16-bit length in words
+            if pos + 4 > end:
+                return
+            pos += 4 + 4 * ((buf[pos + 2] << 8) | buf[pos + 3])
+        if b0 & 0x20:  # padding: the last byte says how much
+            end -= buf[end - 1]
+        if pos >= end:
+            return
+        if ts != self._ts:
+            if self._pieces:
+                self._emit()
+            self._ts = ts
+        if self._seq >= 0 and seq != (self._seq + 1) & 0xFFFF:
+            self._damaged = True
+        self._seq = seq
+        if self.hevc:
+            self._h265(buf, pos, end)
+        else:
+            self._h264(buf, pos, end)
+        if b1 & 0x80:
+            self._emit()
+
+    def _nal(self, buf: bytes, pos: int, end: int, kind: int) -> None:
+        self._pieces.append(_LEN.pack(end - pos))
+        self._pieces.append(memoryview(buf)[pos:end])
+        self._size += 4 + end - pos
+        if kind in self._param_types:
+            self.params[kind] = bytes(buf[pos:end])
+
+    def _h264(self, buf: bytes, pos: int, end: int) -> None:
+        ind = buf[pos]
+        kind = ind & 0x1F
+        if 1 <= kind <= 23:
+            if kind == 5:
+                self._key = True
+            self._nal(buf, pos, end, kind)
+        elif kind == 28:  # FU-A: indicator, FU header (S, E, R, type), fragment
+            if pos + 2 > end:
+                return
+            fu = buf[pos + 1]
+            inner = fu & 0x1F
+            if fu & 0x80:
+                self._fu_start(bytes(((ind & 0xE0) | inner,)), inner)
+                if inner == 5:
+                    self._key = True
+            self._fu_part(buf, pos + 2, end, fu & 0x40)
+        elif kind == 24:  # STAP-A: 16-bit size + NAL, repeated
+            pos += 1
+            while pos + 2 <= end:
+                size = (buf[pos] << 8) | buf[pos + 1]
+                pos += 2
+                if size == 0 or pos + size > end:
+                    break
+                inner = buf[pos] & 0x1F
+                if inner == 5:
+                    self._key = True
+                self._nal(buf, pos, pos + size, inner)
+                pos += size
+        # Other types (STAP-B, MTAP, FU-B) are not used in non-interleaved mode; they are skipped.
+
+    def _h265(self, buf: bytes, pos: int, end: int) -> None:
+        if pos + 2 > end:
+            return
+        kind = (buf[pos] >> 1) & 0x3F
+        if kind < 48:
+            if 16 <= kind <= 21:
+                self._key = True
+            self._nal(buf, pos, end, kind)
+        elif kind == 49:  # FU: 2-byte payload header, FU header (S, E, type), fragment
+            if pos + 3 > end:
+                return
+            fu = buf[pos + 2]
+            inner = fu & 0x3F
+            if fu & 0x80:
+                self._fu_start(bytes(((buf[pos] & 0x81) | (inner << 1), buf[pos + 1])), inner)
+                if 16 <= inner <= 21:
+                    self._key = True
+            self._fu_part(buf, pos + 3, end, fu & 0x40)
+        elif kind == 48:  # AP: 16-bit size + NAL, repeated (no DONL: sprop-max-don-diff is not supported)
+            pos += 2
+            while pos + 2 <= end:
+                size = (buf[pos] << 8) | buf[pos + 1]
+                pos += 2
+                if size < 2 or pos + size > end:
+                    break
+                inner = (buf[pos] >> 1) & 0x3F
+                if 16 <= inner <= 21:
+                    self._key = True
+                self._nal(buf, pos, pos + size, inner)
+                pos += size
+
+    def _fu_start(self, header: bytes, kind: int) -> None:
+        if self._fu_at >= 0:
+            self._damaged = True  # a new start before the end of the previous fragmented NAL
+        self._fu_at = len(self._pieces)
+        self._pieces.append(b"")  # the NAL length, known at its end
+        self._pieces.append(header)
+        self._fu_size = len(header)
+        self._fu_kind = kind
+
+    def _fu_part(self, buf: bytes, pos: int, end: int, last: int) -> None:
+        if self._fu_at < 0:
+            self._damaged = True  # a middle fragment whose start was lost
+            return
+        self._pieces.append(memoryview(buf)[pos:end])
+        self._fu_size += end - pos
+        if last:
+            self._pieces[self._fu_at] = _LEN.pack(self._fu_size)
+            self._size += 4 + self._fu_size
+            if self._fu_kind in self._param_types:
+                at = self._fu_at + 1
+                self.params[self._fu_kind] = b"".join(self._pieces[at:])
+            self._fu_at = -1
+
+    def _emit(self) -> None:
+        pieces, size, key = self._pieces, self._size, self._key
+        self._pieces, self._size, self._key = [], 0, False
+        if self._fu_at >= 0:
+            self._damaged = True  # the access unit ended inside a fragmented NAL
+            self._fu_at = -1
+        if self._damaged or size == 0:
+            self._damaged = False
+            self.dropped += 1
+            return
+        self.access_units += 1
+        self._sink(self._ts, key, pieces, size)
+
+
+class InterleavedReader:
+    """Walks ``$``-framed RTSP/TCP bytes: RTP on ``channel`` goes to the depacketiser, RTSP replies are skipped.
+
+    Chunks are fed as the socket delivers them; a frame split across two chunks is carried over. The
+    carried tail is at most one frame, so the only copy per chunk is of that tail.
+    """
+
+    def __init__(self, channel: int, depacketizer: Depacketizer) -> None:
+        self.channel = channel
+        self.depack = depacketizer
+        self._tail = b""
+        self.replies: list[bytes] = []  # status lines of RTSP replies seen in-band (keep-alive answers)
+
+    def feed(self, data: bytes) -> None:
+        buf = self._tail + data if self._tail else data
+        n = len(buf)
+        pos = 0
+        channel = self.channel
+        packet = self.depack.packet
+        while n - pos >= 4:
+            if buf[pos] == 0x24:  # '$'
+                end = pos + 4 + ((buf[pos + 2] << 8) | buf[pos + 3])
+                if end > n:
+                    break
+                if buf[pos + 1] == channel:
+                    packet(buf, pos + 4, end)
+                pos = end
+            else:
+                head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_RTSP_MESSAGE)
+                if head_end < 0:
+                    if n - pos > MAX_RTSP_MESSAGE or not buf.startswith((b"RTSP/", b"GET_", b"OPTI", b"ANNO",
+                                                                          b"SET_", b"REDI", b"TEAR"), pos):
+                        raise FramingError("unexpected bytes in the interleaved stream")
+                    break
+                head = bytes(buf[pos:head_end])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip() or b"0")
+                end = head_end + 4 + length
+                if end > n:
+                    break
+                self.replies.append(head.split(b"\r\n", 1)[0])
+                del self.replies[:-8]
+                pos = end
+        self._tail = bytes(buf[pos:]) if pos < n else b""

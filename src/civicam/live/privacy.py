@@ -1,0 +1,163 @@
+"""Faces blurred in served and exported video: the frame transform, and blurred HLS segments made on demand.
+
+Blurring costs a decode, a detection per frame and an encode, so it is done only for segments somebody
+asks for (the streams being watched) and cached, so every viewer of a segment shares one transcode.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from civicam.analytics.blur import blur_faces
+from civicam.analytics.detections import Detections
+from civicam.analytics.faces import FaceDetector, create_detector
+from civicam.storage.backend import SegmentStore
+from civicam.storage.models import Segment
+
+# Privacy errs towards blurring: a lower score than analytics uses, so doubtful faces are hidden too.
+BLUR_MIN_SCORE = 0.3
+# Detect on every third frame (about 8 per second at 25 fps); see FaceBlur for how the frames between stay covered.
+DETECT_EVERY = 3
+VERIFY_ROUNDS = 2
+CACHE_TTL_S = 3600.0
+
+
+class FaceBlur:
+    """A per-stream frame transform that blurs every detected face.
+
+    Detection runs on every ``every``-th frame (it is the costly part); the frames between are blurred
+    with the boxes of the last two detections together, so a face moving between detections stays
+    covered. Stateful: make one per stream, export or segment.
+    """
+
+    def __init__(self, detector: FaceDetector | None = None, every: int = DETECT_EVERY) -> None:
+        self._detector = detector or create_detector("yunet", {"min_score": BLUR_MIN_SCORE})
+        self._every = max(1, every)
+        self._n = 0
+        self._recent: list[Detections] = []
+
+    def frame_array(self, bgr: np.ndarray) -> np.ndarray:
+        detecting = self._n % self._every == 0
+        self._n += 1
+        if detecting:
+            found = self._detector.detect(bgr)
+            out = self._blur(bgr, [*self._recent[-1:], found])
+            # Check the result: a blurred head can still read as a face to a detector; blur again what
+            # it still finds, so what leaves the hub has nothing a detector recognises.
+            for _ in range(VERIFY_ROUNDS if len(found) else 0):
+                again = self._detector.detect(out)
+                if not len(again):
+                    break
+                found = Detections(np.concatenate([found.boxes, again.boxes]),
+                                   np.concatenate([found.scores, again.scores]))
+                out = self._blur(out, [again])
+            self._recent = [*self._recent[-1:], found]
+            return out
+        return self._blur(bgr, self._recent)
+
+    @staticmethod
+    def _blur(bgr: np.ndarray, sets: list[Detections]) -> np.ndarray:
+        boxes = np.concatenate([d.boxes for d in sets]) if sets else np.zeros((0, 4), np.float32)
+        if not len(boxes):
+            return bgr
+        return blur_faces(bgr, Detections(boxes, np.ones(len(boxes), np.float32)))
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        out = av.VideoFrame.from_ndarray(self.frame_array(frame.to_ndarray(format="bgr24")), format="bgr24")
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+
+def init_size(path: Path) -> int:
+    """Bytes of the top-level boxes before the first ``moof``: the HLS init section of an fMP4 file."""
+    offset = 0
+    with open(path, "rb") as fh:
+        while header := fh.read(8):
+            size = int.from_bytes(header[:4], "big")
+            if header[4:8] == b"moof":
+                return offset
+            if size == 1:
+                size = int.from_bytes(fh.read(8), "big")
+            if size < 8:
+                break
+            offset += size
+            fh.seek(offset)
+    raise ValueError(f"{path.name} has no fragment")
+
+
+@dataclass(frozen=True)
+class BlurredSegment:
+    path: Path
+    init_bytes: int
+
+
+def transcode_blurred(src: str, dest: Path, blur: FaceBlur) -> BlurredSegment:
+    """Decode ``src``, blur faces in every frame, encode H.264 into an fMP4 with the original timestamps.
+
+    Keeping the source's time base and timestamps keeps a blurred segment on the same HLS timeline as the
+    original, so the playlist is the same one either way.
+    """
+    tmp = dest.with_suffix(".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(src) as inp, av.open(str(tmp), "w", format="mp4",
+                                      options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}) as out:
+        ist = inp.streams.video[0]
+        rate = ist.average_rate or Fraction(25)
+        ost = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "tune": "zerolatency",
+                                                            "crf": "23", "g": "600"})
+        ost.width, ost.height, ost.pix_fmt = ist.codec_context.width, ist.codec_context.height, "yuv420p"
+        tb = ist.time_base or Fraction(1, 90000)
+        ost.time_base = tb
+        ost.codec_context.time_base = tb
+        for frame in inp.decode(ist):
+            blurred = blur(frame)
+            blurred.pict_type = av.video.frame.PictureType.NONE
+            for packet in ost.encode(blurred.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in ost.encode():
+            out.mux(packet)
+    os.replace(tmp, dest)
+    return BlurredSegment(dest, init_size(dest))
+
+
+class BlurredCache:
+    """Blurred copies of segments under ``root``, made once per segment however many viewers ask."""
+
+    def __init__(self, root: Path, store: SegmentStore, make_blur: Callable[[], FaceBlur] = FaceBlur) -> None:
+        self.root, self.store, self._make_blur = root, store, make_blur
+        self._locks: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, seg: Segment) -> BlurredSegment:
+        dest = self.root / f"{seg.camera_id}" / f"{seg.id}.mp4"
+        with self._guard:
+            lock = self._locks.setdefault(seg.id, threading.Lock())
+        with lock:
+            if dest.exists():
+                return BlurredSegment(dest, init_size(dest))
+            made = transcode_blurred(self.store.local_path(seg.path), dest, self._make_blur())
+        with self._guard:
+            self._locks.pop(seg.id, None)
+        self.prune()
+        return made
+
+    def prune(self, max_age_s: float = CACHE_TTL_S) -> int:
+        """Remove blurred copies nobody has needed for a while; they can always be made again."""
+        cutoff, removed = time.time() - max_age_s, 0
+        for path in self.root.glob("*/*.mp4"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
