@@ -9,11 +9,9 @@ from __future__ import annotations
 import io
 import logging
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -29,51 +27,12 @@ from civicam.domain.segments import segment_path
 from civicam.ingest.service import store_for
 from civicam.live.playback import run_export
 from civicam.registry import service
-from civicam.storage.media import FMP4_OPTIONS
 from civicam.storage.reconcile import reconcile
-from conftest import ACTOR, SHARED, make_settings
+from conftest import ACTOR, make_settings
+from support.faces import FPS, face_clip, visible_faces
 
-FACES = SHARED / "datasets" / "mask-crops" / "without_mask"
 T0 = datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)
-W, H, FPS, SECONDS, SIZE = 1280, 720, 25, 2, 180
-
-
-def _detector():  # type: ignore[no-untyped-def]
-    return create_detector()
-
-
-def _visible_faces(count: int) -> list[np.ndarray]:
-    """Crops the detector finds when pasted on the background: the faces a viewer could recognise."""
-    det, found = _detector(), []
-    for path in sorted(FACES.glob("*.jpg"))[:60]:
-        face = cv2.resize(cv2.imread(str(path)), (SIZE, SIZE))
-        canvas = np.full((H, W, 3), 110, np.uint8)
-        canvas[200:200 + SIZE, 300:300 + SIZE] = face
-        if len(det.detect(canvas)):
-            found.append(face)
-        if len(found) == count:
-            return found
-    pytest.fail(f"the detector found fewer than {count} of the dataset's faces")
-
-
-def _face_clip(path: Path, faces: list[np.ndarray]) -> None:
-    """Two people walking slowly across a corridor, as fragmented MP4 like the recorder writes."""
-    with av.open(str(path), "w", format="mp4", options=FMP4_OPTIONS) as out:
-        st = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "g": str(FPS)})
-        st.width, st.height, st.pix_fmt, st.time_base = W, H, "yuv420p", Fraction(1, 90000)
-        rng = np.random.default_rng(7)
-        background = (rng.integers(90, 140, (H, W, 3))).astype(np.uint8)
-        for i in range(FPS * SECONDS):
-            img = background.copy()
-            for k, face in enumerate(faces):
-                x, y = 150 + k * 550 + 4 * i, 180 + k * 120
-                img[y:y + SIZE, x:x + SIZE] = face
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i * 90000 // FPS, Fraction(1, 90000)
-            for pkt in st.encode(frame):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
+SECONDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +47,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Context:
         create_user(s, "op", "Operator-Passw0rd", "operator")
         create_user(s, "investigator", "Investig8-Passw0rd", "operator", view_unblurred=True)
     store = store_for(ctx)
-    _face_clip(Path(store.spool(segment_path(1, T0))), _visible_faces(2))
+    face_clip(Path(store.spool(segment_path(1, T0))), visible_faces(2), SECONDS)
     assert reconcile(ctx.db, store, logging.getLogger("test")).indexed == 1
     return ctx
 
@@ -117,7 +76,7 @@ def _frames(data: bytes) -> list[np.ndarray]:
 
 
 def _frames_with_faces(frames: list[np.ndarray]) -> int:
-    det = _detector()
+    det = create_detector()
     return sum(1 for f in frames if len(det.detect(f)))
 
 

@@ -56,7 +56,7 @@ class SegmentFile:
             view = view[os.write(self._fd, view):]
 
     def write_gop(self, base: int, sizes: list[int], durations: list[int],
-                  pieces: list[bytes | memoryview]) -> None:
+                  pieces: list[bytes]) -> None:
         """One moof+mdat, written in one call so a crash leaves whole fragments or a torn tail repair cuts."""
         self._seq += 1
         head = fmp4.fragment_header(self._seq, base, sizes, durations, True)
@@ -112,7 +112,7 @@ class Recording:
         self.writer: SegmentFile | None = None
         self.gop_ticks: list[int] = []
         self.gop_sizes: list[int] = []
-        self.gop_pieces: list[bytes | memoryview] = []
+        self.gop_pieces: list[bytes] = []
         now = time.monotonic()
         self.last_data = now
         self.next_keepalive = now + rtsp.timeout_s / 2
@@ -123,7 +123,7 @@ class Recording:
 
     # -- access units (event-loop thread) --------------------------------------------------------------
 
-    def _access_unit(self, ts32: int, key: bool, pieces: list[bytes | memoryview], size: int) -> None:
+    def _access_unit(self, ts32: int, key: bool, pieces: list[bytes], size: int) -> None:
         if self.finished:
             return
         if self.last_ts32 >= 0:

