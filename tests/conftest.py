@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from civicam.api.app import create_app
-from civicam.audit.log import Actor
-from civicam.auth.users import create_user
-from civicam.config.settings import Settings, get_settings
 from civicam.context import Context, open_context
 from support.databases import PostgresTemplates, SqliteTemplates, postgres_available
+from support.hub import Api, api_for, make_settings
+from support.rtsp_fixtures import *  # noqa: F401,F403  (the RTSP server fixtures, suite-wide)
 from support.services import require
-
-try:  # the RTSP fixtures need GStreamer; the rest of the suite does not
-    from support.rtsp_fixtures import *  # noqa: F401,F403
-except ImportError:
-    pass
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-ADMIN_PASSWORD = "Adm1n-test-pass"
-ACTOR = Actor(name="test", source="pytest", role="admin")
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +50,6 @@ def db_url(
     postgres_templates.drop(url)
 
 
-def make_settings(data_dir: Path, database_url: str, **extra: object) -> Settings:
-    return get_settings(data_dir=data_dir, database_url=database_url, **extra)
-
-
 @pytest.fixture
 def ctx(db_url: str, tmp_path: Path) -> Iterator[Context]:
     context = open_context(make_settings(tmp_path / "data", db_url), create=True)
@@ -83,38 +65,11 @@ def sqlite_ctx(sqlite_url: str, tmp_path: Path) -> Iterator[Context]:
     context.close()
 
 
-@dataclass
-class Api:
-    client: TestClient
-    ctx: Context
-
-    def login(self, username: str, password: str) -> dict[str, str]:
-        r = self.client.post("/api/auth/token", json={"username": username, "password": password})
-        assert r.status_code == 200, r.text
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-    def user(
-        self, username: str, role: str, site_id: int | None = None, view_unblurred: bool = False
-    ) -> dict[str, str]:
-        """Create a user directly and return its auth headers."""
-        password = f"{username}-Passw0rd!"
-        with self.ctx.db.session() as s:
-            create_user(s, username, password, role, site_id, view_unblurred)
-        return self.login(username, password)
-
-
-def _api(context: Context) -> Iterator[Api]:
-    with context.db.session() as s:
-        create_user(s, "admin", ADMIN_PASSWORD, "admin")
-    with TestClient(create_app(context), base_url="http://127.0.0.1") as client:
-        yield Api(client, context)
-
-
 @pytest.fixture
 def api(ctx: Context) -> Iterator[Api]:
-    yield from _api(ctx)
+    yield from api_for(ctx)
 
 
 @pytest.fixture
 def sqlite_api(sqlite_ctx: Context) -> Iterator[Api]:
-    yield from _api(sqlite_ctx)
+    yield from api_for(sqlite_ctx)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_cli import Cli, cli  # noqa: F401  (fixture)
 
-from conftest import ADMIN_PASSWORD, Api
+from support.hub import ADMIN_PASSWORD, Api
 from support.rtsp import RtspServer
 from support.rtsp_fixtures import SECURE_PASSWORD, SECURE_USER
-from test_cli import Cli, cli  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.rtsp
 

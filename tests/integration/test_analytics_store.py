@@ -15,7 +15,7 @@ from civicam.analytics.aggregation import CameraEvent, add_events
 from civicam.analytics.alerting import AlertService
 from civicam.context import Context
 from civicam.registry import service
-from conftest import ACTOR, ADMIN_PASSWORD, Api
+from support.hub import ACTOR, ADMIN_PASSWORD, Api
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ADMIN_PASSWORD, Api
+from support.hub import ADMIN_PASSWORD, Api
 
 
 def _setup(api: Api, admin: dict[str, str]) -> tuple[int, int, int]:

@@ -28,8 +28,8 @@ from civicam.ingest.service import store_for
 from civicam.live.playback import run_export
 from civicam.registry import service
 from civicam.storage.reconcile import reconcile
-from conftest import ACTOR, make_settings
 from support.faces import FPS, face_clip, visible_faces
+from support.hub import ACTOR, make_settings
 
 T0 = datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)
 SECONDS = 2

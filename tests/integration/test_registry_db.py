@@ -9,7 +9,7 @@ from civicam.audit.log import verify_log
 from civicam.context import Context
 from civicam.db.models import Camera
 from civicam.registry import service
-from conftest import ACTOR
+from support.hub import ACTOR
 
 
 def _site(ctx: Context) -> int:

@@ -29,7 +29,9 @@ def get_session(ctx: Ctx) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+# Function scope: the transaction commits before the response is sent, so a client that reads back
+# what it just created always finds it.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def client_address(request: Request) -> str:

@@ -317,7 +317,11 @@ class _Loop:
             if now >= housekeeping:
                 housekeeping = now + 0.5
                 for rec in list(self.sessions):
-                    self._housekeep(rec, now)
+                    try:
+                        self._housekeep(rec, now)
+                    except Exception as exc:  # noqa: BLE001  the loop must outlive any one camera
+                        LOG.exception("camera %s: native housekeeping error", rec.spec.camera_id)
+                        self._end(rec, exc)
             time.sleep(max(0.0, self.tick_s - (time.monotonic() - started)))
 
     def _start(self, rec: Recording) -> None:

@@ -258,7 +258,14 @@ class _Conn:
             self.buf += chunk
 
 
+# Answers that mean "not like this" rather than "no": a redirect, or a method/transport/version the camera
+# does not support. FFmpeg copes with more of these (redirects, UDP), so the camera goes to the PyAV engine.
+_NOT_FOR_US = {400, 405, 451, 459, 461, 501, 505, 551}
+
+
 def _check(reply: Reply, what: str) -> None:
+    if 300 <= reply.status < 400 or reply.status in _NOT_FOR_US:
+        raise Unsupported(f"{what}: {reply.status} {reply.reason}"[:200])
     if reply.status == 401:
         raise RtspError(f"{what}: authentication failed (401)")
     if reply.status != 200:
@@ -288,8 +295,6 @@ def open_session(spec: SourceSpec) -> Session:
         base = reply.header("content-base") or reply.header("content-location") or url
         track = parse_sdp(reply.body.decode("utf-8", "replace"), base)
         reply = conn.exchange("SETUP", track.control, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
-        if reply.status == 461:
-            raise Unsupported("the camera refuses RTP over TCP")
         _check(reply, "SETUP")
         session_field = reply.header("session")
         session_id, _, rest = session_field.partition(";")

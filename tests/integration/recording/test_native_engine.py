@@ -88,3 +88,25 @@ def test_unsupported_codec_falls_back_to_pyav(tmp_path: Path) -> None:
         assert seg.codec == "mjpeg"
         assert (cam, server.url("/mjpeg")) in native._pyav_only  # noqa: SLF001
         ctx.close()
+
+
+def test_native_records_h265(tmp_path: Path) -> None:
+    """H.265 over RTP (RFC 7798) from a live x265 encoder: hvcC init section, decodable segments."""
+    mounts = [{"path": "/hevc", "source": "test", "codec": "h265", "width": 320, "height": 240, "fps": 10,
+               "bitrate_kbps": 300}]
+    with RtspServer(mounts) as server:
+        ctx = new_context(tmp_path)
+        service = RecordingService(ctx, LOG, settings=fast_settings(engine="native"))
+        try:
+            (cam,) = add_cameras(ctx, [server.url("/hevc")])
+            service.start()
+            wait_for(lambda: service.health()[cam].segments >= 2, 60, "two H.265 segments")
+        finally:
+            service.close()
+        assert (cam, server.url("/hevc")) not in native._pyav_only  # noqa: SLF001
+        for seg in _segments(ctx, cam):
+            info = probe(service.store.local_path(seg.path))
+            assert info.codec == "hevc" and (info.width, info.height) == (320, 240) and info.frames == seg.frames
+            with av.open(service.store.local_path(seg.path)) as c:
+                assert sum(1 for _ in c.decode(video=0)) == seg.frames
+        ctx.close()

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from recording_helpers import ACTOR, INVESTIGATOR, LOG, add_cameras, fast_settings, new_context, wait_for
+from recording_helpers import INVESTIGATOR, LOG, add_cameras, fast_settings, new_context, wait_for
 from sqlalchemy import select
 
 from civicam.api.app import create_app

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from civicam.analytics.centerface import CenterFaceDetector, _nms
@@ -73,12 +74,13 @@ def test_finds_faces_in_composed_scene(centerface: CenterFaceDetector, backgroun
     assert _found(d.boxes[d.scores >= 0.5], truth) >= 1
 
 
-def _inside(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def _inside(boxes: np.ndarray, truth: np.ndarray) -> npt.NDArray[np.bool_]:
     """(boxes, faces): box centred inside the pasted crop and not taller than it (crops are loose, boxes tight)."""
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    return ((cx[:, None] >= truth[None, :, 0]) & (cx[:, None] <= truth[None, :, 2])
-            & (cy[:, None] >= truth[None, :, 1]) & (cy[:, None] <= truth[None, :, 3])
-            & ((boxes[:, 3] - boxes[:, 1])[:, None] <= 1.2 * (truth[None, :, 3] - truth[None, :, 1])))
+    inside = ((cx[:, None] >= truth[None, :, 0]) & (cx[:, None] <= truth[None, :, 2])
+              & (cy[:, None] >= truth[None, :, 1]) & (cy[:, None] <= truth[None, :, 3])
+              & ((boxes[:, 3] - boxes[:, 1])[:, None] <= 1.2 * (truth[None, :, 3] - truth[None, :, 1])))
+    return np.asarray(inside, bool)
 
 
 def _on_faces(boxes: np.ndarray, truth: np.ndarray) -> bool:

@@ -58,13 +58,16 @@ def live_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, gran
 
 @router.get("/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}")
 def segment_bytes(camera_id: int, mode: Literal["live", "playback"], segment_id: int,
-                  part: Literal["init.mp4", "media.m4s"], actor: Viewer, session: DbSession, ctx: Ctx,
-                  request: Request, grant: str | None = None) -> Response:
+                  part: Literal["init.mp4", "media.m4s"], actor: Viewer, ctx: Ctx, request: Request,
+                  grant: str | None = None) -> Response:
     """The init section (ftyp+moov) or the media part (moof+mdat...) of one segment, blurred by default."""
-    get_camera(session, actor, camera_id)
-    seg = session.get(Segment, segment_id)
-    if seg is None or seg.camera_id != camera_id:
-        raise HTTPException(404, "No such segment.")
+    # A short session of its own: blurring can take seconds and must not hold a database connection.
+    with ctx.db.session() as session:
+        get_camera(session, actor, camera_id)
+        seg = session.get(Segment, segment_id)
+        if seg is None or seg.camera_id != camera_id:
+            raise HTTPException(404, "No such segment.")
+        session.expunge(seg)
     return serve_segment(request, ctx, actor, store_for(ctx), seg, part, grant)
 
 
