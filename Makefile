@@ -54,6 +54,14 @@ typecheck: $(STAMP)
 
 bench: $(STAMP) system-deps
 	$(PY) bench/probe.py
+	$(PY) bench/recording.py
+	$(PY) bench/analytics.py
+
+# Retrains the shipped mask classifier from ../shared/datasets/mask-crops (CPU, a few minutes).
+train-mask:
+	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
+	.venv-train/bin/pip install -q torch==2.13.0 onnx numpy pillow opencv-python-headless
+	nice .venv-train/bin/python training/mask/train.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -127,5 +127,16 @@
     api("GET", `/api/analytics/camera/${id}?interval=1d&from=${encodeURIComponent(startOfToday().toISOString())}`)
       .then((d) => { const t = d.total; say(an, t ? `Today: ${t.people} people counted, compliance ${pct(t.compliance)}.` : "No people counted today yet."); })
       .catch((e) => say(an, "Analytics not available: " + e.message));
+    // Suitability and lag come from the hub's live analytics (median face height over recent people).
+    const su = $("cam-suitability");
+    api("GET", "/api/analytics/health")
+      .then((h) => {
+        const c = (h.cameras || []).find((x) => String(x.camera_id) === String(id));
+        if (!c) { say(su, h.running ? "Suitability for mask analytics: no segment analysed yet." : "Suitability for mask analytics: analytics is not running on this hub."); return; }
+        const s = c.suitability;
+        const lag = c.lag_s === null ? "" : ` Analysis runs ${Math.round(c.lag_s)} s behind recording.`;
+        say(su, `Suitability for mask analytics: ${s.suitable ? "suitable" : "not suitable"} (${s.reason}).${lag}`);
+      })
+      .catch(() => {});
   }
 })();
