@@ -128,6 +128,11 @@ def main() -> None:
         f"**{blur_stream:.1f} cores** per stream; detecting at 5 fps and re-using boxes for the frames in "
         f"between would need {25 * (t_decode + t_blur_enc) + 5 * t_detect:.1f} (those boxes must then be padded "
         "for motion, or a face can slip out of its blur between detections).",
+        f"- Detector rows: both registered backends on the same frames in the same run. The `{a.detector}` "
+        f"pipeline row and its full-frame row are the same work measured twice ({1000 * t_detect:.0f} vs "
+        f"{1000 * t_det[a.detector, 0]:.0f} ms): that is the run-to-run spread on this shared machine. "
+        "CenterFace was measured as a replacement for YuNet and not adopted (no clear speed gain, fewer masked "
+        "faces found; `docs/analytics-validation.md`, section 1).",
         "- Reproduce: `nice .venv/bin/python bench/analytics.py --append docs/benchmarks.md`.",
     ]
     text = "\n".join(lines)

@@ -166,7 +166,7 @@ class CenterFaceDetector:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # the graph's unused BN counters otherwise print a warning each
+        opts.log_severity_level = 3  # onnxruntime's warnings about this old export are noise in service logs
         self._session = ort.InferenceSession(dynamic_model(model), opts, providers=["CPUExecutionProvider"])
         self.min_score = min_score
         self.max_side = max_side
@@ -197,7 +197,9 @@ class CenterFaceDetector:
         boxes, scores = self._decode(np.asarray(heat), np.asarray(scale), np.asarray(offset))
         if len(scores):
             keep = _nms(boxes, scores, self.nms_iou)
-            boxes, scores = boxes[keep] / np.float32(s), scores[keep]  # back to original pixels
+            # back to original pixels; per axis, as rounding the resized size makes x and y scales differ slightly
+            boxes = boxes[keep] / np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+            scores = scores[keep]
         return Detections(boxes, scores).clipped(w, h)
 
     def _decode(self, heat: FloatArray, scale: FloatArray, offset: FloatArray) -> tuple[FloatArray, FloatArray]:

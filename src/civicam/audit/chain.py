@@ -63,12 +63,14 @@ def verify(entries: Iterable[Entry], head_seq: int | None = None, head_hash: str
         if e.id != expected_id:
             problems.append(Problem(e.id, f"entries {expected_id}..{e.id - 1} are missing (deleted)"))
         if e.prev_hash != prev:
-            problems.append(Problem(e.id, "does not follow its predecessor (an entry before it was removed or altered)"))
+            problems.append(
+                Problem(e.id, "does not follow its predecessor (an entry before it was removed or altered)"))
         if entry_hash(e) != e.hash:
             problems.append(Problem(e.id, "content does not match its hash (the entry was edited)"))
         expected_id, prev = e.id + 1, e.hash
     if head_seq is not None and head_seq != expected_id - 1:
-        problems.append(Problem(head_seq, f"the chain head names entry {head_seq} but the log ends at {expected_id - 1}"))
+        problems.append(
+            Problem(head_seq, f"the chain head names entry {head_seq} but the log ends at {expected_id - 1}"))
     elif head_hash is not None and head_hash != prev:
         problems.append(Problem(expected_id - 1, "the last entry does not match the chain head"))
     return problems

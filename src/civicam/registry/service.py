@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -209,6 +209,15 @@ def list_cameras(
     if limit is not None:
         page = page.limit(limit)
     return session.execute(page).scalars().all(), total
+
+
+def visible_camera_ids(session: Session, actor: Actor, ids: Iterable[int]) -> set[int]:
+    """The subset of ``ids`` the actor may see (all of them, except for site representatives)."""
+    wanted = set(ids)
+    if actor.role != Role.site_rep:
+        return wanted
+    stmt = select(Camera.id).where(Camera.id.in_(wanted), Camera.site_id == actor.site_id)
+    return set(session.execute(stmt).scalars())
 
 
 def set_camera_status(session: Session, actor: Actor, camera: Camera, status: str, why: str = "") -> Camera:

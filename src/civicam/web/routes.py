@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from civicam import __version__
 from civicam.api.deps import SESSION_COOKIE, client_address
 from civicam.audit.log import Actor, record, verify_log
+from civicam.audit.query import filtered
 from civicam.auth.users import authenticate, issue_token, revoke_token, user_for_token
 from civicam.context import Context
 from civicam.db.models import AuditEvent, Camera, Region, Site, User
@@ -507,20 +508,7 @@ def audit(request: Request, q: str = Query("", max_length=200), action: str = Qu
 
 
 def _audit_count(s: Session, q: str, action: str, t0: datetime | None, t1: datetime | None) -> int:
-    from sqlalchemy import or_
-
-    stmt = select(func.count()).select_from(AuditEvent)
-    if q:
-        like = f"%{q}%"
-        stmt = stmt.where(or_(AuditEvent.actor.ilike(like), AuditEvent.action.ilike(like),
-                              AuditEvent.object_id.ilike(like), AuditEvent.object_type.ilike(like)))
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    if t0:
-        stmt = stmt.where(AuditEvent.ts >= t0)
-    if t1:
-        stmt = stmt.where(AuditEvent.ts < t1)
-    return int(s.execute(stmt).scalar_one())
+    return int(s.execute(filtered(select(func.count()).select_from(AuditEvent), q, action, t0, t1)).scalar_one())
 
 
 @router.get("/users", response_class=HTMLResponse)

@@ -19,7 +19,7 @@ from civicam.analytics.service import AnalyticsService
 from civicam.api.deps import DbSession, require
 from civicam.audit.log import Actor, record
 from civicam.db.base import utcnow
-from civicam.db.models import Camera, Site
+from civicam.db.models import Site
 from civicam.domain.compliance import Interval
 from civicam.domain.roles import Perm, Role
 from civicam.registry import service
@@ -130,10 +130,7 @@ def analytics_health(actor: Reader, request: Request, session: DbSession) -> dic
     for svc in getattr(request.app.state, "services", []):
         if isinstance(svc, AnalyticsService):
             health = svc.health()
-            visible = set(health)
-            if actor.role == Role.site_rep:
-                visible = set(session.execute(select(Camera.id).where(
-                    Camera.id.in_(visible), Camera.site_id == actor.site_id)).scalars())
+            visible = service.visible_camera_ids(session, actor, health)
             return {"running": True, "cameras": [
                 {**{k: v for k, v in asdict(h).items() if k != "suitability"},
                  "suitability": asdict(h.suitability)}

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from civicam.api.deps import DbSession, require
 from civicam.api.schemas import AuditEventPublic, AuditVerifyPublic
 from civicam.audit.log import Actor, verify_log
+from civicam.audit.query import filtered
 from civicam.db.models import AuditEvent
 from civicam.domain.roles import Perm
 
@@ -30,17 +31,7 @@ def search(
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Sequence[AuditEvent]:
-    stmt = select(AuditEvent)
-    if q:
-        like = f"%{q}%"
-        stmt = stmt.where(or_(AuditEvent.actor.ilike(like), AuditEvent.action.ilike(like),
-                              AuditEvent.object_id.ilike(like), AuditEvent.object_type.ilike(like)))
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    if since:
-        stmt = stmt.where(AuditEvent.ts >= since)
-    if until:
-        stmt = stmt.where(AuditEvent.ts < until)
+    stmt = filtered(select(AuditEvent), q, action, since, until)
     return session.execute(stmt.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)).scalars().all()
 
 

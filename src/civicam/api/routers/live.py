@@ -6,16 +6,14 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from sqlalchemy import select
 
 from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
-from civicam.db.models import Camera
-from civicam.domain.roles import Perm, Role
+from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingService, recording_settings, store_for
 from civicam.live import hls
 from civicam.live.serving import grant_ok, serve_segment, view_grant
-from civicam.registry.service import get_camera
+from civicam.registry.service import get_camera, visible_camera_ids
 from civicam.storage.index import latest_segments
 from civicam.storage.models import Segment
 
@@ -77,11 +75,8 @@ def recording_health(actor: Reader, request: Request, ctx: Ctx) -> dict[str, Any
     for svc in getattr(request.app.state, "services", []):
         if isinstance(svc, RecordingService):
             health = svc.health()
-            visible = set(health)
-            if actor.role == Role.site_rep:
-                with ctx.db.session() as session:
-                    visible = set(session.execute(select(Camera.id).where(
-                        Camera.id.in_(visible), Camera.site_id == actor.site_id)).scalars())
+            with ctx.db.session() as session:
+                visible = visible_camera_ids(session, actor, health)
             return {"running": True, "cameras": [
                 {**asdict(h), "since": h.since.isoformat(),
                  "last_segment_end": h.last_segment_end.isoformat() if h.last_segment_end else None}
