@@ -103,3 +103,21 @@ def test_audit_verify_detects_tampering(cli: Cli) -> None:
         conn.execute("DELETE FROM audit_events WHERE id = 4")
     r = cli("audit", "verify", code=1)
     assert "BROKEN" in r.stdout
+
+
+def test_user_add_prints_a_password_once_and_it_signs_in(cli: Cli) -> None:
+    from civicam.auth.passwords import verify_password
+
+    cli("init")
+    cli("region", "add", "North")
+    cli("site", "add", "--region", "North", "--name", "Mall", "--contact-name", "Ana", "--contact-email",
+        "ana@mall.example")
+    made = cli.json("user", "add", "rep", "--role", "site_rep", "--site", "1")
+    assert isinstance(made, dict) and made["role"] == "site_rep" and len(made["password"]) >= 16
+    r = cli("user", "add", "rep2", "--role", "site_rep", code=2)
+    assert "site" in r.stderr
+    with sqlite3.connect(cli.data_dir / "civicam.db") as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM users WHERE username = 'rep'").fetchone()
+        actions = [a for (a,) in conn.execute("SELECT action FROM audit_events")]
+    assert verify_password(stored, made["password"]) and made["password"] not in stored
+    assert actions.count("user.create") == 2  # the admin at init, then rep

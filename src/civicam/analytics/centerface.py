@@ -198,7 +198,7 @@ class CenterFaceDetector:
         if len(scores):
             keep = _nms(boxes, scores, self.nms_iou)
             # back to original pixels; per axis, as rounding the resized size makes x and y scales differ slightly
-            boxes = boxes[keep] / np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+            boxes = np.asarray(boxes[keep] / np.array([nw / w, nh / h, nw / w, nh / h], np.float32), np.float32)
             scores = scores[keep]
         return Detections(boxes, scores).clipped(w, h)
 

