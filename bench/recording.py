@@ -94,7 +94,7 @@ def measure(pids: list[int], server_pid: int, seconds: float) -> tuple[float, fl
 def server_pid(server: RtspServer) -> int:
     proc = server._proc  # noqa: SLF001  the controller does not expose it; the benchmark only reads /proc
     assert proc is not None
-    return proc.pid
+    return int(proc.pid)
 
 
 def run_ffmpeg(server: RtspServer, n: int, seconds: float, work: Path) -> Result:
