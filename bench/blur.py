@@ -18,9 +18,8 @@ from pathlib import Path
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.faces import face_clip, visible_faces  # noqa: E402
-
 from civicam.live.privacy import FaceBlur, transcode_blurred  # noqa: E402
+from support.faces import face_clip, visible_faces  # noqa: E402
 
 
 def cpu() -> float:
