@@ -66,7 +66,7 @@ def build_demo(ctx: Context, actor: Actor, seconds: float = 20.0) -> list[int]:
         if name in existing:
             ids.append(existing[name])
             continue
-        clip = synth_video(media / f"{name.lower().replace(' ', '-')}-{w}x{h}@{fps}.mp4", w, h, fps, seconds)
+        clip = synth_video(media / f"{name.lower().replace(' ', '-')}-{w}x{h}-{fps}fps.mp4", w, h, fps, seconds)
         with ctx.db.session() as s:
             ids.append(service.add_camera(s, actor, ctx.secrets, site_id, name, str(clip)).id)
     probe_cameras(ctx, actor, ids, seconds=3.0)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,20 @@ def test_demo_starts_a_hub_with_probed_cameras(tmp_path: Path) -> None:
         rejected = next(c for c in cams if c["status"] == "rejected")
         codes = {r["code"] for r in rejected["last_probe"]["reasons"]}
         assert codes == {"resolution_too_low", "fps_out_of_range"}
+        # The accepted demo cameras are recorded in real time, like cameras, not read in a blink.
+        accepted = next(c for c in cams if c["status"] == "accepted")["id"]
+        segments: list[dict[str, str]] = []
+        end = time.monotonic() + 60
+        while len(segments) < 2 and time.monotonic() < end:
+            r = httpx.get(f"{base}/api/cameras/{accepted}/recordings", headers=headers)
+            segments = r.json()["segments"] if r.status_code == 200 else []
+            time.sleep(0.5)  # polling a condition with a deadline
+        assert len(segments) >= 2, "the demo recorded nothing"
+        now = datetime.now(UTC)
+        for seg in segments:
+            start, stop = datetime.fromisoformat(seg["start"]), datetime.fromisoformat(seg["end"])
+            assert stop <= now + timedelta(seconds=1), "a segment ends in the future: the file was not paced"
+            assert 1.0 <= (stop - start).total_seconds() <= 10.0
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -46,10 +45,10 @@ class RecordingSettings(BaseModel):
     )
     rtsp_transport: str = Field(default="tcp", pattern="^(tcp|udp)$", description="RTSP transport: tcp or udp.")
     engine: Literal["pyav", "native"] = Field(
-        # The environment is read here too, so settings built in code (tests, tools) follow the same switch.
-        default_factory=lambda: "native" if os.environ.get("CIVICAM_RECORDING__ENGINE") == "native" else "pyav",
-        description="RTSP ingest: 'pyav' (FFmpeg per camera thread) or 'native' (event-driven RTSP/TCP client, "
-        "PyAV fallback for streams it cannot handle).",
+        # Native: 0.36-0.51x the PyAV engine's CPU in the same benchmark runs (docs/benchmarks.md).
+        default="native",
+        description="RTSP ingest: 'native' (event-driven RTSP/TCP client; PyAV fallback for streams it cannot "
+        "handle) or 'pyav' (FFmpeg per camera thread).",
     )
     live_segments: int = Field(default=4, ge=2, le=20, description="Segments listed in a live HLS playlist.")
 

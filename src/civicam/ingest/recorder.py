@@ -14,7 +14,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from civicam.domain.segments import partial_path, published_path
-from civicam.ingest.sources import SourceSpec, open_source
+from civicam.ingest.sources import SourceSpec, open_source, packets
 from civicam.storage.backend import SegmentStore, is_disk_full
 from civicam.storage.media import FMP4_OPTIONS, init_length
 
@@ -125,7 +125,7 @@ def record_session(
         origin: int | None = None
         anchor = clock()
         paused = False
-        for packet in container.demux(stream):
+        for packet in packets(container, stream, spec.url):
             dts = packet.dts
             if dts is None:
                 continue  # the demuxer's end-of-stream flush packet

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import av
 from av.container import InputContainer
+from av.packet import Packet
+from av.video.stream import VideoStream
 
 from civicam.domain.urls import redact, with_credentials
 
@@ -37,7 +42,7 @@ def open_source(spec: SourceSpec) -> InputContainer:
         options.update({"rtsp_transport": spec.rtsp_transport, "timeout": str(int(spec.timeout_s * 1e6))})
         timeout = None
     elif url.startswith("file://"):
-        url = url[len("file://"):]
+        url = unquote(urlsplit(url).path)  # file URIs percent-encode characters such as '@' and spaces
     full = with_credentials(url, spec.username, spec.password) if "://" in url else url
     try:
         container = av.open(full, options=options, timeout=timeout)
@@ -47,6 +52,44 @@ def open_source(spec: SourceSpec) -> InputContainer:
         container.close()
         raise SourceError("the stream has no video track")
     return container
+
+
+def packets(container: InputContainer, stream: VideoStream, url: str,
+            clock: Callable[[], float] = time.monotonic, wait: Callable[[float], object] = time.sleep,
+            ) -> Iterator[Packet]:  # type: ignore[type-arg]
+    """The stream's packets; a local file is played like a camera: in real time, looping, timestamps rising.
+
+    Network streams arrive at the camera's pace by themselves. A file (the demo's cameras, a test clip)
+    would otherwise be read in a blink and end, which a recorder anchored to wall-clock time must not see.
+    """
+    if not url.startswith("file://") and "://" in url:
+        yield from container.demux(stream)
+        return
+    tb = float(stream.time_base or 0) or 1 / 90000
+    rate = stream.average_rate or stream.guessed_rate
+    frame_ticks = round(1 / (float(rate) * tb)) if rate else round(0.04 / tb)
+    offset, first, last = 0, None, 0
+    start = clock()
+    while True:
+        played = False
+        for packet in container.demux(stream):
+            if packet.dts is None:
+                continue
+            if first is None:
+                first = packet.dts
+            dts = packet.dts - first + offset
+            ahead = start + dts * tb - clock()
+            if ahead > 0:
+                wait(ahead)  # pacing a file to real time, the way a camera delivers
+            pts = packet.pts if packet.pts is not None else packet.dts
+            packet.pts, packet.dts = pts - first + offset, dts
+            last, played = dts, True
+            yield packet
+        if not played:
+            return
+        offset = last + frame_ticks
+        container.seek(0, stream=stream)
+        first = None
 
 
 class SourceError(RuntimeError):
