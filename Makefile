@@ -16,6 +16,8 @@ run: $(STAMP) web
 	CIVICAM_DATA_DIR=$${CIVICAM_DATA_DIR:-./var/demo} $(VENV)/bin/civicam demo
 
 test: $(STAMP) system-deps web
+	$(VENV)/bin/ruff check src tests bench training
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -47,7 +49,7 @@ system-deps:
 	fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench training
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -59,7 +59,8 @@ def launch_line(mount: dict[str, Any]) -> str:
     """The gst-rtsp-server launch description for one mount."""
     source = mount.get("source", "test")
     if source == "audio_only":
-        return "( audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay0 pt=0 )"
+        return ("( audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! mulawenc"
+                " ! rtppcmupay name=pay0 pt=0 )")
     if source == "file":
         fps = int(mount.get("fps", 25))
         # multifilesrc loop=true replays the bytes forever; h264parse interpolates timestamps from the

@@ -12,8 +12,8 @@ from civicam.audit.log import record, verify_log
 from civicam.auth.passwords import generate_password, hash_password
 from civicam.auth.users import UserError, create_user
 from civicam.bootstrap import initialise
-from civicam.cli.common import FAILED, context, fail, local_actor, out, print_json, settings
 from civicam.cli.analyze import app as analyze_app
+from civicam.cli.common import FAILED, context, fail, local_actor, out, print_json, settings
 from civicam.cli.recordings import export, hold_app, recordings_app
 from civicam.cli.recordings import record as record_command
 from civicam.cli.registry import camera_app, region_app, site_app
