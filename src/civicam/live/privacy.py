@@ -21,6 +21,7 @@ from civicam.analytics.blur import blur_faces
 from civicam.analytics.detections import Detections
 from civicam.analytics.faces import FaceDetector, create_detector
 from civicam.storage.backend import SegmentStore
+from civicam.storage.media import init_length
 from civicam.storage.models import Segment
 
 # Privacy errs towards blurring: a lower score than analytics uses, so doubtful faces are hidden too.
@@ -88,23 +89,6 @@ class FaceBlur:
         return out
 
 
-def init_size(path: Path) -> int:
-    """Bytes of the top-level boxes before the first ``moof``: the HLS init section of an fMP4 file."""
-    offset = 0
-    with open(path, "rb") as fh:
-        while header := fh.read(8):
-            size = int.from_bytes(header[:4], "big")
-            if header[4:8] == b"moof":
-                return offset
-            if size == 1:
-                size = int.from_bytes(fh.read(8), "big")
-            if size < 8:
-                break
-            offset += size
-            fh.seek(offset)
-    raise ValueError(f"{path.name} has no fragment")
-
-
 @dataclass(frozen=True)
 class BlurredSegment:
     path: Path
@@ -137,7 +121,14 @@ def transcode_blurred(src: str, dest: Path, blur: FaceBlur) -> BlurredSegment:
         for packet in ost.encode():
             out.mux(packet)
     os.replace(tmp, dest)
-    return BlurredSegment(dest, init_size(dest))
+    return BlurredSegment(dest, _init(dest))
+
+
+def _init(path: Path) -> int:
+    size = init_length(str(path))
+    if size == 0:
+        raise ValueError(f"{path.name} has no fragment")
+    return size
 
 
 class BlurredCache:
@@ -154,7 +145,7 @@ class BlurredCache:
             lock = self._locks.setdefault(seg.id, threading.Lock())
         with lock:
             if dest.exists():
-                return BlurredSegment(dest, init_size(dest))
+                return BlurredSegment(dest, _init(dest))
             made = transcode_blurred(self.store.local_path(seg.path), dest, self._make_blur())
         with self._guard:
             self._locks.pop(seg.id, None)
