@@ -20,8 +20,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def scene_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (SHARED / "mask-crops").is_dir():
-        pytest.skip("shared/datasets is not beside the repo")
+    from support.services import require
+
+    require((SHARED / "mask-crops").is_dir(), "shared/datasets beside the repo")
     sys.path.insert(0, str(REPO / "training" / "mask"))
     from data import read_bgr, split, video_frames
     from scenes import compose

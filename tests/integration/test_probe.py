@@ -147,8 +147,9 @@ def test_audio_only_stream_has_no_video(rtsp_server: RtspServer) -> None:
 
 def test_local_file_is_measured_in_media_time() -> None:
     videos = sorted(glob.glob(str(DATASET_VIDEOS / "*.mp4")))
-    if not videos:
-        pytest.skip(f"no sample videos under {DATASET_VIDEOS}")
+    from support.services import require
+
+    require(bool(videos), f"sample videos under {DATASET_VIDEOS}")
     result = probe(Path(videos[0]).as_uri())
     assert result.codes == ("resolution_too_low",)
     assert (result.measured.width, result.measured.height) == (384, 288)

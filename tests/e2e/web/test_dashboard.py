@@ -144,9 +144,9 @@ def test_export_a_clip_with_a_reason(hub: Any, sign_in: Any, screenshot: Shot) -
 def test_wall_tile_plays_blurred_says_when_its_stream_is_lost_and_recovers(
         hub: Any, sign_in: Any, rtsp_available: bool, screenshot: Shot) -> None:
     from support.rtsp import RtspServer
+    from support.services import require
 
-    if not rtsp_available:
-        pytest.skip("GStreamer RTSP server not available")
+    require(rtsp_available, "GStreamer RTSP server (python3-gi + gir1.2-gst-rtsp-server-1.0)")
     # A camera of its own, small enough for the hub to blur in real time on a shared box, that the test can
     # unplug and plug back in. It sits at the second site so the wall (filtered by site) shows only it.
     flaky = RtspServer([{"path": "/flaky", "source": "test", "width": 320, "height": 240, "fps": 5, "codec": "h264",

@@ -18,8 +18,9 @@ from civicam.analytics.mask import MaskClassifier  # noqa: E402
 
 
 def _require_shared() -> None:
-    if not (SHARED / "mask-crops").is_dir():
-        pytest.skip("shared/datasets is not beside the repo")
+    from support.services import require
+
+    require((SHARED / "mask-crops").is_dir(), "shared/datasets beside the repo")
 
 
 @pytest.fixture(scope="session")

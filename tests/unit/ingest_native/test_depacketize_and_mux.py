@@ -21,8 +21,9 @@ MTU = 1400
 
 
 def _encode(tmp: Path, codec: str, frames: int = 60) -> bytes:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
+    from support.services import require
+
+    require(shutil.which("ffmpeg") is not None, "ffmpeg (Debian package)")
     out = tmp / f"clip.{codec}"
     enc = ["-c:v", "libx264", "-bf", "0", "-x264-params", "keyint=25:min-keyint=25:scenecut=0"] if codec == "h264" \
         else ["-c:v", "libx265", "-x265-params", "keyint=25:min-keyint=25:scenecut=0:bframes=0:log-level=error"]
