@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -33,8 +34,8 @@ class SegmentProbe:
     first_pts_s: float
 
 
-def init_length(path: str) -> int:
-    """Bytes of the top-level boxes before the first ``moof``: the init section (ftyp+moov) for HLS."""
+def _top_level_boxes(path: str) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, size, type) of each top-level MP4 box, stopping at a malformed header; sizes may overrun a torn file."""
     offset = 0
     size_total = os.path.getsize(path)
     with open(path, "rb") as fh:
@@ -42,13 +43,19 @@ def init_length(path: str) -> int:
             fh.seek(offset)
             head = fh.read(16)
             size, kind = struct.unpack(">I4s", head[:8])
-            if size == 1:
+            if size == 1 and len(head) >= 16:
                 size = struct.unpack(">Q", head[8:16])[0]
-            if kind == b"moof":
-                return offset
             if size < 8:
-                break
+                return
+            yield offset, size, kind
             offset += size
+
+
+def init_length(path: str) -> int:
+    """Bytes of the top-level boxes before the first ``moof``: the init section (ftyp+moov) for HLS."""
+    for offset, _size, kind in _top_level_boxes(path):
+        if kind == b"moof":
+            return offset
     return 0
 
 
@@ -80,21 +87,14 @@ def probe(path: str) -> SegmentProbe:
 
 def complete_length(path: str) -> int:
     """Bytes up to the end of the last complete top-level box: where a torn fMP4 must be cut."""
-    offset = good = 0
+    good = 0
     size_total = os.path.getsize(path)
-    with open(path, "rb") as fh:
-        while offset + 8 <= size_total:
-            fh.seek(offset)
-            head = fh.read(16)
-            size, kind = struct.unpack(">I4s", head[:8])
-            if size == 1 and len(head) >= 16:
-                size = struct.unpack(">Q", head[8:16])[0]
-            if size < 8 or offset + size > size_total:
-                break
-            offset += size
-            # A moof alone is useless: the cut point is after a complete mdat, or after the moov header.
-            if kind in (b"mdat", b"moov"):
-                good = offset
+    for offset, size, kind in _top_level_boxes(path):
+        if offset + size > size_total:
+            break
+        # A moof alone is useless: the cut point is after a complete mdat, or after the moov header.
+        if kind in (b"mdat", b"moov"):
+            good = offset + size
     return good
 
 
