@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Debian packages the suite needs: GStreamer's RTSP server (real cameras on loopback), FFmpeg, Chromium.
 DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-        gstreamer1.0-tools ffmpeg chromium
+        gstreamer1.0-x gstreamer1.0-tools ffmpeg chromium
 PYTEST_ARGS ?=
 
 .PHONY: run test venv system-deps lint typecheck bench clean train-mask web

@@ -16,6 +16,11 @@ class RecordingSettings(BaseModel):
     segment_target_s: float = Field(
         default=4.0, gt=0.5, le=60, description="Target segment length; cut at the first keyframe after it."
     )
+    part_target_s: float = Field(
+        # A live (LL-HLS) player trails the camera by about three parts; 0.5 s keeps it under 4 s.
+        default=0.5, gt=0.1, le=5, description="Longest fragment the recorder buffers before writing it: "
+        "the part length of the low-latency live playlist, and the most a crash can lose in a segment.",
+    )
     quota_bytes: int = Field(
         default=0, ge=0, description="Disk quota for recordings in bytes; 0: no quota, only free space counts."
     )

@@ -1,4 +1,7 @@
-"""The native recording engine: many RTSP/TCP cameras per event-loop thread, GOPs written as fMP4 fragments."""
+"""The native recording engine: many RTSP/TCP cameras per event-loop thread, written as fMP4 fragments.
+
+A fragment is a GOP, cut into parts of at most ``part_target_s`` so the live playlist can list them.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ _pyav_only: set[tuple[int, str]] = set()
 
 
 class SegmentFile:
-    """A partial segment written with plain ``os.write``: init section once, then one write per GOP."""
+    """A partial segment written with plain ``os.write``: init section once, then one write per fragment."""
 
     def __init__(self, store: SegmentStore, camera_id: int, start: datetime, init: bytes, info: fmp4.VideoInfo,
                  session: str) -> None:
@@ -55,14 +58,19 @@ class SegmentFile:
         while view:
             view = view[os.write(self._fd, view):]
 
-    def write_gop(self, base: int, sizes: list[int], durations: list[int],
-                  pieces: list[bytes]) -> None:
-        """One moof+mdat, written in one call so a crash leaves whole fragments or a torn tail repair cuts."""
+    def write_fragment(self, base: int, sizes: list[int], durations: list[int], pieces: list[bytes],
+                       independent: bool) -> None:
+        """One moof+mdat, written in one call so a crash leaves whole fragments or a torn tail repair cuts.
+
+        A fragment is a GOP or the part of one that the live playlist lists; ``independent`` when it starts
+        on a keyframe.
+        """
         self._seq += 1
-        head = fmp4.fragment_header(self._seq, base, sizes, durations, True)
+        head = fmp4.fragment_header(self._seq, base, sizes, durations, independent)
         self._write(b"".join([head, *pieces]))
         self.frames += len(sizes)
-        self.keyframes += 1
+        if independent:
+            self.keyframes += 1
 
     def finish(self, end: datetime) -> SegmentDone:
         os.close(self._fd)
@@ -88,7 +96,7 @@ class SegmentFile:
 class Recording:
     """One camera's session on the event loop: access units in, segments out; mirrors ``record_session``."""
 
-    def __init__(self, spec: SourceSpec, rtsp: Session, store: SegmentStore, *, target_s: float,
+    def __init__(self, spec: SourceSpec, rtsp: Session, store: SegmentStore, *, target_s: float, part_s: float,
                  clock: Callable[[], datetime], stop: Event, events: SessionEvents,
                  space_ok: Callable[[], bool]) -> None:
         self.spec, self.rtsp, self.store = spec, rtsp, store
@@ -96,6 +104,7 @@ class Recording:
         self.codec = rtsp.track.codec
         self.rate = rtsp.track.clock_rate
         self.target_ticks = int(target_s * self.rate)
+        self.part_ticks = int(part_s * self.rate)
         self.frame_ticks = self.rate // 25  # until two access units tell the real frame interval
         self.session = secrets.token_hex(8)
         self.depack = Depacketizer(self.codec, self._access_unit, dict(rtsp.track.params))
@@ -110,9 +119,10 @@ class Recording:
         self.seg_start = 0
         self.paused = False
         self.writer: SegmentFile | None = None
-        self.gop_ticks: list[int] = []
-        self.gop_sizes: list[int] = []
-        self.gop_pieces: list[bytes] = []
+        self.pending_ticks: list[int] = []
+        self.pending_sizes: list[int] = []
+        self.pending_pieces: list[bytes] = []
+        self.pending_key = False  # whether the buffered fragment starts on a keyframe
         now = time.monotonic()
         self.last_data = now
         self.next_keepalive = now + rtsp.timeout_s / 2
@@ -140,11 +150,12 @@ class Recording:
         ticks = self.ext - self.origin
         if ticks < self.last_ticks:
             ticks = self.last_ticks  # a camera's clock going back must not break the fragment timeline
-        if ticks > self.last_ticks and self.gop_ticks:
+        if ticks > self.last_ticks and self.pending_ticks:
             self.frame_ticks = ticks - self.last_ticks
         self.last_ticks = ticks
         if key:
-            self._flush_gop(ticks)
+            self._flush(ticks)
+            self.pending_key = True
             if self.stop.is_set():
                 self._finish(ticks)  # stop on a keyframe so the last segment ends cleanly
                 return
@@ -158,9 +169,13 @@ class Recording:
         elif self.stop.is_set() and ticks - self.seg_start > 4 * self.target_ticks:
             self._finish(ticks)  # no keyframe for far too long; do not hold shutdown hostage
             return
-        self.gop_ticks.append(ticks)
-        self.gop_sizes.append(size)
-        self.gop_pieces += pieces
+        elif self.pending_ticks and ticks - self.pending_ticks[0] + self.frame_ticks > self.part_ticks:
+            # Written before it outgrows a live part, so a live player gets this frame's part at once.
+            self._flush(ticks)
+            self.pending_key = False
+        self.pending_ticks.append(ticks)
+        self.pending_sizes.append(size)
+        self.pending_pieces += pieces
 
     def _open(self, ticks: int) -> bool:
         if not self.space_ok():
@@ -186,18 +201,18 @@ class Recording:
             return False
         return True
 
-    def _flush_gop(self, end_ticks: int) -> None:
-        ticks = self.gop_ticks
+    def _flush(self, end_ticks: int) -> None:
+        ticks = self.pending_ticks
         if not ticks:
             return
         durations = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
         durations.append(max(0, end_ticks - ticks[-1]))
-        sizes, pieces = self.gop_sizes, self.gop_pieces
-        self.gop_ticks, self.gop_sizes, self.gop_pieces = [], [], []
+        sizes, pieces = self.pending_sizes, self.pending_pieces
+        self.pending_ticks, self.pending_sizes, self.pending_pieces = [], [], []
         if self.writer is None:
             return
         try:
-            self.writer.write_gop(ticks[0], sizes, durations, pieces)
+            self.writer.write_fragment(ticks[0], sizes, durations, pieces, self.pending_key)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
@@ -209,7 +224,7 @@ class Recording:
     def _finish(self, end_ticks: int) -> None:
         """Write what is buffered and publish the segment; the session is over."""
         self.finished = True
-        self._flush_gop(end_ticks)
+        self._flush(end_ticks)
         if self.writer is not None:
             writer, self.writer = self.writer, None
             self.events.segment(writer.finish(self._at(end_ticks)))
@@ -220,7 +235,7 @@ class Recording:
             return
         try:
             if not self.finished:
-                # An error mid-segment: keep the GOP in progress too; it starts on a keyframe and decodes.
+                # An error mid-segment: keep the fragment in progress too; it follows the rest of its GOP.
                 self._finish(self.last_ticks + self.frame_ticks)
         except Exception as exc:  # noqa: BLE001  a failed publish must still end the session
             error = error or exc
@@ -341,7 +356,7 @@ class _Loop:
         if silent > rec.spec.timeout_s:
             self._end(rec, RtspError(f"no data for {silent:.0f}s"))
             return
-        if rec.stop.is_set() and rec.writer is None and not rec.gop_ticks:
+        if rec.stop.is_set() and rec.writer is None and not rec.pending_ticks:
             self._end(rec, None)  # stopping while paused or before the first keyframe: nothing to finish
             return
         if rec.stop.is_set() and rec.origin is not None and silent > 2 * rec.rtsp.timeout_s:
@@ -375,6 +390,7 @@ def record_native(
     store: SegmentStore,
     *,
     target_s: float,
+    part_s: float,
     clock: Callable[[], datetime],
     stop: Event,
     events: SessionEvents,
@@ -388,7 +404,8 @@ def record_native(
     """
     key = (spec.camera_id, spec.url)
     if key in _pyav_only or not spec.url.startswith("rtsp://"):
-        record_session(spec, store, target_s=target_s, clock=clock, stop=stop, events=events, space_ok=space_ok)
+        record_session(spec, store, target_s=target_s, part_s=part_s, clock=clock, stop=stop, events=events,
+                       space_ok=space_ok)
         return
     try:
         rtsp = open_session(spec)
@@ -396,9 +413,10 @@ def record_native(
         LOG.info("camera %s: native engine cannot record this stream (%s); using PyAV", spec.camera_id,
                  redact(str(exc)))
         _pyav_only.add(key)
-        record_session(spec, store, target_s=target_s, clock=clock, stop=stop, events=events, space_ok=space_ok)
+        record_session(spec, store, target_s=target_s, part_s=part_s, clock=clock, stop=stop, events=events,
+                       space_ok=space_ok)
         return
-    rec = Recording(spec, rtsp, store, target_s=target_s, clock=clock, stop=stop, events=events,
+    rec = Recording(spec, rtsp, store, target_s=target_s, part_s=part_s, clock=clock, stop=stop, events=events,
                     space_ok=space_ok)
     events.connected()
     engine().add(rec)

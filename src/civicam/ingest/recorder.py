@@ -49,7 +49,8 @@ class SessionEvents(Protocol):
 class SegmentWriter:
     """Muxes packets into a partial file and publishes it by rename when finished."""
 
-    def __init__(self, store: SegmentStore, camera_id: int, start: datetime, template: Stream, session: str) -> None:
+    def __init__(self, store: SegmentStore, camera_id: int, start: datetime, template: Stream, session: str,
+                 part_s: float) -> None:
         self.store = store
         self.camera_id = camera_id
         self.start = start
@@ -57,7 +58,10 @@ class SegmentWriter:
         self.partial = partial_path(camera_id, start)
         self.frames = 0
         self.keyframes = 0
-        self._out = av.open(store.spool(self.partial), "w", format="mp4", options=FMP4_OPTIONS)
+        # FFmpeg cuts a fragment once the next packet reaches frag_duration; asking for 0.9 of the part
+        # target keeps every fragment (a live playlist part) within it.
+        options = {**FMP4_OPTIONS, "frag_duration": str(int(part_s * 900_000))}
+        self._out = av.open(store.spool(self.partial), "w", format="mp4", options=options)
         try:
             self._ost = self._out.add_stream_from_template(template)
             ctx: Any = template.codec_context
@@ -99,6 +103,7 @@ def record_session(
     store: SegmentStore,
     *,
     target_s: float,
+    part_s: float,
     clock: Callable[[], datetime],
     stop: Event,
     events: SessionEvents,
@@ -157,7 +162,7 @@ def record_session(
                     seg_start_ticks = ticks
                     try:
                         writer = SegmentWriter(store, spec.camera_id, anchor + timedelta(seconds=ticks * num / den),
-                                               stream, session)
+                                               stream, session, part_s)
                     except OSError as exc:
                         if not is_disk_full(exc):
                             raise

@@ -152,8 +152,9 @@ class Supervisor:
             # One supervisor for both engines: they share the session contract (events, stop, raise on loss).
             record = record_native if self._settings.engine == "native" else record_session
             try:
-                record(self.spec, self._store, target_s=self._settings.segment_target_s, clock=self._clock,
-                               stop=self._stop, events=self, space_ok=self._space_ok)
+                record(self.spec, self._store, target_s=self._settings.segment_target_s,
+                       part_s=self._settings.part_target_s, clock=self._clock, stop=self._stop, events=self,
+                       space_ok=self._space_ok)
             except SourceError as exc:
                 error = str(exc)
             except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:

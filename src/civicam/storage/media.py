@@ -15,7 +15,8 @@ FMP4_OPTIONS = {
     "movflags": "frag_keyframe+empty_moov+default_base_moof+frag_discont",
     "avoid_negative_ts": "disabled",
     # Push each finished fragment to the file at once; otherwise its tail waits in the I/O buffer and a
-    # crash loses two GOPs instead of one. Fragments are written whole, so this is one write per GOP.
+    # crash (or a live player) waits a fragment longer. Fragments are written whole, one write each; the
+    # recorder adds frag_duration so a fragment is a GOP or a live part of one.
     "flush_packets": "1",
 }
 
@@ -101,9 +102,10 @@ def complete_length(path: str) -> int:
 def repair(src: str, dst: str) -> SegmentProbe | None:
     """Keep the complete fragments of a torn partial ``src`` in ``dst``; None if nothing usable remains.
 
-    The recorder writes ftyp+moov and then one moof+mdat per GOP, each fragment starting on a keyframe,
-    so cutting the file after its last complete mdat yields a valid, fully decodable segment: a crash
-    loses at most the GOP being written. The demuxer cannot be trusted for this, as it hands out the
+    The recorder writes ftyp+moov and then moof+mdat fragments (a GOP, or a part of one of at most
+    ``part_target_s``), the first starting on a keyframe and each following the ones before it, so cutting
+    the file after its last complete mdat yields a valid, fully decodable segment: a crash loses at most
+    the fragment being written. The demuxer cannot be trusted for this, as it hands out the
     torn last sample truncated rather than refusing it.
     """
     try:

@@ -88,7 +88,7 @@ def test_sigkill_mid_segment_is_repaired_on_restart(clip: Path, tmp_path: Path) 
         def torn() -> bool:
             files = list(store.list())
             published = [f for f in files if f.path.endswith(".mp4")]
-            # A partial past its first fragment (one 2 s GOP, ~500 kB): killing now tears a segment mid-way.
+            # A partial past its first fragments (0.5 s parts of a 2 s GOP): killing now tears a segment mid-way.
             partial = [f for f in files if f.path.endswith(".partial") and f.bytes > 200_000]
             return bool(published and partial)
 
@@ -108,7 +108,7 @@ def test_sigkill_mid_segment_is_repaired_on_restart(clip: Path, tmp_path: Path) 
         for seg in _segments(ctx, cam):
             with av.open(store.local_path(seg.path)) as c:
                 frames = sum(1 for _ in c.decode(video=0))
-            assert frames == seg.frames and frames >= 25
+            assert frames == seg.frames and frames >= 12  # at least one whole 0.5 s part survived
 
         # Restarted, it records again and the downtime is an explicit gap bounded by the segments around it.
         last = _segments(ctx, cam)[-1]
