@@ -5,14 +5,21 @@ header as the init section (``EXT-X-MAP``) and the rest as the media segment, so
 export and HLS all read the same bytes and no second copy is written. Segments of one connection share
 a timeline and an init section; a new connection (after a gap) is marked ``EXT-X-DISCONTINUITY`` with a
 new map. Bytes are sliced by the ``init_bytes`` the index recorded.
+
+The unblurred live view is low-latency HLS: the recorder appends a fragment every part target (~0.5 s),
+and each fragment, of the segment in progress and of the last published ones, is listed as an
+``EXT-X-PART`` byte range of its file, so a player can trail the camera by about three parts instead of
+two segments.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from civicam.storage.fragments import FragmentIndex
 from civicam.storage.models import Segment
 
 MIME_PLAYLIST = "application/vnd.apple.mpegurl"
@@ -22,22 +29,10 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", target_s: float = 4.0,
-                   map_each: bool = False) -> str:
-    """A media playlist; segment URIs are relative (``segments/<id>/...``) with ``query`` appended.
-
-    ``map_each`` gives every segment its own init section: blurred segments are each encoded on their own.
-    """
-    q = f"?{query}" if query else ""
-    durations = [max(0.001, (s.end - s.start).total_seconds()) for s in segments]
-    target = max([math.ceil(target_s), *(math.ceil(d) for d in durations)])
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if live:
-        lines.append(f"#EXT-X-MEDIA-SEQUENCE:{segments[0].seq if segments else 0}")
-        # Start playback near the live edge: one target duration back rather than the default three.
-        lines.append(f"#EXT-X-START:TIME-OFFSET=-{target},PRECISE=NO")
-    else:
-        lines += ["#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-MEDIA-SEQUENCE:0"]
+def _segment_lines(segments: Sequence[Segment], durations: Sequence[float], q: str, map_each: bool,
+                   parts: Mapping[int, PartList] | None = None) -> list[str]:
+    """Discontinuity, map, date, the parts (if listed) and the EXTINF+URI of each segment."""
+    lines: list[str] = []
     prev: Segment | None = None
     for seg, dur in zip(segments, durations, strict=True):
         new_session = prev is None or seg.session != prev.session or seg.session == "recovered"
@@ -46,12 +41,155 @@ def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", 
                 lines.append("#EXT-X-DISCONTINUITY")
             lines.append(f'#EXT-X-MAP:URI="segments/{seg.id}/init.mp4{q}"')
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_iso(seg.start)}")
+        if parts and seg.seq in parts:
+            lines += _part_lines(parts[seg.seq], q)
         lines.append(f"#EXTINF:{dur:.3f},")
         lines.append(f"segments/{seg.id}/media.m4s{q}")
         prev = seg
+    return lines
+
+
+def _durations(segments: Sequence[Segment]) -> list[float]:
+    return [max(0.001, (s.end - s.start).total_seconds()) for s in segments]
+
+
+def _target(target_s: float, durations: Sequence[float]) -> int:
+    return max([math.ceil(target_s), *(math.ceil(d) for d in durations)])
+
+
+def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", target_s: float = 4.0,
+                   map_each: bool = False) -> str:
+    """A media playlist; segment URIs are relative (``segments/<id>/...``) with ``query`` appended.
+
+    ``map_each`` gives every segment its own init section: blurred segments are each encoded on their own.
+    """
+    q = f"?{query}" if query else ""
+    durations = _durations(segments)
+    target = _target(target_s, durations)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if live:
+        lines.append(f"#EXT-X-MEDIA-SEQUENCE:{segments[0].seq if segments else 0}")
+        # Start playback near the live edge: one target duration back rather than the default three.
+        lines.append(f"#EXT-X-START:TIME-OFFSET=-{target},PRECISE=NO")
+    else:
+        lines += ["#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-MEDIA-SEQUENCE:0"]
+    lines += _segment_lines(segments, durations, q, map_each)
     if not live:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+# -- low-latency live (LL-HLS, RFC 8216bis §4.4.4.9, §6.2.5.2) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One fragment of a segment file, listed as an ``EXT-X-PART`` by byte range."""
+
+    offset: int
+    length: int
+    duration_s: float
+    independent: bool
+
+
+@dataclass(frozen=True)
+class PartList:
+    """The parts of one segment, all byte ranges of one file URI (relative, without the query)."""
+
+    uri: str
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The segment being written: listed by its parts only, under media sequence number ``seq``."""
+
+    seq: int
+    start: datetime
+    init_length: int
+    parts: PartList
+    new_session: bool  # it does not continue the newest published segment's timeline and init section
+
+
+def parts_of(index: FragmentIndex, uri: str) -> PartList:
+    """The parts of a scanned segment file served at ``uri``."""
+    return PartList(uri, tuple(Part(f.offset, f.length, index.seconds(f.duration), f.independent)
+                               for f in index.fragments))
+
+
+def _part_lines(parts: PartList, q: str) -> list[str]:
+    return [f'#EXT-X-PART:DURATION={p.duration_s:.3f},URI="{parts.uri}{q}",BYTERANGE="{p.length}@{p.offset}"'
+            + (",INDEPENDENT=YES" if p.independent else "") for p in parts.parts]
+
+
+def part_target(setting_s: float, lists: Iterable[PartList]) -> float:
+    """The PART-TARGET to announce: the setting, or the longest listed part if one is longer.
+
+    The spec forbids parts longer than PART-TARGET; a recorder that writes one fragment per GOP (older
+    files, or a stream whose keyframes come slower than the setting allows) would otherwise break it.
+    """
+    longest = max((p.duration_s for pl in lists for p in pl.parts), default=0.0)
+    return math.ceil(max(setting_s, longest) * 1000) / 1000
+
+
+def low_latency_playlist(segments: Sequence[Segment], parts: Mapping[int, PartList], edge: InProgress | None, *,
+                         query: str, target_s: float, part_target_s: float) -> str:
+    """A live playlist with parts: published ``segments`` (parts listed for the seqs in ``parts``), then
+    the parts of the segment in progress, which a player can play before the segment is finished.
+
+    >>> print(low_latency_playlist([], {}, None, query="", target_s=4, part_target_s=0.5), end="")
+    #EXTM3U
+    #EXT-X-VERSION:9
+    #EXT-X-TARGETDURATION:4
+    #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500
+    #EXT-X-PART-INF:PART-TARGET=0.500
+    #EXT-X-MEDIA-SEQUENCE:0
+    #EXT-X-INDEPENDENT-SEGMENTS
+    """
+    q = f"?{query}" if query else ""
+    durations = _durations(segments)
+    target = _target(target_s, durations)
+    # No EXT-X-START: a low-latency player starts PART-HOLD-BACK from the live edge, about three parts.
+    lines = ["#EXTM3U", "#EXT-X-VERSION:9", f"#EXT-X-TARGETDURATION:{target}",
+             f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target_s:.3f}",
+             f"#EXT-X-PART-INF:PART-TARGET={part_target_s:.3f}",
+             f"#EXT-X-MEDIA-SEQUENCE:{segments[0].seq if segments else edge.seq if edge else 0}",
+             "#EXT-X-INDEPENDENT-SEGMENTS"]
+    lines += _segment_lines(segments, durations, q, False, parts)
+    if edge is not None and edge.parts.parts:
+        if edge.new_session or not segments:
+            if segments:
+                lines.append("#EXT-X-DISCONTINUITY")
+            lines.append(f'#EXT-X-MAP:URI="{edge.parts.uri}{q}",BYTERANGE="{edge.init_length}@0"')
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_iso(edge.start)}")
+        lines += _part_lines(edge.parts, q)
+    return "\n".join(lines) + "\n"
+
+
+def reload_too_far(last_seq: int, msn: int) -> bool:
+    """A blocking reload for a segment more than two past the newest published one is refused (400)."""
+    return msn > last_seq + 2
+
+
+def reload_ready(last_seq: int, part_counts: Mapping[int, int], msn: int, part: int | None) -> bool:
+    """Whether a playlist now answers a blocking reload for segment ``msn`` (part ``part``, if given).
+
+    ``last_seq`` is the newest published segment (-1 if none); ``part_counts`` the number of complete
+    parts per listed segment, the one in progress included. A part index past the last part of a finished
+    segment asks for the first part of the next one (RFC 8216bis §6.2.5.2).
+
+    >>> reload_ready(7, {7: 8, 8: 2}, 8, 1), reload_ready(7, {7: 8, 8: 2}, 8, 2)
+    (True, False)
+    >>> reload_ready(7, {7: 8, 8: 0}, 7, 8), reload_ready(7, {7: 8, 8: 1}, 7, 8)
+    (False, True)
+    """
+    if part is None or msn < last_seq:
+        return msn <= last_seq
+    if msn == last_seq:
+        if part < part_counts.get(msn, part + 1):
+            return True
+        return part_counts.get(msn + 1, 0) >= 1
+    return msn == last_seq + 1 and part_counts.get(msn, 0) > part
 
 
 def master_playlist(media_uri: str, *, bandwidth: int, width: int, height: int, blurred: bool) -> str:

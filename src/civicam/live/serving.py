@@ -1,15 +1,20 @@
-"""What the HLS endpoints share: the blurred-or-not decision, grants on URLs, and segment bytes."""
+"""What the HLS endpoints share: the blurred-or-not decision, grants on URLs, and segment bytes (whole, or
+the byte ranges low-latency players ask for)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 from fastapi import HTTPException, Request, Response
 
 from civicam.audit.log import Actor
 from civicam.context import Context
 from civicam.live import grants
+from civicam.live.edge import open_segment_file, published_rel
 from civicam.live.privacy import BlurredCache
+from civicam.live.ranges import Unsatisfiable, byte_range
 from civicam.live.transform import wants_unblurred
 from civicam.storage.backend import SegmentStore
 from civicam.storage.models import Segment
@@ -46,27 +51,58 @@ def blurred_cache(request: Request, ctx: Context, store: SegmentStore) -> Blurre
     return cache
 
 
-def segment_response(path: str | Path, init_bytes: int, part: str) -> Response:
+def _send(fh: BinaryIO, base: int, length: int, range_header: str | None, media: str, cache: str,
+          total_known: bool = True) -> Response:
+    """Bytes ``[base, base+length)`` of an open file as one resource, or the slice a Range header asks for."""
+    try:
+        wanted = byte_range(range_header, length)
+    except Unsatisfiable:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{length}"})
+    start, stop = wanted if wanted is not None else (0, length)
+    data = os.pread(fh.fileno(), stop - start, base + start)
+    headers = {"Cache-Control": cache, "Accept-Ranges": "bytes"}
+    if wanted is None:
+        return Response(data, media_type=media, headers=headers)
+    # A file still being written has no known complete length yet (RFC 9110 §14.4 allows "*").
+    total = str(length) if total_known else "*"
+    headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{total}"
+    return Response(data, status_code=206, media_type=media, headers=headers)
+
+
+def segment_response(path: str | Path, init_bytes: int, part: str, range_header: str | None = None) -> Response:
+    """The init section or the media part of a published segment file; a Range applies within that part."""
     try:
         with open(path, "rb") as fh:
-            if part == "init.mp4":
-                data = fh.read(init_bytes)
-            else:
-                fh.seek(init_bytes)
-                data = fh.read()
+            size = os.fstat(fh.fileno()).st_size
+            base, length = (0, init_bytes) if part == "init.mp4" else (init_bytes, max(0, size - init_bytes))
+            media = "video/mp4" if part == "init.mp4" else "video/iso.segment"
+            # Segments never change once published, so players and proxies may cache them privately.
+            return _send(fh, base, length, range_header, media, "private, max-age=86400")
     except FileNotFoundError:
         raise HTTPException(404, "The segment was deleted by retention.") from None
-    media = "video/mp4" if part == "init.mp4" else "video/iso.segment"
-    # Segments never change once published, so players and proxies may cache them privately.
-    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
 
 def serve_segment(request: Request, ctx: Context, actor: Actor, store: SegmentStore, seg: Segment, part: str,
                   grant: str | None) -> Response:
+    rng = request.headers.get("range")
     if grant_ok(ctx, actor, seg.camera_id, grant):
-        return segment_response(store.local_path(seg.path), seg.init_bytes, part)
+        return segment_response(store.local_path(seg.path), seg.init_bytes, part, rng)
     try:
         blurred = blurred_cache(request, ctx, store).get(seg)
     except FileNotFoundError:
         raise HTTPException(404, "The segment was deleted by retention.") from None
-    return segment_response(blurred.path, blurred.init_bytes, part)
+    return segment_response(blurred.path, blurred.init_bytes, part, rng)
+
+
+def part_response(store: SegmentStore, camera_id: int, name: str, range_header: str | None) -> Response:
+    """Bytes of a segment file by its part URI name: the whole file so far, or the requested range."""
+    rel = published_rel(camera_id, name)
+    if rel is None:
+        raise HTTPException(404, "No such segment file.")
+    with open_segment_file(store, rel) as found:
+        if found is None:
+            raise HTTPException(404, "The segment was deleted by retention.")
+        fh, growing = found
+        size = os.fstat(fh.fileno()).st_size
+        # no-store: a full answer of a growing file is only what was written so far.
+        return _send(fh, 0, size, range_header, "video/mp4", "no-store", total_known=not growing)

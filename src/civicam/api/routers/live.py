@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
+from civicam.context import Context
 from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingService, recording_settings, store_for
 from civicam.live import hls
-from civicam.live.serving import grant_ok, serve_segment, view_grant
+from civicam.live.edge import live_state
+from civicam.live.serving import grant_ok, part_response, serve_segment, view_grant
 from civicam.registry.service import get_camera, visible_camera_ids
+from civicam.storage.backend import SegmentStore
 from civicam.storage.index import latest_segments
 from civicam.storage.models import Segment
 
@@ -21,6 +26,10 @@ router = APIRouter(tags=["live"])
 Viewer = Annotated[Actor, Depends(require(Perm.video_view))]
 Reader = Annotated[Actor, Depends(require(Perm.registry_read))]
 NO_STORE = {"Cache-Control": "no-store"}
+POLL_S = 0.05  # blocking reload: how often the file in progress is looked at (a stat)
+RELOOK_S = 0.5  # ... and how often the database and folders are, when nothing signals a change
+HOLD_TARGETS = 3  # a blocking reload is held up to three target durations (RFC 8216bis §6.2.5.2) ...
+HOLD_MAX_S = 8.0  # ... but under hls.js's 10 s time-to-first-byte limit for playlists
 
 
 @router.get("/cameras/{camera_id}/live.m3u8")
@@ -43,15 +52,80 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
+def _store(request: Request, ctx: Context) -> SegmentStore:
+    """The app's segment store, made once: making one walks the whole recordings tree to count its bytes,
+    which a player's requests (several a second in low-latency live) must not pay each time."""
+    store: SegmentStore | None = getattr(request.app.state, "segment_store", None)
+    if store is None:
+        store = store_for(ctx)
+        request.app.state.segment_store = store
+    return store
+
+
+def _visible(ctx: Context, actor: Actor, camera_id: int) -> None:
+    with ctx.db.session() as session:
+        get_camera(session, actor, camera_id)
+
+
+def _latest(ctx: Context, camera_id: int, count: int) -> list[Segment]:
+    with ctx.db.session() as session:
+        segs = latest_segments(session, camera_id, count)
+        session.expunge_all()
+    return segs
+
+
 @router.get("/cameras/{camera_id}/live/media.m3u8")
-def live_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, grant: str | None = None) -> Response:
-    get_camera(session, actor, camera_id)
+async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, grant: str | None = None,
+                     msn: Annotated[int | None, Query(alias="_HLS_msn", ge=0)] = None,
+                     part: Annotated[int | None, Query(alias="_HLS_part", ge=0)] = None) -> Response:
+    """The live media playlist; unblurred, it is low-latency (LL-HLS) with parts and blocking reloads.
+
+    A blocking reload (``_HLS_msn``/``_HLS_part``) is answered once that segment or part exists, or after
+    a hold; the wait is async and polls file sizes, holding neither a database connection nor a thread.
+    """
+    await run_in_threadpool(_visible, ctx, actor, camera_id)
     unblurred = grant_ok(ctx, actor, camera_id, grant)
     settings = recording_settings(ctx)
-    segs = latest_segments(session, camera_id, settings.live_segments)
-    body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s,
-                              query=f"grant={grant}" if unblurred else "", map_each=not unblurred)
+    if not unblurred:
+        # Blurred: whole published segments only, each blurred on request (live/edge.py says why no parts).
+        segs = await run_in_threadpool(_latest, ctx, camera_id, settings.live_segments)
+        body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s, map_each=True)
+        return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
+    if part is not None and msn is None:
+        raise HTTPException(400, "_HLS_part needs _HLS_msn.")
+    store = _store(request, ctx)
+    state = await run_in_threadpool(live_state, ctx, store, camera_id, settings.live_segments)
+    if msn is not None:
+        if hls.reload_too_far(state.last_seq, msn):
+            raise HTTPException(400, "That segment is too far in the future.")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(HOLD_TARGETS * settings.segment_target_s, HOLD_MAX_S)
+        looked = loop.time()
+        while not hls.reload_ready(state.last_seq, state.part_counts(), msn, part) and loop.time() < deadline:
+            await asyncio.sleep(POLL_S)
+            # Look again (database and files) when the file in progress grew or was published; otherwise
+            # now and then, for a new connection's segment or a camera that came back.
+            if state.changed() or loop.time() - looked >= (POLL_S if state.transient else RELOOK_S):
+                state = await run_in_threadpool(live_state, ctx, store, camera_id, settings.live_segments)
+                looked = loop.time()
+    lists = [*state.parts.values(), *([state.edge.parts] if state.edge else [])]
+    body = hls.low_latency_playlist(state.segments, state.parts, state.edge, query=f"grant={grant}",
+                                    target_s=settings.segment_target_s,
+                                    part_target_s=hls.part_target(settings.part_target_s, lists))
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
+
+
+@router.get("/cameras/{camera_id}/live/parts/{name}")
+def live_part(camera_id: int, name: str, actor: Viewer, ctx: Ctx, request: Request,
+              grant: str | None = None) -> Response:
+    """Bytes of a segment file, in progress or published, by HTTP Range: the parts of the LL-HLS playlist.
+
+    Unblurred only (a grant is required): parts are never blurred.
+    """
+    _visible(ctx, actor, camera_id)
+    if not grant_ok(ctx, actor, camera_id, grant):
+        raise HTTPException(403, "Parts are served for the unblurred live view only.")
+    return part_response(_store(request, ctx), camera_id, name, request.headers.get("range"))
 
 
 @router.get("/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}")
@@ -66,7 +140,7 @@ def segment_bytes(camera_id: int, mode: Literal["live", "playback"], segment_id:
         if seg is None or seg.camera_id != camera_id:
             raise HTTPException(404, "No such segment.")
         session.expunge(seg)
-    return serve_segment(request, ctx, actor, store_for(ctx), seg, part, grant)
+    return serve_segment(request, ctx, actor, _store(request, ctx), seg, part, grant)
 
 
 @router.get("/recording/health")

@@ -33,10 +33,15 @@ civicam.Player = class {
     if (!window.Hls) { this.state("error", "The video player library is missing (run 'make web')."); return; }
     if (!Hls.isSupported()) { this.state("error", "This browser cannot play HLS video."); return; }
     this.state("connecting", this.retries ? `Reconnecting (attempt ${this.retries + 1})…` : "Connecting…");
-    const hls = new Hls({
-      liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 6, enableWorker: true, lowLatencyMode: false,
-      manifestLoadingMaxRetry: 0, levelLoadingMaxRetry: 2, fragLoadingMaxRetry: 2,
-    });
+    const common = { enableWorker: true, manifestLoadingMaxRetry: 0, levelLoadingMaxRetry: 2, fragLoadingMaxRetry: 2 };
+    // The unblurred live view is low-latency HLS (parts, blocking playlist reloads): hls.js then stays the
+    // playlist's PART-HOLD-BACK (~1.5 s) behind the live edge, but only if no liveSync* option overrides it;
+    // after a stall it catches up by playing slightly faster. The blurred view has no parts (a segment is
+    // blurred once it is finished), so it keeps the segment-based settings.
+    const lowLatency = this.live && /[?&]unblurred_reason=/.test(this.url);
+    const hls = new Hls(lowLatency
+      ? { ...common, lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 }
+      : { ...common, lowLatencyMode: false, liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 6 });
     this.hls = hls;
     hls.on(Hls.Events.MANIFEST_LOADED, (_e, data) => {
       const sd = (data && data.sessionData) || {};

@@ -1,0 +1,230 @@
+"""Low-latency live (LL-HLS) over HTTP from a real RTSP camera: parts, blocking reloads, byte ranges.
+
+A camera (1280x720@25, keyframe every 2 s) on the GStreamer test server is recorded by each engine with
+the default 4 s segments and 0.5 s parts; a permitted user watches it unblurred, as a player would.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import av
+import pytest
+from fastapi.testclient import TestClient
+from recording_helpers import LOG, add_cameras, fast_settings, new_context, wait_for
+
+from civicam.api.app import create_app
+from civicam.auth.users import create_user
+from civicam.context import Context
+from civicam.db.base import utcnow
+from civicam.ingest.service import RecordingService
+from civicam.storage.index import latest_segments
+from support.rtsp import RtspServer
+
+pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
+PART_S = 0.5
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One EXT-X-PART of a playlist, with the segment (msn) it belongs to and the map in effect."""
+
+    msn: int
+    index: int
+    uri: str
+    offset: int
+    length: int
+    duration: float
+    independent: bool
+    map_uri: str
+    map_range: tuple[int, int] | None
+    segment_start: datetime
+
+
+@dataclass(frozen=True)
+class Playlist:
+    text: str
+    tags: dict[str, str]
+    parts: list[Listed]
+    media_sequence: int
+    segments: int  # published segments (EXTINF) listed
+
+
+def _attrs(value: str) -> dict[str, str]:
+    """An HLS attribute list (``KEY=value,KEY="quoted, text"``) as a dict, quotes removed."""
+    return {k: v.strip('"') for k, v in re.findall(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', value)}
+
+
+def _parse(text: str) -> Playlist:
+    lines = text.splitlines()
+    assert lines[0] == "#EXTM3U", text
+    tags = {ln[1:].split(":", 1)[0]: ln.split(":", 1)[1] for ln in lines if ln.startswith("#EXT-X-") and ":" in ln}
+    seq = int(tags["EXT-X-MEDIA-SEQUENCE"])
+    msn, index, segments = seq, 0, 0
+    map_uri, map_range, start = "", None, datetime.min
+    parts: list[Listed] = []
+    for ln in lines:
+        if ln.startswith("#EXT-X-MAP:"):
+            a = _attrs(ln.split(":", 1)[1])
+            map_uri = a["URI"]
+            map_range = None
+            if "BYTERANGE" in a:
+                n, off = a["BYTERANGE"].split("@")
+                map_range = (int(off), int(n))
+        elif ln.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            start = datetime.fromisoformat(ln.split(":", 1)[1].replace("Z", "+00:00"))
+        elif ln.startswith("#EXT-X-PART:"):
+            a = _attrs(ln.split(":", 1)[1])
+            n, off = a["BYTERANGE"].split("@")
+            parts.append(Listed(msn, index, a["URI"], int(off), int(n), float(a["DURATION"]),
+                                a.get("INDEPENDENT") == "YES", map_uri, map_range, start))
+            index += 1
+        elif ln and not ln.startswith("#"):
+            msn, index, segments = msn + 1, 0, segments + 1
+    return Playlist(text, tags, parts, seq, segments)
+
+
+@dataclass
+class Live:
+    ctx: Context
+    cam: int
+    engine: str
+
+
+@pytest.fixture(scope="module", params=["native", "pyav"])
+def live(request: pytest.FixtureRequest, rec_server: RtspServer,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """One camera recorded by one engine with the hub's default segment and part lengths (kept running)."""
+    engine = str(request.param)
+    ctx = new_context(tmp_path_factory.mktemp(f"ll-{engine}"))
+    cam = add_cameras(ctx, [rec_server.url("/cam1")])[0]
+    with ctx.db.session() as s:
+        create_user(s, "investigator", "Investig8-Passw0rd", "operator", view_unblurred=True)
+    rec = ctx.settings.recording
+    assert (rec.segment_target_s, rec.part_target_s) == (4.0, PART_S)  # what the playlist announces
+    service = RecordingService(ctx, LOG, settings=fast_settings(engine=engine, segment_target_s=4.0,
+                                                                 part_target_s=PART_S))
+    service.start()
+    try:
+        def published() -> bool:
+            service.indexer.flush(1)
+            with ctx.db.session() as s:
+                return len(latest_segments(s, cam, 2)) >= 2
+
+        wait_for(published, 40, "two published segments")
+        yield Live(ctx, cam, engine)
+    finally:
+        service.close()
+        ctx.close()
+
+
+def _next_part(pl: Playlist) -> tuple[int, int]:
+    """The (msn, part) a low-latency player asks for next: the part after the newest listed one."""
+    last = pl.parts[-1]
+    return last.msn, last.index + 1
+
+
+def _lists(pl: Playlist, msn: int, part: int) -> bool:
+    """Whether ``pl`` answers a blocking reload for (msn, part); past a segment's last part means the next."""
+    if any((p.msn, p.index) == (msn, part) for p in pl.parts):
+        return True
+    finished = msn < pl.media_sequence + pl.segments
+    return finished and any((p.msn, p.index) == (msn + 1, 0) for p in pl.parts)
+
+
+def test_unblurred_live_is_low_latency_hls(live: Live) -> None:
+    cam = live.cam
+    with TestClient(create_app(live.ctx), base_url="http://127.0.0.1") as client:
+        token = client.post("/api/auth/token", json={"username": "investigator", "password": "Investig8-Passw0rd"})
+        client.cookies.set("civicam_session", token.json()["access_token"])
+        base = f"/api/cameras/{cam}/live/"
+
+        # The blurred default view stays segment by segment, and its player may not fetch parts.
+        blurred_master = client.get(f"/api/cameras/{cam}/live.m3u8")
+        blurred_uri = [ln for ln in blurred_master.text.splitlines() if ln and not ln.startswith("#")][0]
+        blurred = client.get(f"/api/cameras/{cam}/{blurred_uri}")
+        assert blurred.status_code == 200 and "#EXT-X-PART" not in blurred.text
+        assert "CAN-BLOCK-RELOAD" not in blurred.text
+
+        master = client.get(f"/api/cameras/{cam}/live.m3u8", params={"unblurred_reason": "incident 42"})
+        assert master.status_code == 200, master.text
+        media_uri = [ln for ln in master.text.splitlines() if ln and not ln.startswith("#")][0]
+        grant = media_uri.split("grant=", 1)[1]
+        first = client.get(f"/api/cameras/{cam}/{media_uri}")
+        assert first.status_code == 200, first.text
+        pl = _parse(first.text)
+        assert pl.tags["EXT-X-PART-INF"] == f"PART-TARGET={PART_S:.3f}"
+        assert pl.tags["EXT-X-SERVER-CONTROL"] == f"CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * PART_S:.3f}"
+        assert "#EXT-X-ENDLIST" not in pl.text and pl.segments >= 2
+        assert pl.parts and all(p.uri.endswith(f"?grant={grant}") for p in pl.parts)
+        assert all(p.duration <= PART_S + 1e-3 for p in pl.parts)
+
+        # A blocking reload for the next part is answered as soon as the recorder has written it.
+        msn, part = _next_part(pl)
+        asked = time.monotonic()
+        reload = client.get(f"/api/cameras/{cam}/{media_uri}&_HLS_msn={msn}&_HLS_part={part}")
+        waited = time.monotonic() - asked
+        answered_at = utcnow()
+        assert reload.status_code == 200, reload.text
+        pl = _parse(reload.text)
+        assert _lists(pl, msn, part), (msn, part, reload.text)
+        assert waited < 3 * PART_S + 1.0, waited
+        in_progress = pl.media_sequence + pl.segments
+        edge = [p for p in pl.parts if p.msn == in_progress]
+        assert edge, f"no part of the segment in progress (msn {in_progress}):\n{reload.text}"
+        assert edge[0].independent  # a segment starts on a keyframe
+        # The newest part ended moments before the answer: a player holding back three parts (1.5 s)
+        # trails the recorder by well under the 4 s goal.
+        newest = pl.parts[-1]
+        same_seg = [p for p in pl.parts if p.msn == newest.msn]
+        newest_end = newest.segment_start + timedelta(seconds=sum(p.duration for p in same_seg))
+        age = (answered_at - newest_end).total_seconds()
+        assert age < 1.0, age
+
+        # The newest part decodes with the init section and the parts since the last keyframe.
+        key = max(i for i, p in enumerate(pl.parts) if p.independent)
+        run = pl.parts[key:]
+        assert len({p.map_uri for p in run}) == 1
+        init_headers = {"Range": f"bytes={run[0].map_range[0]}-{sum(run[0].map_range) - 1}"} \
+            if run[0].map_range else {}
+        init = client.get(base + run[0].map_uri, headers=init_headers)
+        assert init.status_code == (206 if init_headers else 200), init.text
+        bodies = []
+        for p in run:
+            got = client.get(base + p.uri, headers={"Range": f"bytes={p.offset}-{p.offset + p.length - 1}"})
+            assert got.status_code == 206, got.text
+            assert len(got.content) == p.length and got.headers["content-range"].startswith(
+                f"bytes {p.offset}-{p.offset + p.length - 1}/")
+            bodies.append(got.content)
+        with av.open(io.BytesIO(init.content + b"".join(bodies)), format="mp4") as c:
+            frames = list(c.decode(video=0))
+        assert frames and frames[0].width == 1280 and frames[0].height == 720
+        assert abs(len(frames) - round(sum(p.duration for p in run) * 25)) <= 1, (len(frames), run)
+
+        # The URI of a part of the segment in progress keeps its bytes once that segment is published:
+        # wait (blocking reload, no sleep) for the first part of the segment after it.
+        probe = edge[-1]
+        probe_range = {"Range": f"bytes={probe.offset}-{probe.offset + probe.length - 1}"}
+        before = client.get(base + probe.uri, headers=probe_range)
+        later = client.get(f"/api/cameras/{cam}/{media_uri}&_HLS_msn={in_progress + 1}&_HLS_part=0")
+        assert later.status_code == 200, later.text
+        after_pl = _parse(later.text)
+        assert _lists(after_pl, in_progress + 1, 0), later.text
+        assert after_pl.media_sequence + after_pl.segments > in_progress  # that segment is published now
+        after = client.get(base + probe.uri, headers=probe_range)
+        assert after.status_code == 206 and after.content == before.content
+
+        # Whole file without a Range; a range past the end is refused; parts need the grant.
+        whole = client.get(base + probe.uri)
+        assert whole.status_code == 200 and whole.content[probe.offset:probe.offset + probe.length] == before.content
+        size = len(whole.content)
+        assert client.get(base + probe.uri, headers={"Range": f"bytes={size}-"}).status_code == 416
+        no_grant = probe.uri.split("?", 1)[0]
+        assert client.get(base + no_grant, headers=probe_range).status_code == 403
+        # A reload asking too far ahead is refused at once rather than held.
+        assert client.get(f"/api/cameras/{cam}/{media_uri}&_HLS_msn={in_progress + 5}&_HLS_part=0").status_code == 400
