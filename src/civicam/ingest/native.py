@@ -123,6 +123,8 @@ class Recording:
         self.pending_sizes: list[int] = []
         self.pending_pieces: list[bytes] = []
         self.pending_key = False  # whether the buffered fragment starts on a keyframe
+        self.gop_frames = 0  # frames since the last keyframe
+        self.part_frames = 0  # frames per part in this GOP; 0: cut by duration only
         now = time.monotonic()
         self.last_data = now
         self.next_keepalive = now + rtsp.timeout_s / 2
@@ -156,6 +158,8 @@ class Recording:
         if key:
             self._flush(ticks)
             self.pending_key = True
+            self.part_frames = self._part_frames(self.gop_frames)
+            self.gop_frames = 0
             if self.stop.is_set():
                 self._finish(ticks)  # stop on a keyframe so the last segment ends cleanly
                 return
@@ -169,13 +173,28 @@ class Recording:
         elif self.stop.is_set() and ticks - self.seg_start > 4 * self.target_ticks:
             self._finish(ticks)  # no keyframe for far too long; do not hold shutdown hostage
             return
-        elif self.pending_ticks and ticks - self.pending_ticks[0] + self.frame_ticks > self.part_ticks:
+        elif self.pending_ticks and (len(self.pending_ticks) == self.part_frames
+                                     or ticks - self.pending_ticks[0] + self.frame_ticks > self.part_ticks):
             # Written before it outgrows a live part, so a live player gets this frame's part at once.
             self._flush(ticks)
             self.pending_key = False
+        self.gop_frames += 1
         self.pending_ticks.append(ticks)
         self.pending_sizes.append(size)
         self.pending_pieces += pieces
+
+    def _part_frames(self, last_gop: int) -> int:
+        """Frames per part for the GOP starting now: the last GOP cut into equal parts within the target.
+
+        LL-HLS wants every part but a segment's last within 85-100% of the part target; cutting by
+        duration alone leaves a short tail part per GOP (0.48 s x 4 + 0.08 s for a 2 s GOP at 25 fps).
+        Equal parts (5 x 0.4 s) keep them alike, and the playlist announces the longest as the target.
+        """
+        most = max(1, self.part_ticks // max(1, self.frame_ticks))
+        if last_gop <= 0:
+            return 0
+        count = -(-last_gop // most)
+        return -(-last_gop // count)
 
     def _open(self, ticks: int) -> bool:
         if not self.space_ok():

@@ -123,13 +123,15 @@ def _part_lines(parts: PartList, q: str) -> list[str]:
 
 
 def part_target(setting_s: float, lists: Iterable[PartList]) -> float:
-    """The PART-TARGET to announce: the setting, or the longest listed part if one is longer.
+    """The PART-TARGET to announce: the longest listed part, or the setting while none is listed.
 
-    The spec forbids parts longer than PART-TARGET; a recorder that writes one fragment per GOP (older
-    files, or a stream whose keyframes come slower than the setting allows) would otherwise break it.
+    The spec forbids parts longer than PART-TARGET and wants all but a segment's last within 85% of it.
+    The recorder cuts each GOP into equal parts of at most the setting (5 x 0.4 s for a 2 s GOP at 25 fps),
+    so announcing the setting (0.5 s) would make them too short; a recorder that writes one fragment per
+    GOP (older files) is covered too.
     """
     longest = max((p.duration_s for pl in lists for p in pl.parts), default=0.0)
-    return math.ceil(max(setting_s, longest) * 1000) / 1000
+    return math.ceil((longest or setting_s) * 1000) / 1000
 
 
 def low_latency_playlist(segments: Sequence[Segment], parts: Mapping[int, PartList], edge: InProgress | None, *,

@@ -91,6 +91,7 @@ def test_blurred_live_playlist_is_unchanged_segments_only() -> None:
 
 @pytest.mark.parametrize(("setting", "durations", "expected"), [
     (0.5, [0.48, 0.5, 0.2], 0.5),
+    (0.5, [0.4, 0.4, 0.4], 0.4),  # equal parts of a 2 s GOP: announced as they are, so none is under 85%
     (0.5, [2.0, 0.5], 2.0),  # one fragment per GOP (a recorder without parts): PART-TARGET must cover it
     (0.5, [0.5204], 0.521),
     (0.5, [], 0.5),
