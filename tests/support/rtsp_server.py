@@ -8,6 +8,10 @@
 #    "shared": true, "auth": {"user": "operator", "password": "..."}}
 #   {"path": "/rec1", "source": "file", "file": "/abs/clip.h264", "fps": 25, "shared": true}
 #   {"path": "/audio", "source": "audio_only"}
+#   {"path": "/tc", "source": "timecode", "fps": 25, "bitrate_kbps": 2000, "shared": true,
+#    "backdrop": "/abs/frame.i420"}
+#     (1280x720 frames whose block row carries their production time in Unix ms, see timecode.py; on
+#     mid-grey, or on the optional backdrop: one raw 1280x720 I420 frame, e.g. with faces to blur)
 # This file must stay importable without the venv: standard library and gi only.
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import json
 import signal
 import socket
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import gi
@@ -71,6 +77,17 @@ def launch_line(mount: dict[str, Any]) -> str:
             f'( multifilesrc location="{location}" loop=true '
             f'caps="video/x-h264,stream-format=byte-stream,framerate={fps}/1" '
             "! h264parse name=parse ! video/x-h264,alignment=au ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+    if source == "timecode":
+        tc = _timecode()
+        fps = int(mount.get("fps", 25))
+        kbps = int(mount.get("bitrate_kbps", 2000))
+        # Frames are pushed by _TimecodeFeeder on a timer; do-timestamp stamps each with the running time
+        # at its push, and the small leaky queue keeps a paused (not yet PLAYing) media from piling frames up.
+        return (
+            f"( appsrc name=tcsrc is-live=true format=time do-timestamp=true max-buffers=2 leaky-type=downstream "
+            f'caps="video/x-raw,format=I420,width={tc.WIDTH},height={tc.HEIGHT},framerate={fps}/1" '
+            f"! queue leaky=downstream max-size-buffers=2 ! {_video_encoder('h264', fps, kbps)} )"
         )
     if source != "test":
         raise ValueError(f"unknown source {source!r}")
@@ -133,6 +150,9 @@ def build_server(port: int, mounts: list[dict[str, Any]]) -> GstRtspServer.RTSPS
             factory.set_permissions(_permissions(everyone, [f"user-{creds['user']}"] if creds else everyone))
         if mount.get("source") == "file":
             factory.connect("media-configure", _on_file_media)
+        if mount.get("source") == "timecode":
+            backdrop = Path(mount["backdrop"]).read_bytes() if mount.get("backdrop") else None
+            factory.connect("media-configure", _on_timecode_media, int(mount.get("fps", 25)), backdrop)
         points.add_factory(mount["path"], factory)
     return server
 
@@ -149,6 +169,54 @@ def _on_file_media(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServe
     # PTS; the served files have no B-frames, so PTS == DTS is exact.
     parse = media.get_element().get_by_name("parse")
     parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, _copy_dts_to_pts)
+
+
+def _timecode() -> Any:
+    # A stdlib-only sibling module (the tests import it too), loaded only by timecode mounts; run as a
+    # script this directory is already on sys.path, imported from elsewhere it is added here.
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import timecode
+
+    return timecode
+
+
+class _TimecodeFeeder:
+    """Pushes one frame per 1/fps of wall time into a media's appsrc, each painted with time.time() in ms."""
+
+    TICK_MS = 4  # timer granularity: a frame leaves at most this late
+
+    def __init__(self, appsrc: Gst.Element, fps: int, backdrop: bytes | None) -> None:
+        self._tc = _timecode()
+        self._backdrop = backdrop
+        self._src = appsrc
+        self._period = 1.0 / fps
+        self._duration = Gst.SECOND // fps
+        self._due = time.monotonic()
+        self._source_id: int | None = GLib.timeout_add(self.TICK_MS, self._tick)
+
+    def _tick(self) -> bool:
+        now = time.monotonic()
+        if now < self._due:
+            return True
+        # After a stall (a busy box) skip the missed frames instead of bursting them out.
+        self._due = self._due + self._period if now - self._due < self._period else now + self._period
+        buf = Gst.Buffer.new_wrapped(self._tc.frame_i420(int(time.time() * 1000), self._backdrop))
+        buf.duration = self._duration
+        self._src.emit("push-buffer", buf)
+        return True
+
+    def stop(self, *_args: Any) -> None:
+        if self._source_id is not None:
+            GLib.source_remove(self._source_id)
+            self._source_id = None
+
+
+def _on_timecode_media(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia,
+                       fps: int, backdrop: bytes | None) -> None:
+    feeder = _TimecodeFeeder(media.get_element().get_by_name("tcsrc"), fps, backdrop)
+    media.connect("unprepared", feeder.stop)
 
 
 def main(argv: list[str] | None = None) -> int:
