@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +69,8 @@ class Result:
     reconnects: int | None = None
     recorded_s_min: float | None = None
     bad_segments: int | None = None
+    lag_s_max: float | None = None
+    recv_q_kib_max: float | None = None
 
 
 def wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -89,6 +92,45 @@ def measure(pids: list[int], server_pid: int, seconds: float) -> tuple[float, fl
     server = cpu_seconds(server_pid) - s0
     mem = [memory_kib(p) for p in pids]
     return cpu / elapsed * seconds, server, sum(m[0] for m in mem), sum(m[1] for m in mem)
+
+
+def unread_kib(port: int) -> float:
+    """Bytes the server sent that its clients have not read yet (Recv-Q of the sockets to ``port``), KiB.
+
+    Tells who falls behind when streams lag: a recorder that cannot keep up leaves data queued in its
+    sockets; a server that cannot leaves them empty.
+    """
+    total = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]  # noqa: SIM115
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port:
+                total += int(fields[4].split(":")[1], 16)
+    return total / 1024
+
+
+class QueueWatch:
+    """Samples ``unread_kib`` every second on a thread; ``peak`` is the largest sample."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.peak = port, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.peak = max(self.peak, unread_kib(self.port))
+
+    def close(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def server_pid(server: RtspServer) -> int:
@@ -147,8 +189,14 @@ def run_civicam(server: RtspServer, n: int, seconds: float, work: Path, engine: 
 
         wait(all_recording, 60 + n * 0.5, "civicam segments on every camera")
         t_start = time.time()
+        watch = QueueWatch(server.port)
         cpu, srv, rss, pss = measure([proc.pid], server_pid(server), seconds)
         t_end = time.time()
+        recv_q = watch.close()
+        # How far the newest indexed video of the most-behind camera trails the clock: about a segment
+        # (4 s) plus the index batch when every stream keeps up; more when a stream runs slow.
+        newest = db.execute("select max(julianday(\"end\")) from recording_segments group by camera_id").fetchall()
+        lag = max((t_end - (row[0] - 2440587.5) * 86400 for row in newest), default=0.0)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -168,7 +216,8 @@ def run_civicam(server: RtspServer, n: int, seconds: float, work: Path, engine: 
     reconnects = _log_count(work / "civicam.log", "reconnecting in")
     segs_ok = _check_segments(work / "civicam.db", data / "recordings")
     return Result(engine, n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv,
-                  gaps=gaps, reconnects=reconnects, recorded_s_min=round(recorded, 2), bad_segments=segs_ok)
+                  gaps=gaps, reconnects=reconnects, recorded_s_min=round(recorded, 2), bad_segments=segs_ok,
+                  lag_s_max=round(lag, 2), recv_q_kib_max=round(recv_q, 1))
 
 
 def _check_segments(db_path: Path, root: Path, sample: int = 20) -> int:
@@ -241,7 +290,8 @@ def main() -> int:
                 line = (f"N={n} {who}: CPU/stream-min {c.cpu_per_stream_min:.3f}s, RSS/stream "
                         f"{c.rss_mib_per_stream:.1f} MiB, server CPU {c.server_cpu_s:.1f}s, gaps {c.gaps}, "
                         f"reconnects {c.reconnects}, min recorded {c.recorded_s_min}s of {args.seconds:.0f}s, "
-                        f"bad segments {c.bad_segments}")
+                        f"bad segments {c.bad_segments}, newest video lag max {c.lag_s_max}s, "
+                        f"unread in sockets max {c.recv_q_kib_max} KiB")
                 print(line, flush=True)
                 if f is not None:
                     print(f"N={n} {who}/ffmpeg CPU per stream-minute: "

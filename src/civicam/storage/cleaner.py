@@ -1,4 +1,9 @@
-"""Applies the retention decision: loads rules, holds and segments, deletes files, then their rows."""
+"""Applies the retention decision: loads rules, holds and the candidate segments, deletes files, then rows.
+
+A city keeps hundreds of millions of segment rows, so a pass never loads them all: only segments that
+have expired under their camera's rule, and, when space is short, the oldest unheld ones, each at most
+``limit`` rows, oldest first. What is left over is taken by the next pass.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,24 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, not_, select
+from sqlalchemy.orm import Session
 
 from civicam.config.recording import RecordingSettings
 from civicam.db.models import Camera, Site
 from civicam.db.session import Database
-from civicam.domain.retention import AgeRule, Decision, HoldSpan, Place, SegmentRef, Space, decide, is_held
+from civicam.domain.retention import (
+    AgeRule,
+    Decision,
+    HoldSpan,
+    Place,
+    SegmentRef,
+    Space,
+    bytes_to_free,
+    decide,
+    is_held,
+    max_age_for,
+)
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import delete_segment_rows
 from civicam.storage.models import Hold, RetentionRule, Segment
@@ -32,23 +49,72 @@ def recording_allowed(store: SegmentStore, settings: RecordingSettings) -> bool:
     return space.free is None or space.free >= space.min_free
 
 
+CANDIDATES_PER_PASS = 50_000
+_CHUNK = 500  # camera ids per IN list
+
+
+def _not_held(holds: list[HoldSpan]) -> ColumnElement[bool]:
+    # Active holds are few (evidence requests, exports in progress), so they are excluded in SQL; a long
+    # hold must not fill every batch and keep the cleaner from reaching what it may delete.
+    return and_(True, *[not_(and_(Segment.camera_id == h.camera_id, Segment.start < h.end, Segment.end > h.start))
+                        for h in holds])
+
+
+def candidates(session: Session, now: datetime, places: dict[int, Place], rules: list[AgeRule],
+               default_max_age: timedelta, holds: list[HoldSpan], space: Space,
+               limit: int = CANDIDATES_PER_PASS) -> tuple[list[SegmentRef], bool]:
+    """The segments a pass decides on, and whether a limit cut the list short (more remain)."""
+    cols = select(Segment.id, Segment.camera_id, Segment.start, Segment.end, Segment.bytes)
+    free = _not_held(holds)
+    found: dict[int, SegmentRef] = {}
+    cut = False
+    # Expired: cameras grouped by their maximum age, so each query uses the (camera, start) index.
+    by_age: dict[timedelta, list[int]] = {}
+    for cam, place in places.items():
+        by_age.setdefault(max_age_for(cam, place, rules, default_max_age), []).append(cam)
+    for age, cams in sorted(by_age.items()):
+        cutoff = now - age
+        for i in range(0, len(cams), _CHUNK):
+            left = limit - len(found)
+            if left <= 0:
+                return list(found.values()), True
+            rows = session.execute(cols.where(Segment.camera_id.in_(cams[i:i + _CHUNK]), Segment.start < cutoff,
+                                              Segment.end <= cutoff, free)
+                                   .order_by(Segment.start).limit(left)).tuples().all()
+            cut = cut or len(rows) == left
+            found.update((r[0], SegmentRef(*r)) for r in rows)
+    # Short of space: the oldest unheld segments, enough to cover what must be freed.
+    need = bytes_to_free(space) - sum(s.bytes for s in found.values())
+    if need > 0:
+        rows = session.execute(cols.where(free).order_by(Segment.start, Segment.id).limit(limit)).tuples().all()
+        cut = cut or len(rows) == limit
+        for r in rows:
+            if need <= 0:
+                break
+            if r[0] not in found:
+                found[r[0]] = SegmentRef(*r)
+                need -= r[4]
+    return list(found.values()), cut
+
+
 def clean(db: Database, store: SegmentStore, settings: RecordingSettings, now: datetime,
-          logger: logging.Logger, on_delete: Callable[[int], None] | None = None) -> Decision:
+          logger: logging.Logger, on_delete: Callable[[int], None] | None = None,
+          limit: int = CANDIDATES_PER_PASS) -> Decision:
     """One retention pass; held intervals are never deleted."""
+    default_max_age = timedelta(days=settings.default_max_age_days)
+    space = space_of(store, settings)
     with db.session() as session:
-        segs = [SegmentRef(i, c, s, e, b) for i, c, s, e, b in session.execute(
-            select(Segment.id, Segment.camera_id, Segment.start, Segment.end, Segment.bytes)).tuples()]
         holds = [HoldSpan(c, s, e) for c, s, e in session.execute(
             select(Hold.camera_id, Hold.start, Hold.end).where(Hold.released_at.is_(None))).tuples()]
         rules = [AgeRule(sc, sid, timedelta(seconds=age)) for sc, sid, age in session.execute(
             select(RetentionRule.scope, RetentionRule.scope_id, RetentionRule.max_age_s)).tuples()]
         places = {cid: Place(sid, rid) for cid, sid, rid in session.execute(
             select(Camera.id, Camera.site_id, Site.region_id).join(Site, Site.id == Camera.site_id)).tuples()}
-    decision = decide(segs, now=now, places=places, rules=rules,
-                      default_max_age=timedelta(days=settings.default_max_age_days), holds=holds,
-                      space=space_of(store, settings))
+        segs, more = candidates(session, now, places, rules, default_max_age, holds, space, limit)
+    decision = decide(segs, now=now, places=places, rules=rules, default_max_age=default_max_age, holds=holds,
+                      space=space)
     if not decision.delete:
-        if decision.still_short:
+        if decision.still_short and not more:
             logger.warning("recording storage is full and every segment is held; recording stays paused")
         return decision
     paths: dict[int, str] = {}

@@ -14,7 +14,9 @@ class Segment(Base):
     """One published fMP4 segment on disk; the file name encodes camera and start too."""
 
     __tablename__ = "recording_segments"
-    __table_args__ = (Index("ix_recording_segments_camera_start", "camera_id", "start"),)
+    # (camera, start) serves playback and expiry per camera; start alone the quota's "oldest first".
+    __table_args__ = (Index("ix_recording_segments_camera_start", "camera_id", "start"),
+                      Index("ix_recording_segments_start", "start"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
