@@ -31,6 +31,10 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
         try:
             yield
         finally:
+            # Made by the first blurred live playlist (live/serving.py), if any: stop blurring ahead first.
+            ahead = getattr(app.state, "blur_ahead", None)
+            if ahead is not None:
+                ahead.close()
             for svc in reversed(services):
                 svc.close()
 

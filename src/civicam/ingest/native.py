@@ -163,7 +163,9 @@ class Recording:
             if self.stop.is_set():
                 self._finish(ticks)  # stop on a keyframe so the last segment ends cleanly
                 return
-            if self.writer is not None and ticks - self.seg_start >= self.target_ticks:
+            # Half a frame of slack: a keyframe stamped a hair before the target (a live encoder's clock
+            # jitter) must not stretch the segment by a whole GOP (6 s instead of 4 for a 2 s GOP).
+            if self.writer is not None and ticks - self.seg_start >= self.target_ticks - self.frame_ticks // 2:
                 self.events.segment(self.writer.finish(self._at(ticks)))
                 self.writer = None
             if self.writer is None and not self._open(ticks):

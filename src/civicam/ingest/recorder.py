@@ -147,7 +147,8 @@ def record_session(
             if key:
                 if stop.is_set():
                     break  # stop on a keyframe so the last segment ends cleanly
-                if writer is not None and ticks - seg_start_ticks >= target_ticks:
+                # Half a frame of slack, as in the native engine: timestamp jitter must not add a GOP.
+                if writer is not None and ticks - seg_start_ticks >= target_ticks - frame_ticks // 2:
                     events.segment(writer.finish(anchor + timedelta(seconds=ticks * num / den)))
                     writer = None
                 if writer is None:

@@ -1,7 +1,8 @@
 """Faces blurred in served and exported video: the frame transform, and blurred HLS segments made on demand.
 
 Blurring costs a decode, a detection per frame and an encode, so it is done only for segments somebody
-asks for (the streams being watched) and cached, so every viewer of a segment shares one transcode.
+asks for, or is about to (the streams being watched, live/blur_ahead.py), and cached, so every viewer of a
+segment shares one transcode.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from civicam.analytics.blur import blur_faces
 from civicam.analytics.detections import Detections
 from civicam.analytics.faces import FaceDetector, create_detector
 from civicam.storage.backend import SegmentStore
-from civicam.storage.media import init_length
+from civicam.storage.media import FMP4_OPTIONS, init_length
 from civicam.storage.models import Segment
 
 # Privacy errs towards blurring: a lower score than analytics uses, so doubtful faces are hidden too.
@@ -103,8 +104,9 @@ def transcode_blurred(src: str, dest: Path, blur: FaceBlur) -> BlurredSegment:
     """
     tmp = dest.with_suffix(".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(src) as inp, av.open(str(tmp), "w", format="mp4",
-                                      options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}) as out:
+    # The recorder's fMP4 options: without frag_discont and avoid_negative_ts=disabled the muxer restarts
+    # every file's decode times at 0, and a player puts each blurred segment over the first one.
+    with av.open(src) as inp, av.open(str(tmp), "w", format="mp4", options=FMP4_OPTIONS) as out:
         ist = inp.streams.video[0]
         rate = ist.average_rate or Fraction(25)
         ost = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "tune": "zerolatency",
@@ -131,24 +133,61 @@ def _init(path: Path) -> int:
     return size
 
 
+class _Making:
+    """A segment's blurring in progress: the lock its maker holds, and how many requests wait on it."""
+
+    def __init__(self, camera_id: int) -> None:
+        self.camera_id = camera_id
+        self.lock = threading.Lock()
+        self.users = 0
+
+
 class BlurredCache:
-    """Blurred copies of segments under ``root``, made once per segment however many viewers ask."""
+    """Blurred copies of segments under ``root``, made once per segment however many viewers ask.
+
+    Concurrent requests for one segment share one transcode: the first makes it, the others wait on its
+    lock and then find the file (a player's request and blurring ahead, live/blur_ahead.py, included).
+    """
 
     def __init__(self, root: Path, store: SegmentStore, make_blur: Callable[[], FaceBlur] = FaceBlur) -> None:
         self.root, self.store, self._make_blur = root, store, make_blur
-        self._locks: dict[int, threading.Lock] = {}
+        self._making: dict[int, _Making] = {}
         self._guard = threading.Lock()
 
+    def path(self, seg: Segment) -> Path:
+        return self.root / f"{seg.camera_id}" / f"{seg.id}.mp4"
+
+    def ready(self, seg: Segment) -> bool:
+        """Whether the blurred copy exists (a request for it is answered without a transcode)."""
+        return self.path(seg).exists()
+
+    def making(self, seg: Segment) -> bool:
+        """Whether somebody is blurring the segment now (a request for it waits for that transcode)."""
+        with self._guard:
+            entry = self._making.get(seg.id)
+            return entry is not None and entry.lock.locked()
+
+    def busy(self, camera_id: int) -> bool:
+        """Whether any segment of the camera is being blurred now."""
+        with self._guard:
+            return any(e.camera_id == camera_id and e.lock.locked() for e in self._making.values())
+
     def get(self, seg: Segment) -> BlurredSegment:
-        dest = self.root / f"{seg.camera_id}" / f"{seg.id}.mp4"
+        dest = self.path(seg)
         with self._guard:
-            lock = self._locks.setdefault(seg.id, threading.Lock())
-        with lock:
-            if dest.exists():
-                return BlurredSegment(dest, _init(dest))
-            made = transcode_blurred(self.store.local_path(seg.path), dest, self._make_blur())
-        with self._guard:
-            self._locks.pop(seg.id, None)
+            entry = self._making.setdefault(seg.id, _Making(seg.camera_id))
+            entry.users += 1
+        try:
+            with entry.lock:
+                if dest.exists():
+                    return BlurredSegment(dest, _init(dest))
+                made = transcode_blurred(self.store.local_path(seg.path), dest, self._make_blur())
+        finally:
+            # Forgotten only when nobody waits on it, so a failed transcode is not run twice at once.
+            with self._guard:
+                entry.users -= 1
+                if entry.users == 0:
+                    self._making.pop(seg.id, None)
         self.prune()
         return made
 

@@ -3,7 +3,9 @@ the byte ranges low-latency players ask for)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,14 +14,17 @@ from fastapi import HTTPException, Request, Response
 from civicam.audit.log import Actor
 from civicam.context import Context
 from civicam.live import grants
+from civicam.live.blur_ahead import BlurAhead, auto_workers
 from civicam.live.edge import open_segment_file, published_rel
 from civicam.live.privacy import BlurredCache
 from civicam.live.ranges import Unsatisfiable, byte_range
 from civicam.live.transform import wants_unblurred
 from civicam.storage.backend import SegmentStore
+from civicam.storage.index import latest_segments
 from civicam.storage.models import Segment
 
 GRANT_PURPOSE = "unblurred-grant"
+_made_once = threading.Lock()  # the app's blurred cache and blur-ahead pool are made by the first request
 
 
 def view_grant(ctx: Context, actor: Actor, camera_id: int, unblurred_reason: str | None) -> str | None:
@@ -44,11 +49,50 @@ def grant_ok(ctx: Context, actor: Actor, camera_id: int, grant: str | None) -> b
 
 
 def blurred_cache(request: Request, ctx: Context, store: SegmentStore) -> BlurredCache:
-    cache: BlurredCache | None = getattr(request.app.state, "blurred_cache", None)
-    if cache is None:
-        cache = BlurredCache(ctx.settings.data_dir / "cache" / "blurred", store)
-        request.app.state.blurred_cache = cache
+    with _made_once:
+        cache: BlurredCache | None = getattr(request.app.state, "blurred_cache", None)
+        if cache is None:
+            cache = BlurredCache(ctx.settings.data_dir / "cache" / "blurred", store)
+            request.app.state.blurred_cache = cache
     return cache
+
+
+def latest_published(ctx: Context, camera_id: int, count: int) -> list[Segment]:
+    """The newest ``count`` published segments of a camera, oldest first, detached from their session."""
+    with ctx.db.session() as session:
+        segs = latest_segments(session, camera_id, count)
+        session.expunge_all()
+    return segs
+
+
+def blur_ahead(request: Request, ctx: Context, store: SegmentStore) -> BlurAhead | None:
+    """The app's blur-ahead pool (started by the first blurred live playlist; the app's lifespan closes it),
+    or None when the settings turn it off."""
+    settings = ctx.settings.recording
+    workers = settings.blur_ahead_workers if settings.blur_ahead_workers is not None else auto_workers()
+    if workers == 0:
+        return None
+    cache = blurred_cache(request, ctx, store)
+    with _made_once:
+        ahead: BlurAhead | None = getattr(request.app.state, "blur_ahead", None)
+        if ahead is None:
+            ahead = BlurAhead(cache, lambda cam, n: latest_published(ctx, cam, n), workers=workers,
+                              target_s=settings.segment_target_s, window=settings.live_segments,
+                              log=logging.getLogger("civicam.live.blur_ahead"))
+            ahead.start()
+            request.app.state.blur_ahead = ahead
+    return ahead
+
+
+def blurred_live_window(request: Request, ctx: Context, store: SegmentStore, camera_id: int) -> list[Segment]:
+    """The segments a blurred live playlist lists; fetching it marks the view watched, so the newest
+    segments are blurred ahead of the player's requests."""
+    settings = ctx.settings.recording
+    segs = latest_published(ctx, camera_id, settings.live_segments)
+    ahead = blur_ahead(request, ctx, store)
+    if ahead is not None and segs:
+        ahead.watch(camera_id, segs)
+    return segs
 
 
 def _send(fh: BinaryIO, base: int, length: int, range_header: str | None, media: str, cache: str,

@@ -16,7 +16,7 @@ from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingService, recording_settings, store_for
 from civicam.live import hls
 from civicam.live.edge import live_state
-from civicam.live.serving import grant_ok, part_response, serve_segment, view_grant
+from civicam.live.serving import blurred_live_window, grant_ok, part_response, serve_segment, view_grant
 from civicam.registry.service import get_camera, visible_camera_ids
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import latest_segments
@@ -67,13 +67,6 @@ def _visible(ctx: Context, actor: Actor, camera_id: int) -> None:
         get_camera(session, actor, camera_id)
 
 
-def _latest(ctx: Context, camera_id: int, count: int) -> list[Segment]:
-    with ctx.db.session() as session:
-        segs = latest_segments(session, camera_id, count)
-        session.expunge_all()
-    return segs
-
-
 @router.get("/cameras/{camera_id}/live/media.m3u8")
 async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, grant: str | None = None,
                      msn: Annotated[int | None, Query(alias="_HLS_msn", ge=0)] = None,
@@ -87,8 +80,9 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
     unblurred = grant_ok(ctx, actor, camera_id, grant)
     settings = recording_settings(ctx)
     if not unblurred:
-        # Blurred: whole published segments only, each blurred on request (live/edge.py says why no parts).
-        segs = await run_in_threadpool(_latest, ctx, camera_id, settings.live_segments)
+        # Blurred: whole published segments only (live/edge.py says why no parts), blurred ahead of the
+        # player's requests while the view is watched (live/blur_ahead.py).
+        segs = await run_in_threadpool(blurred_live_window, request, ctx, _store(request, ctx), camera_id)
         body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s, map_each=True)
         return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
     if part is not None and msn is None:
