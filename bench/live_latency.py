@@ -44,6 +44,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from procstat import cpu_seconds  # noqa: E402
+
 from support import timecode as tc  # noqa: E402
 from support.rtsp import RtspServer, gst_rtsp_available  # noqa: E402
 
@@ -53,7 +55,6 @@ FPS = 25
 BENCH_USER = "latency-bench"
 BENCH_PASSWORD = "Latency-bench-passw0rd"
 UNBLUR_REASON = "live latency benchmark"
-TICK = os.sysconf("SC_CLK_TCK")
 
 # Installed into the camera page before the view starts: decodes the time code of every displayed frame.
 # Layout constants come from tests/support/timecode.py, so the encoder and this decoder cannot drift apart.
@@ -143,14 +144,6 @@ def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
     return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def make_backdrop(path: Path, faces: int) -> Path:
