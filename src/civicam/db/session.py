@@ -24,10 +24,6 @@ def make_engine(url: str) -> Engine:
             # WAL lets the recorder write while the API reads; foreign keys are off by default in SQLite.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            # Under WAL, NORMAL syncs at checkpoints instead of on every commit: a process crash loses
-            # nothing, a power cut at most the last commits, which start-up reconciliation re-indexes
-            # from the segment files (they are the record; the index follows them).
-            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
