@@ -12,6 +12,7 @@ from civicam import __version__
 from civicam.api import errors
 from civicam.api.routers import analytics, audit, auth, cameras, live, recordings, regions, sites, users
 from civicam.context import Context
+from civicam.live.playback import abandon_running_exports
 from civicam.services import background_services
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = background_services(ctx) if with_services else []
+        if with_services:
+            # This hub is starting: none of its exports can be running; one still marked so was cut short.
+            abandoned = abandon_running_exports(ctx.db)
+            if abandoned:
+                log.warning("%d export(s) interrupted by the last stop marked failed", abandoned)
         for svc in services:
             svc.start()
         app.state.services = services
@@ -35,6 +41,9 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
             ahead = getattr(app.state, "blur_ahead", None)
             if ahead is not None:
                 ahead.close()
+            exports = getattr(app.state, "export_workers", None)  # made by the first export request
+            if exports is not None:
+                exports.close()
             for svc in reversed(services):
                 svc.close()
 

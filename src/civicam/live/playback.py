@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from civicam.audit.log import Actor, record
 from civicam.db.base import utcnow
 from civicam.db.session import Database
 from civicam.live.export import ExportResult, NothingToExport, export_clip
-from civicam.live.transform import transform_for, wants_unblurred
+from civicam.live.transform import FrameTransform, transform_for, wants_unblurred
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import gaps_between, segments_between
 from civicam.storage.models import Export, Gap, Hold, Segment
@@ -101,10 +102,26 @@ class ExportOutcome:
     path: Path | None
 
 
-def run_export(db: Database, store: SegmentStore, export_dir: Path, actor: Actor, camera_id: int,
-               start: datetime, end: datetime, reason: str, unblurred_reason: str | None = None,
-               dest: Path | None = None) -> ExportOutcome:
-    """Hold the interval, audit who and why, remux the clip, record the outcome, release the hold."""
+@dataclass(frozen=True)
+class ExportJob:
+    """An export on record (row, audit entry, hold) whose clip is still to be written."""
+
+    export: dict[str, Any]
+    hold_id: int
+    start: datetime
+    end: datetime
+    segments: Sequence[Segment]
+    dest: Path
+    transform: FrameTransform | None
+
+    @property
+    def id(self) -> int:
+        return int(self.export["id"])
+
+
+def begin_export(db: Database, export_dir: Path, actor: Actor, camera_id: int, start: datetime, end: datetime,
+                 reason: str, unblurred_reason: str | None = None, dest: Path | None = None) -> ExportJob:
+    """Check the request, hold the interval and audit who and why; the clip is written by ``finish_export``."""
     start, end = check_interval(start, end, MAX_EXPORT_S)
     if not reason.strip():
         raise PlaybackError("An export needs a reason.")
@@ -120,30 +137,61 @@ def run_export(db: Database, store: SegmentStore, export_dir: Path, actor: Actor
         record(session, actor, "recording.export", "camera", camera_id,
                {"export_id": exp.id, "from": start.isoformat(), "to": end.isoformat(), "reason": reason.strip(),
                 "unblurred": unblurred, "unblurred_reason": unblurred_reason if unblurred else None})
-        exp_id, hold_id = exp.id, hold.id
         segs: Sequence[Segment] = segments_between(session, camera_id, start, end)
+        row = export_json(exp)
+        hold_id = hold.id
     if dest is None:
         export_dir.mkdir(parents=True, exist_ok=True)
-        dest = export_dir / f"export-{exp_id:06d}-cam{camera_id}.mp4"
+        dest = export_dir / f"export-{row['id']:06d}-cam{camera_id}.mp4"
+    return ExportJob(row, hold_id, start, end, segs, dest, transform_for(actor, unblurred_reason))
+
+
+def finish_export(db: Database, store: SegmentStore, job: ExportJob) -> ExportOutcome:
+    """Write the clip (remuxed, or re-encoded with faces blurred), record the outcome, release the hold."""
     result: ExportResult | None = None
     error: str | None = None
     try:
-        result = export_clip(store, segs, start, end, str(dest), transform_for(actor, unblurred_reason))
+        result = export_clip(store, job.segments, job.start, job.end, str(job.dest), job.transform)
     except NothingToExport as exc:
         error = str(exc)
     except Exception as exc:  # noqa: BLE001  recorded on the export row and reported, never a crash
         error = f"{type(exc).__name__}: {exc}"
     with db.session() as session:
-        row = session.get(Export, exp_id)
-        assert row is not None
-        if result is not None:
-            row.status, row.path, row.bytes, row.first_frame = "done", str(dest), result.bytes, result.first_frame
-        else:
-            row.status, row.error = "failed", error
-        held = session.get(Hold, hold_id)
+        row = session.get(Export, job.id)
+        held = session.get(Hold, job.hold_id)
         if held is not None:
             held.released_at = utcnow()
-        return ExportOutcome(export_json(row), dest if result is not None else None)
+        if row is None:  # the camera was deleted meanwhile (its exports cascade)
+            return ExportOutcome({**job.export, "status": "failed", "error": "the camera was deleted"}, None)
+        if result is not None:
+            row.status, row.path, row.bytes, row.first_frame = "done", str(job.dest), result.bytes, result.first_frame
+        else:
+            row.status, row.error = "failed", error
+        return ExportOutcome(export_json(row), job.dest if result is not None else None)
+
+
+def run_export(db: Database, store: SegmentStore, export_dir: Path, actor: Actor, camera_id: int,
+               start: datetime, end: datetime, reason: str, unblurred_reason: str | None = None,
+               dest: Path | None = None) -> ExportOutcome:
+    """Hold the interval, audit who and why, write the clip, record the outcome, release the hold."""
+    job = begin_export(db, export_dir, actor, camera_id, start, end, reason, unblurred_reason, dest)
+    return finish_export(db, store, job)
+
+
+def abandon_running_exports(db: Database) -> int:
+    """Exports a stopped hub left running: marked failed and their holds released; how many there were.
+
+    Called when a hub starts, before it takes new exports: none of its own can be running yet.
+    """
+    with db.session() as session:
+        rows = session.execute(select(Export).where(Export.status == "running")).scalars().all()
+        for row in rows:
+            row.status, row.error = "failed", "interrupted: the hub stopped during the export; export again"
+            for hold in session.execute(select(Hold).where(
+                    Hold.camera_id == row.camera_id, Hold.kind == "export", Hold.released_at.is_(None),
+                    Hold.start == row.start, Hold.end == row.end)).scalars():
+                hold.released_at = utcnow()
+        return len(rows)
 
 
 def hold_by_id(session: Session, hold_id: int) -> Hold | None:

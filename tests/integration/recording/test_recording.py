@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -221,9 +222,18 @@ def test_live_and_playback_over_http(recorded: Recorded) -> None:
 
         exp = client.post(f"/api/cameras/{cam}/exports", headers=headers,
                           json={"from": segs[1].start.isoformat(), "to": segs[2].end.isoformat(), "reason": "api"})
-        assert exp.status_code == 201, exp.text
+        # Written in the background: on record at once, downloadable once done.
+        assert exp.status_code == 202 and exp.json()["status"] == "running", exp.text
+        assert client.get(exp.json()["download"], headers=headers).status_code in (409, 200)
+
+        def finished() -> dict[str, Any] | None:
+            got = client.get(exp.json()["status_url"], headers=headers).json()
+            return got if got["status"] != "running" else None
+
+        done = wait_for(finished, 60, "the export to be written")
+        assert done["status"] == "done", done
         dl = client.get(exp.json()["download"], headers=headers)
-        assert dl.status_code == 200 and len(dl.content) == exp.json()["bytes"]
+        assert dl.status_code == 200 and len(dl.content) == done["bytes"]
 
     with ctx.db.session() as s:
         actions = [a for (a,) in s.execute(select(AuditEvent.action).where(AuditEvent.actor == "viewer")).tuples()]

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
+from civicam.context import Context
 from civicam.domain.roles import Perm
 from civicam.ingest.service import recording_settings, store_for
 from civicam.live import hls
+from civicam.live.export_jobs import ExportWorkers
 from civicam.live.playback import (
     PlaybackError,
+    begin_export,
     check_interval,
     create_hold,
     export_json,
     hold_json,
     recordings,
     release_hold,
-    run_export,
 )
 from civicam.live.serving import grant_ok, view_grant
 from civicam.registry.service import NotFound, get_camera
@@ -31,6 +35,7 @@ from civicam.storage.models import Export, Hold
 
 router = APIRouter(tags=["recordings"])
 Viewer = Annotated[Actor, Depends(require(Perm.video_view))]
+_workers_lock = threading.Lock()
 Exporter = Annotated[Actor, Depends(require(Perm.video_export))]
 Holder = Annotated[Actor, Depends(require(Perm.hold_write))]
 From = Annotated[datetime, Query(alias="from", description="Start, ISO 8601 (UTC if no offset).")]
@@ -96,21 +101,33 @@ def playback_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, 
     return Response(body, media_type=hls.MIME_PLAYLIST, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/cameras/{camera_id}/exports", status_code=201)
-def create_export(camera_id: int, body: ExportCreate, actor: Exporter, session: DbSession, ctx: Ctx) -> dict[str, Any]:
-    """Export one MP4 of the interval (remuxed), audited with who and why; download it from ``download``."""
+@router.post("/cameras/{camera_id}/exports", status_code=202)
+def create_export(camera_id: int, body: ExportCreate, actor: Exporter, session: DbSession, ctx: Ctx,
+                  request: Request) -> dict[str, Any]:
+    """Export one MP4 of the interval, audited with who and why, written in the background.
+
+    The answer comes at once with ``status: running``; poll ``status_url`` until ``done`` (then fetch
+    ``download``) or ``failed`` (``error`` says why): a blurred clip can take longer than any request.
+    """
     get_camera(session, actor, camera_id)
     try:
-        outcome = run_export(ctx.db, store_for(ctx), ctx.settings.data_dir / "exports", actor, camera_id,
-                             body.start, body.end, body.reason, body.unblurred_reason)
+        job = begin_export(ctx.db, ctx.settings.data_dir / "exports", actor, camera_id, body.start, body.end,
+                           body.reason, body.unblurred_reason)
     except PlaybackError as exc:
         raise _bad(exc) from None
-    result = dict(outcome.export)
-    if outcome.path is None:
-        raise HTTPException(404 if "no " in (result.get("error") or "") else 500,
-                            f"Export {result['id']} failed: {result.get('error')}")
-    result["download"] = f"/api/exports/{result['id']}/download"
-    return result
+    _export_workers(request, ctx).submit(job)
+    return {**job.export, "status_url": f"/api/exports/{job.id}", "download": f"/api/exports/{job.id}/download"}
+
+
+def _export_workers(request: Request, ctx: Context) -> ExportWorkers:
+    workers: ExportWorkers | None = getattr(request.app.state, "export_workers", None)
+    if workers is None:
+        with _workers_lock:
+            workers = getattr(request.app.state, "export_workers", None)
+            if workers is None:
+                workers = ExportWorkers(ctx.db, store_for(ctx), logging.getLogger("civicam.exports"))
+                request.app.state.export_workers = workers  # closed by the app's lifespan
+    return workers
 
 
 def _export(session: DbSession, actor: Actor, export_id: int) -> Export:

@@ -114,7 +114,14 @@
     try {
       const body = { from: from.toISOString(), to: to.toISOString(), reason: $("exp-reason").value.trim() };
       if (unblurredReason) body.unblurred_reason = unblurredReason;  // stated above; the API checks the permission
-      const res = await api("POST", `/api/cameras/${id}/exports`, body);
+      let res = await api("POST", `/api/cameras/${id}/exports`, body);
+      // Written in the background (a blurred clip can take minutes): poll its status until it ends.
+      while (res.status === "running") {
+        say("export-msg", `Export #${res.id} is being written${res.unblurred ? "" : " with faces blurred"}…`);
+        await new Promise((r) => setTimeout(r, 1000));
+        res = { ...res, ...(await api("GET", res.status_url)) };
+      }
+      if (res.status !== "done") throw new Error(res.error || res.status);
       const msg = $("export-msg"); say(msg, `Export #${res.id} ready (${Math.round((res.bytes || 0) / 1024)} KiB${res.unblurred ? ", unblurred" : ""}). `, "ok");
       msg.append(el("a", { href: res.download, "data-testid": "export-download", download: "", text: "Download the clip" }));
     } catch (e) { say("export-msg", "Export failed: " + e.message, "error"); }
