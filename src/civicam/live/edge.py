@@ -28,7 +28,7 @@ from civicam.domain.segments import (
 from civicam.live import hls
 from civicam.storage.backend import SegmentStore
 from civicam.storage.fragments import scan_fd
-from civicam.storage.index import latest_segments
+from civicam.storage.index import latest_detached
 from civicam.storage.models import Segment
 
 PARTED_SEGMENTS = 2  # published segments listed with parts: with the one in progress, ~3 target durations
@@ -154,9 +154,7 @@ def live_state(ctx: Context, store: SegmentStore, camera_id: int, count: int,
 
     Blocking; a short database session of its own (call it from a worker thread in async endpoints).
     """
-    with ctx.db.session() as session:
-        segments = latest_segments(session, camera_id, count)
-        session.expunge_all()
+    segments = latest_detached(ctx.db, camera_id, count)
     state = LiveState(segments)
     for seg in segments[-PARTED_SEGMENTS:]:
         try:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import BinaryIO
 
 from fastapi import HTTPException, Request, Response
 
+from civicam.api.state import shared
 from civicam.audit.log import Actor
 from civicam.context import Context
+from civicam.ingest.service import store_for
 from civicam.live import grants
 from civicam.live.blur_ahead import BlurAhead, auto_workers
 from civicam.live.edge import open_segment_file, published_rel
@@ -20,11 +21,10 @@ from civicam.live.privacy import BlurredCache
 from civicam.live.ranges import Unsatisfiable, byte_range
 from civicam.live.transform import wants_unblurred
 from civicam.storage.backend import SegmentStore
-from civicam.storage.index import latest_segments
+from civicam.storage.index import latest_detached
 from civicam.storage.models import Segment
 
 GRANT_PURPOSE = "unblurred-grant"
-_made_once = threading.Lock()  # the app's blurred cache and blur-ahead pool are made by the first request
 
 
 def view_grant(ctx: Context, actor: Actor, camera_id: int, unblurred_reason: str | None) -> str | None:
@@ -48,21 +48,14 @@ def grant_ok(ctx: Context, actor: Actor, camera_id: int, grant: str | None) -> b
     raise HTTPException(403, "This unblurred view has expired or is not yours; start the view again.")
 
 
+def segment_store(request: Request, ctx: Context) -> SegmentStore:
+    """The app's segment store, made once: making one walks the whole recordings tree to count its bytes,
+    which a player's requests (several a second in low-latency live) must not pay each time."""
+    return shared(request, "segment_store", lambda: store_for(ctx))
+
+
 def blurred_cache(request: Request, ctx: Context, store: SegmentStore) -> BlurredCache:
-    with _made_once:
-        cache: BlurredCache | None = getattr(request.app.state, "blurred_cache", None)
-        if cache is None:
-            cache = BlurredCache(ctx.settings.data_dir / "cache" / "blurred", store)
-            request.app.state.blurred_cache = cache
-    return cache
-
-
-def latest_published(ctx: Context, camera_id: int, count: int) -> list[Segment]:
-    """The newest ``count`` published segments of a camera, oldest first, detached from their session."""
-    with ctx.db.session() as session:
-        segs = latest_segments(session, camera_id, count)
-        session.expunge_all()
-    return segs
+    return shared(request, "blurred_cache", lambda: BlurredCache(ctx.settings.data_dir / "cache" / "blurred", store))
 
 
 def blur_ahead(request: Request, ctx: Context, store: SegmentStore) -> BlurAhead | None:
@@ -73,22 +66,22 @@ def blur_ahead(request: Request, ctx: Context, store: SegmentStore) -> BlurAhead
     if workers == 0:
         return None
     cache = blurred_cache(request, ctx, store)
-    with _made_once:
-        ahead: BlurAhead | None = getattr(request.app.state, "blur_ahead", None)
-        if ahead is None:
-            ahead = BlurAhead(cache, lambda cam, n: latest_published(ctx, cam, n), workers=workers,
-                              target_s=settings.segment_target_s, window=settings.live_segments,
-                              log=logging.getLogger("civicam.live.blur_ahead"))
-            ahead.start()
-            request.app.state.blur_ahead = ahead
-    return ahead
+
+    def make() -> BlurAhead:
+        ahead = BlurAhead(cache, lambda cam, n: latest_detached(ctx.db, cam, n), workers=workers,
+                          target_s=settings.segment_target_s, window=settings.live_segments,
+                          log=logging.getLogger("civicam.live.blur_ahead"))
+        ahead.start()
+        return ahead
+
+    return shared(request, "blur_ahead", make)
 
 
 def blurred_live_window(request: Request, ctx: Context, store: SegmentStore, camera_id: int) -> list[Segment]:
     """The segments a blurred live playlist lists; fetching it marks the view watched, so the newest
     segments are blurred ahead of the player's requests."""
     settings = ctx.settings.recording
-    segs = latest_published(ctx, camera_id, settings.live_segments)
+    segs = latest_detached(ctx.db, camera_id, settings.live_segments)
     ahead = blur_ahead(request, ctx, store)
     if ahead is not None and segs:
         ahead.watch(camera_id, segs)

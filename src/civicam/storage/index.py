@@ -205,6 +205,14 @@ def latest_segments(session: Session, camera_id: int, count: int) -> list[Segmen
     return list(reversed(rows))
 
 
+def latest_detached(db: Database, camera_id: int, count: int) -> list[Segment]:
+    """``latest_segments`` in a short session of its own, the rows detached from it (live playlists)."""
+    with db.session() as session:
+        segs = latest_segments(session, camera_id, count)
+        session.expunge_all()
+    return segs
+
+
 def gaps_between(session: Session, camera_id: int, start: datetime | None, end: datetime | None) -> Sequence[Gap]:
     """Gaps of a camera overlapping [start, end), open ones included."""
     stmt = select(Gap).where(Gap.camera_id == camera_id)

@@ -13,12 +13,18 @@ from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
 from civicam.context import Context
 from civicam.domain.roles import Perm
-from civicam.ingest.service import RecordingService, recording_settings, store_for
+from civicam.ingest.service import RecordingService, recording_settings
 from civicam.live import hls
 from civicam.live.edge import live_state
-from civicam.live.serving import blurred_live_window, grant_ok, part_response, serve_segment, view_grant
+from civicam.live.serving import (
+    blurred_live_window,
+    grant_ok,
+    part_response,
+    segment_store,
+    serve_segment,
+    view_grant,
+)
 from civicam.registry.service import get_camera, visible_camera_ids
-from civicam.storage.backend import SegmentStore
 from civicam.storage.index import latest_segments
 from civicam.storage.models import Segment
 
@@ -52,16 +58,6 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
-def _store(request: Request, ctx: Context) -> SegmentStore:
-    """The app's segment store, made once: making one walks the whole recordings tree to count its bytes,
-    which a player's requests (several a second in low-latency live) must not pay each time."""
-    store: SegmentStore | None = getattr(request.app.state, "segment_store", None)
-    if store is None:
-        store = store_for(ctx)
-        request.app.state.segment_store = store
-    return store
-
-
 def _visible(ctx: Context, actor: Actor, camera_id: int) -> None:
     with ctx.db.session() as session:
         get_camera(session, actor, camera_id)
@@ -82,12 +78,12 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
     if not unblurred:
         # Blurred: whole published segments only (live/edge.py says why no parts), blurred ahead of the
         # player's requests while the view is watched (live/blur_ahead.py).
-        segs = await run_in_threadpool(blurred_live_window, request, ctx, _store(request, ctx), camera_id)
+        segs = await run_in_threadpool(blurred_live_window, request, ctx, segment_store(request, ctx), camera_id)
         body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s, map_each=True)
         return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
     if part is not None and msn is None:
         raise HTTPException(400, "_HLS_part needs _HLS_msn.")
-    store = _store(request, ctx)
+    store = segment_store(request, ctx)
     state = await run_in_threadpool(live_state, ctx, store, camera_id, settings.live_segments)
     if msn is not None:
         if hls.reload_too_far(state.last_seq, msn):
@@ -119,7 +115,7 @@ def live_part(camera_id: int, name: str, actor: Viewer, ctx: Ctx, request: Reque
     _visible(ctx, actor, camera_id)
     if not grant_ok(ctx, actor, camera_id, grant):
         raise HTTPException(403, "Parts are served for the unblurred live view only.")
-    return part_response(_store(request, ctx), camera_id, name, request.headers.get("range"))
+    return part_response(segment_store(request, ctx), camera_id, name, request.headers.get("range"))
 
 
 @router.get("/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}")
@@ -134,7 +130,7 @@ def segment_bytes(camera_id: int, mode: Literal["live", "playback"], segment_id:
         if seg is None or seg.camera_id != camera_id:
             raise HTTPException(404, "No such segment.")
         session.expunge(seg)
-    return serve_segment(request, ctx, actor, _store(request, ctx), seg, part, grant)
+    return serve_segment(request, ctx, actor, segment_store(request, ctx), seg, part, grant)
 
 
 @router.get("/recording/health")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,10 +11,11 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from civicam.api.deps import Ctx, DbSession, require
+from civicam.api.state import shared
 from civicam.audit.log import Actor, record
 from civicam.context import Context
 from civicam.domain.roles import Perm
-from civicam.ingest.service import recording_settings, store_for
+from civicam.ingest.service import recording_settings
 from civicam.live import hls
 from civicam.live.export_jobs import ExportWorkers
 from civicam.live.playback import (
@@ -28,14 +28,13 @@ from civicam.live.playback import (
     recordings,
     release_hold,
 )
-from civicam.live.serving import grant_ok, view_grant
+from civicam.live.serving import grant_ok, segment_store, view_grant
 from civicam.registry.service import NotFound, get_camera
 from civicam.storage.index import active_holds, segments_between
 from civicam.storage.models import Export, Hold
 
 router = APIRouter(tags=["recordings"])
 Viewer = Annotated[Actor, Depends(require(Perm.video_view))]
-_workers_lock = threading.Lock()
 Exporter = Annotated[Actor, Depends(require(Perm.video_export))]
 Holder = Annotated[Actor, Depends(require(Perm.hold_write))]
 From = Annotated[datetime, Query(alias="from", description="Start, ISO 8601 (UTC if no offset).")]
@@ -120,14 +119,9 @@ def create_export(camera_id: int, body: ExportCreate, actor: Exporter, session: 
 
 
 def _export_workers(request: Request, ctx: Context) -> ExportWorkers:
-    workers: ExportWorkers | None = getattr(request.app.state, "export_workers", None)
-    if workers is None:
-        with _workers_lock:
-            workers = getattr(request.app.state, "export_workers", None)
-            if workers is None:
-                workers = ExportWorkers(ctx.db, store_for(ctx), logging.getLogger("civicam.exports"))
-                request.app.state.export_workers = workers  # closed by the app's lifespan
-    return workers
+    # Made by the first export request; closed by the app's lifespan.
+    return shared(request, "export_workers", lambda: ExportWorkers(ctx.db, segment_store(request, ctx),
+                                                                   logging.getLogger("civicam.exports")))
 
 
 def _export(session: DbSession, actor: Actor, export_id: int) -> Export:
