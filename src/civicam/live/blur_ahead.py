@@ -167,14 +167,6 @@ class BlurAhead:
             self._offer(segs)
             self._cond.notify_all()
 
-    def started(self, segs: Sequence[Segment]) -> set[int]:
-        """The ids of ``segs`` that are blurred already or being blurred now."""
-        with self._cond:
-            return self._started(segs)
-
-    def _started(self, segs: Sequence[Segment]) -> set[int]:
-        return {s.id for s in segs if s.id in self._running or self.cache.making(s) or self.cache.ready(s)}
-
     def _offer(self, segs: Sequence[Segment]) -> None:
         """Queue the newest segments not blurred, waiting or failed (``_cond`` held)."""
         by_id = {s.id: s for s in segs}
