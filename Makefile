@@ -10,7 +10,7 @@ DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plu
         gstreamer1.0-x gstreamer1.0-tools ffmpeg chromium
 PYTEST_ARGS ?=
 
-.PHONY: run test venv system-deps lint typecheck bench clean train-mask web
+.PHONY: run test venv system-deps lint typecheck bench clean train-mask train-faces eval-faces web
 
 run: $(STAMP) web
 	CIVICAM_DATA_DIR=$${CIVICAM_DATA_DIR:-./var/demo} $(VENV)/bin/civicam demo
@@ -59,11 +59,25 @@ bench: $(STAMP) system-deps
 	$(PY) bench/recording.py
 	$(PY) bench/analytics.py
 
-# Retrains the shipped mask classifier from ../shared/datasets/mask-crops (CPU, a few minutes).
-train-mask:
+# The training venv (PyTorch on CPU; a GPU is used where one is present).
+TRAIN_STAMP := .venv-train/.installed
+$(TRAIN_STAMP):
 	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
-	.venv-train/bin/pip install -q torch==2.13.0 onnx numpy pillow opencv-python-headless
+	.venv-train/bin/pip install -q torch==2.13.0 onnx onnxruntime numpy pillow opencv-python-headless
+	touch $(TRAIN_STAMP)
+
+# Retrains the shipped mask classifier from ../shared/datasets/mask-crops (CPU, a few minutes).
+train-mask: $(TRAIN_STAMP)
 	nice .venv-train/bin/python training/mask/train.py
+
+# Retrains the shipped face detector from ../shared (models/rfb-masked-face, datasets): 2 CPU cores, ~45 min.
+train-faces: $(TRAIN_STAMP)
+	nice .venv-train/bin/python training/faces/train.py
+
+# The face detector against the alternatives on mask-scenes val (docs/model-card-faces.md).
+eval-faces: $(STAMP)
+	$(PY) -m pip install -q -e '.[compare]'
+	nice $(PY) training/faces/evaluate.py --split val
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -12,10 +12,12 @@ shared, loaded machine where wall time does not.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -29,6 +31,7 @@ cv2.setNumThreads(1)
 
 from civicam.analytics.blur import blur_faces  # noqa: E402
 from civicam.analytics.faces import DEFAULT_DETECTOR, create_detector  # noqa: E402
+from civicam.analytics.labels import MaskLabeller  # noqa: E402
 from civicam.analytics.mask import MaskClassifier  # noqa: E402
 
 
@@ -59,7 +62,7 @@ def main() -> None:
         frames = decode(clip)
         t_decode = (time.process_time() - t0) / len(frames)
     det = create_detector(a.detector, {"min_score": 0.3})
-    clf = MaskClassifier(threads=1)
+    clf = MaskLabeller(MaskClassifier(threads=1))  # the default labeller, as the hub runs it
     sample = frames[::5]  # the frames a 5 fps analyser would see
     det.detect(sample[0])
     t0 = time.process_time()
@@ -85,17 +88,25 @@ def main() -> None:
     t_blur_enc = (time.process_time() - t0) / len(sample)
     buf.unlink(missing_ok=True)
 
-    # both backends at the input sizes compared in docs/analytics-validation.md (0: full 1280x720), same frames
+    # the default detector at three input sizes (its longer side; 1280 = the full frame) and the other
+    # backends, same frames, same run
     t_det: dict[tuple[str, int], float] = {}
-    for name in ("yunet", "centerface"):
-        for side in (0, 960, 640):
-            d_side = create_detector(name, {"min_score": 0.3, "max_side": side})
-            d_side.detect(sample[0])  # warm-up: onnxruntime allocates per input shape on the first run
-            t0 = time.process_time()
-            for f in sample:
-                d_side.detect(f)
-            t_det[name, side] = (time.process_time() - t0) / len(sample)
-    t_small = {side: t_det[a.detector, side] for side in (960, 640)}
+    candidates: list[tuple[str, int, Callable[[np.ndarray], object]]] = [
+        ("rfb", side, create_detector("rfb", {"min_score": 0.3, "side": side}).detect) for side in (640, 960, 1280)]
+    candidates += [("centerface", side, create_detector("centerface", {"min_score": 0.3, "max_side": side}).detect)
+                   for side in (640, 960)]
+    if importlib.util.find_spec("yuface") is not None:  # civicam's detector before rfb ('.[compare]')
+        sys.path.insert(0, str(REPO / "training" / "faces"))
+        from evaluate import yuface_detect
+
+        candidates.append(("yuface", 1280, yuface_detect))
+    for name, side, detect in candidates:
+        detect(sample[0])  # warm-up: onnxruntime allocates per input shape on the first run
+        t0 = time.process_time()
+        for f in sample:
+            detect(f)
+        t_det[name, side] = (time.process_time() - t0) / len(sample)
+    t_small = {side: t_det["rfb", side] for side in (960, 1280)}
 
     per_analysed = t_detect + t_classify
     # one camera at 25 fps decoded fully (P-frames need their references), 5 of them analysed per second
@@ -111,28 +122,25 @@ def main() -> None:
         "|---|---|---|---|",
         f"| decode (reference) | {1000 * t_decode:.1f} | {1 / t_decode:.0f} | 1.0 |",
         f"| detect ({a.detector}) | {1000 * t_detect:.1f} | {1 / t_detect:.1f} | {t_detect / t_decode:.1f} |",
-        f"| classify (all faces of a frame) | {1000 * t_classify:.1f} | {1 / t_classify:.0f} | "
+        f"| label mask / no mask ({clf.mode}; all faces of a frame) | {1000 * t_classify:.1f} | {1 / t_classify:.0f} | "
         f"{t_classify / t_decode:.2f} |",
         f"| decode + detect + classify | {1000 * (t_decode + per_analysed):.1f} | "
         f"{1 / (t_decode + per_analysed):.1f} | {(t_decode + per_analysed) / t_decode:.1f} |",
-        *[f"| detect, {name} {f'max_side={side}' if side else 'full frame'} | {1000 * ts:.1f} | {1 / ts:.1f} | "
+        *[f"| detect, {name} at {side} px | {1000 * ts:.1f} | {1 / ts:.1f} | "
           f"{ts / t_decode:.1f} |" for (name, side), ts in t_det.items()],
         f"| blur + encode (x264 veryfast) | {1000 * t_blur_enc:.1f} | {1 / t_blur_enc:.1f} | "
         f"{t_blur_enc / t_decode:.1f} |",
         "",
         f"- Cameras (1280x720@25, decoded fully, analysed at 5 fps) one core sustains: **{cams:.2f}** "
-        f"({1000 * core_s_per_camera:.0f} ms of core time per camera-second); with max_side=960: "
-        f"{1 / (25 * t_decode + 5 * (t_small[960] + t_classify)):.2f}, max_side=640: "
-        f"{1 / (25 * t_decode + 5 * (t_small[640] + t_classify)):.2f}.",
-        f"- Blurring a watched 1280x720@25 stream (decode + detect + blur + encode every frame) needs "
-        f"**{blur_stream:.1f} cores** per stream; detecting at 5 fps and re-using boxes for the frames in "
-        f"between would need {25 * (t_decode + t_blur_enc) + 5 * t_detect:.1f} (those boxes must then be padded "
-        "for motion, or a face can slip out of its blur between detections).",
-        f"- Detector rows: both registered backends on the same frames in the same run. The `{a.detector}` "
-        f"pipeline row and its full-frame row are the same work measured twice ({1000 * t_detect:.0f} vs "
-        f"{1000 * t_det[a.detector, 0]:.0f} ms): that is the run-to-run spread on this shared machine. "
-        "CenterFace was measured as a replacement for YuNet and not adopted (no clear speed gain, fewer masked "
-        "faces found; `docs/analytics-validation.md`, section 1).",
+        f"({1000 * core_s_per_camera:.0f} ms of core time per camera-second); detecting at 960 px: "
+        f"{1 / (25 * t_decode + 5 * (t_small[960] + t_classify)):.2f}, at 1280 px (full frame): "
+        f"{1 / (25 * t_decode + 5 * (t_small[1280] + t_classify)):.2f}.",
+        f"- Blurring a watched 1280x720@25 stream with detection on every frame would need "
+        f"**{blur_stream:.2f} cores** per stream; as civicam does it (detect 5 frames a second, look ahead, "
+        f"blur the motion hull between detections): {25 * (t_decode + t_blur_enc) + 5 * t_detect:.2f}.",
+        f"- Detector rows: every backend on the same frames in the same run; the `{a.detector}` pipeline row "
+        f"and its 640 px row are the same work measured twice ({1000 * t_detect:.1f} vs "
+        f"{1000 * t_det['rfb', 640]:.1f} ms): that is the run-to-run spread on this shared machine.",
         "- Reproduce: `nice .venv/bin/python bench/analytics.py --append docs/benchmarks.md`.",
     ]
     text = "\n".join(lines)

@@ -11,7 +11,22 @@ from civicam.context import Context, open_context
 from support.databases import PostgresTemplates, SqliteTemplates, postgres_available
 from support.hub import Api, api_for, make_settings
 from support.rtsp_fixtures import *  # noqa: F401,F403  (the RTSP server fixtures, suite-wide)
-from support.services import require
+from support.services import MISSING, require
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Close with how many tests were skipped for want of data or a service, and which: a thin run on a
+    machine without ../shared or PostgreSQL must not pass for a full one."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        message = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        if MISSING in message:
+            what = message.removeprefix("Skipped: ").split(MISSING)[0]
+            reasons[what] = reasons.get(what, 0) + 1
+    total = sum(reasons.values())
+    terminalreporter.write_line(f"skipped for missing data or services: {total}"
+                                + "".join(f"; {n} need {what}" for what, n in sorted(reasons.items())))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""The demo hub: generated video files as cameras, registered and probed, so a laptop shows the whole flow."""
+"""The demo hub: generated video files as cameras, registered and probed, so a laptop shows the whole flow.
+
+The two entrance cameras film visitors walking in, masked and not (civicam.demo_media), so the demo counts
+people and shows a compliance figure from its first minutes; the old car-park camera shows a rejection.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 
 from civicam.audit.log import Actor
 from civicam.context import Context
+from civicam.demo_media import entrance_video
 from civicam.registry import service
 from civicam.registry.onboarding import probe_cameras
 
@@ -48,7 +53,7 @@ def synth_video(path: Path, width: int, height: int, fps: int, seconds: float) -
     return path
 
 
-def build_demo(ctx: Context, actor: Actor, seconds: float = 20.0) -> list[int]:
+def build_demo(ctx: Context, actor: Actor, seconds: float = 30.0) -> list[int]:
     """Register the demo region, site and cameras (once) and probe them; returns the camera ids."""
     media = ctx.settings.data_dir / "demo-media"
     with ctx.db.session() as s:
@@ -66,7 +71,9 @@ def build_demo(ctx: Context, actor: Actor, seconds: float = 20.0) -> list[int]:
         if name in existing:
             ids.append(existing[name])
             continue
-        clip = synth_video(media / f"{name.lower().replace(' ', '-')}-{w}x{h}-{fps}fps.mp4", w, h, fps, seconds)
+        stem = media / f"{name.lower().replace(' ', '-')}-{w}x{h}-{fps}fps"
+        clip = (entrance_video(stem.with_suffix(".people.mp4"), w, h, fps, seconds, seed=len(ids) + 1)
+                if name.startswith("Entrance") else synth_video(stem.with_suffix(".mp4"), w, h, fps, seconds))
         with ctx.db.session() as s:
             ids.append(service.add_camera(s, actor, ctx.secrets, site_id, name, str(clip)).id)
     probe_cameras(ctx, actor, ids, seconds=3.0)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -34,6 +35,7 @@ def wait_healthy(base: str, proc: subprocess.Popen[str], deadline_s: float = 60)
     raise AssertionError("hub did not become healthy in time")
 
 
+@pytest.mark.timeout(360)
 def test_demo_starts_a_hub_with_probed_cameras(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "CIVICAM_DATA_DIR": str(tmp_path / "demo"), "CIVICAM_PORT": str(port)}
@@ -73,6 +75,17 @@ def test_demo_starts_a_hub_with_probed_cameras(tmp_path: Path) -> None:
             start, stop = datetime.fromisoformat(seg["start"]), datetime.fromisoformat(seg["end"])
             assert stop <= now + timedelta(seconds=1), "a segment ends in the future: the file was not paced"
             assert 1.0 <= (stop - start).total_seconds() <= 10.0
+        # The demo shows the product: its visitors are counted, masked and unmasked, within minutes.
+        site = next(c for c in cams if c["status"] == "accepted")["site_id"]
+        total: dict[str, int] | None = None
+        end = time.monotonic() + 180
+        while time.monotonic() < end:
+            r = httpx.get(f"{base}/api/analytics/site/{site}", params={"interval": "15m"}, headers=headers)
+            total = r.json()["total"] if r.status_code == 200 else None
+            if total and total["masked"] >= 1 and total["unmasked"] >= 1:
+                break
+            time.sleep(1.0)  # polling a condition with a deadline
+        assert total and total["masked"] >= 1 and total["unmasked"] >= 1, f"the demo counted {total}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

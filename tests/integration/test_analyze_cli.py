@@ -20,9 +20,15 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def scene_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from support.services import require
+    """Two faces on a CCTV frame: held-out dataset crops where ../shared is here, else the portrait."""
+    path = tmp_path_factory.mktemp("cli") / "scene.png"
+    if not (SHARED / "mask-crops").is_dir():
+        from support.faces import Walker, background, render, visible_faces
 
-    require((SHARED / "mask-crops").is_dir(), "shared/datasets beside the repo")
+        img, _ = render([Walker(f, 200 + 600 * k, 200, 0, 0) for k, f in enumerate(visible_faces(2, 140))],
+                        0, background())
+        cv2.imwrite(str(path), img)
+        return path
     sys.path.insert(0, str(REPO / "training" / "mask"))
     from data import read_bgr, split, video_frames
     from scenes import compose
@@ -31,7 +37,6 @@ def scene_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bg = cv2.resize(video_frames(1)[0], (1280, 720))
     crops = [(read_bgr(test[i][0]), test[i][1]) for i in (1, 300)]
     s = compose(bg, crops, [120, 140], np.random.default_rng(5), "hd")
-    path = tmp_path_factory.mktemp("cli") / "scene.png"
     cv2.imwrite(str(path), s.image)
     return path
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+MISSING = " is not available on this machine"  # the tail of every skip reason ``require`` gives
 
 
 def require(available: bool, what: str) -> None:
@@ -15,4 +16,4 @@ def require(available: bool, what: str) -> None:
         return
     if IN_CI:
         pytest.fail(f"{what} is required under CI but is not available")
-    pytest.skip(f"{what} is not available on this machine")
+    pytest.skip(f"{what}{MISSING}")

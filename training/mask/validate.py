@@ -4,7 +4,7 @@ Everything is generated on the fly with a fixed seed from held-out (test split) 
 shared CCTV clips; nothing is written to the repo. Run in the project venv:
     nice .venv/bin/python training/mask/validate.py all            # classifier, scenes, counting
     nice .venv/bin/python training/mask/validate.py detectors --preds /tmp/civicam-preds
-    nice .venv/bin/python training/mask/validate.py isolated --backends yunet,centerface
+    nice .venv/bin/python training/mask/validate.py isolated --backends rfb,centerface
 (the second needs JSON from detectors_compare.py, run in throwaway venvs per candidate package).
 """
 
@@ -228,7 +228,7 @@ def detectors_report(preds_dir: Path, scenes_dir: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["all", "classifier", "scenes", "counting", "detectors", "isolated"])
-    ap.add_argument("--backends", default="yunet,centerface", help="registry names for ``isolated``")
+    ap.add_argument("--backends", default="rfb,centerface", help="registry names for ``isolated``")
     ap.add_argument("--hd", type=int, default=60)
     ap.add_argument("--native", type=int, default=30)
     ap.add_argument("--videos", type=int, default=3)

@@ -13,7 +13,8 @@ Frame = npt.NDArray[np.uint8]
 
 def blur_faces(frame: Frame, faces: Detections, padding: float = 0.5, blocks: int = 4) -> Frame:
     """Return a copy of ``frame`` where each face box, padded by ``padding`` of its size on every side,
-    is pixelated to at most ``blocks`` cells across and then smoothed with a heavy Gaussian. Pure."""
+    is averaged down to at most ``blocks`` cells across and stretched back smoothly (bilinear): what is
+    left is a soft gradient of ``blocks`` x ``blocks`` colours. Pure."""
     out = frame.copy()
     h, w = frame.shape[:2]
     for x1, y1, x2, y2 in faces.boxes:
@@ -25,7 +26,36 @@ def blur_faces(frame: Frame, faces: Detections, padding: float = 0.5, blocks: in
         roi = out[b:d, a:c]
         rw, rh = c - a, d - b
         small = cv2.resize(roi, (max(1, min(blocks, rw)), max(1, min(blocks, rh))), interpolation=cv2.INTER_AREA)
-        pix = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_NEAREST)
-        k = max(3, (max(rw, rh) // 4) | 1)
-        out[b:d, a:c] = cv2.GaussianBlur(pix, (k, k), 0)
+        # Bilinear stretching of the cells is as smooth as the Gaussian over blocky cells it replaces, at
+        # a fraction of the cost (a Gaussian as wide as a quarter of a large region was 10 ms a call).
+        out[b:d, a:c] = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _smear(plane: Frame, a: int, b: int, c: int, d: int, blocks: int) -> None:
+    roi = plane[b:d, a:c]
+    rh, rw = roi.shape[:2]
+    if rw < 1 or rh < 1:
+        return
+    small = cv2.resize(roi, (max(1, min(blocks, rw)), max(1, min(blocks, rh))), interpolation=cv2.INTER_AREA)
+    plane[b:d, a:c] = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR)
+
+
+def blur_regions_yuv420(planes: Frame, regions: npt.NDArray[np.float32], blocks: int = 4) -> Frame:
+    """``blur_faces`` for a decoded frame as it comes (planar YUV 4:2:0 laid out as PyAV's
+    ``to_ndarray(format="yuv420p")``: (H * 3 / 2, W)), ``regions`` xyxy in pixels, already padded.
+    Works on a copy; skips two colour conversions per frame that the BGR route costs."""
+    out = planes.copy()
+    h, w = out.shape[0] * 2 // 3, out.shape[1]
+    y = out[:h]
+    u = out[h:h + h // 4].reshape(h // 2, w // 2)
+    v = out[h + h // 4:].reshape(h // 2, w // 2)
+    for x1, y1, x2, y2 in regions:
+        a, b = max(0, int(x1)) & ~1, max(0, int(y1)) & ~1  # even, so the chroma cells line up
+        c, d = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+        if c - a < 1 or d - b < 1:
+            continue
+        _smear(y, a, b, c, d, blocks)
+        for plane in (u, v):
+            _smear(plane, a // 2, b // 2, (c + 1) // 2, (d + 1) // 2, blocks)
     return out

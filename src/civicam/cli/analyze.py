@@ -17,15 +17,16 @@ app = typer.Typer(help="Entrance analytics: faces with mask labels (images), ano
                   no_args_is_help=True)
 
 
-UpscaleOpt = Annotated[float, typer.Option(help="Enlarge frames before face detection (finds smaller and masked "
-                                              "faces; costs ~upscale^2 time).", min=0.25, max=4.0)]
+UpscaleOpt = Annotated[float, typer.Option(help="Detect faces on frames this much larger than the default 640 px "
+                                              "(finds smaller faces; costs ~upscale^2 time).", min=0.25, max=4.0)]
 
 
 def _analyzer(upscale: float) -> FrameAnalyzer:
-    from civicam.analytics.faces import create_detector
+    from civicam.analytics.faces import ANALYTICS_MIN_SCORE, create_detector
     from civicam.analytics.pipeline import FrameAnalyzer
 
-    return FrameAnalyzer(create_detector("yunet", {"min_score": 0.3, "upscale": upscale}))
+    # The detector sees every frame with its longer side at 640 px; upscale enlarges that.
+    return FrameAnalyzer(create_detector(options={"min_score": ANALYTICS_MIN_SCORE, "side": round(640 * upscale)}))
 
 
 def _fail(message: str) -> None:

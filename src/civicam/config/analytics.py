@@ -16,5 +16,5 @@ class AnalyticsSettings(BaseModel):
         description="Segments queued per camera; older ones are dropped (and counted) when analysis falls behind.",
     )
     poll_interval_s: float = Field(2.0, gt=0, description="How often new segments are looked for.")
-    detector: str = Field("yunet", description="Face detector backend (see civicam.analytics.faces).")
+    detector: str = Field("rfb", description="Face detector backend (see civicam.analytics.faces).")
     suitability_window: int = Field(500, ge=20, description="Face heights kept per camera for suitability.")

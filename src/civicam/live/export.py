@@ -91,6 +91,8 @@ def export_clip(store: SegmentStore, segments: Sequence[Segment], start: datetim
                         written += 1
                     pending = []
         if out is not None and transform is not None:
+            for frame in transform.flush():
+                enc_frames += _encode(out, ost, frame)
             for pkt in ost.encode(None):
                 out.mux(pkt)
         if out is not None:
@@ -124,10 +126,17 @@ def _write_copy(out: Any, ost: Any, packet: Any, t: datetime, t0: datetime, tb: 
 def _write_transformed(out: Any, ost: Any, packet: Any, t: datetime, t0: datetime, transform: FrameTransform) -> int:
     n = 0
     for frame in packet.decode():
-        new = transform(frame)
-        new.pts = round((t - t0).total_seconds() * 90000)
-        new.time_base = OUT_TB
-        for pkt in ost.encode(new):
-            out.mux(pkt)
-            n += 1
+        # The output timeline is set before the transform, which may hand the frame back later.
+        frame.pts = round((t - t0).total_seconds() * 90000)
+        frame.time_base = OUT_TB
+        for new in transform.push(frame):
+            n += _encode(out, ost, new)
+    return n
+
+
+def _encode(out: Any, ost: Any, frame: Any) -> int:
+    n = 0
+    for pkt in ost.encode(frame):
+        out.mux(pkt)
+        n += 1
     return n

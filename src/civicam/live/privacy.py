@@ -18,76 +18,133 @@ from pathlib import Path
 import av
 import numpy as np
 
-from civicam.analytics.blur import blur_faces
-from civicam.analytics.detections import Detections
-from civicam.analytics.faces import FaceDetector, create_detector
+from civicam.analytics.blur import blur_regions_yuv420
+from civicam.analytics.faces import BLUR_MIN_SCORE, FaceDetector, create_detector
 from civicam.storage.backend import SegmentStore
 from civicam.storage.media import FMP4_OPTIONS, init_length
 from civicam.storage.models import Segment
 
-# Privacy errs towards blurring: a lower score than analytics uses, so doubtful faces are hidden too.
-BLUR_MIN_SCORE = 0.3
-# Detect on every fifth frame (5 per second at 25 fps); see FaceBlur for how the frames between stay covered.
+# Detect on every fifth frame (5 per second at 25 fps); the frames between are covered by looking ahead.
 DETECT_EVERY = 5
 VERIFY_ROUNDS = 1
 # Pixelate each face region to 2x2 cells before smoothing: at 4x4 a blurred head still read as a face to
 # the detector in every tested frame, at 2x2 in none.
 BLUR_BLOCKS = 2
-# Detection works on the frame scaled to 960 px (about 0.18 s a frame on this class of CPU against 0.3 s
-# at full 1280x720), and so does the check after blurring, which catches any region still read as a face.
-DETECT_MAX_SIDE = 960
-VERIFY_MAX_SIDE = 960
+# Faces are found on the frame scaled to this (the detector's own input size: no second resize).
+DETECT_SIDE = 640
+# Each blurred region reaches this share of the face's size beyond the box on every side.
+PADDING = 0.5
+# Two boxes in consecutive detections are one moving face when their centres are at most this many face
+# widths apart (a walker crossing the frame moves ~2 widths in 0.2 s) and their sizes within 2x.
+MOVE_WIDTHS = 4.0
 CACHE_TTL_S = 3600.0
 
 
-class FaceBlur:
-    """A per-stream frame transform that blurs every detected face.
+def _padded(boxes: np.ndarray, pad: float = PADDING) -> np.ndarray:
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return np.stack([boxes[:, 0] - w * pad, boxes[:, 1] - h * pad, boxes[:, 2] + w * pad, boxes[:, 3] + h * pad], 1)
 
-    Detection runs on every ``every``-th frame (it is the costly part); the frames between are blurred
-    with the boxes of the last two detections together, so a face moving between detections stays
-    covered. Stateful: make one per stream, export or segment.
+
+def motion_cover(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Regions (xyxy, padded) that cover every face between two detections ``before`` and ``after``.
+
+    A face found in both is covered by the hull of its two padded boxes (every position on the way, for
+    motion without sharp turns within 0.2 s); a face in only one (arriving, leaving, or missed once) by its
+    own padded box, carried over the whole interval. Pure.
+    """
+    if not len(before) or not len(after):
+        return _padded(np.concatenate([before.reshape(-1, 4), after.reshape(-1, 4)]))
+    cb, ca = (before[:, :2] + before[:, 2:]) / 2, (after[:, :2] + after[:, 2:]) / 2
+    wb, wa = before[:, 2] - before[:, 0], after[:, 2] - after[:, 0]
+    dist = np.linalg.norm(cb[:, None] - ca[None], axis=2) / np.maximum(np.maximum(wb[:, None], wa[None]), 1.0)
+    ratio = np.maximum(wb[:, None], wa[None]) / np.maximum(np.minimum(wb[:, None], wa[None]), 1.0)
+    cost = np.where((dist <= MOVE_WIDTHS) & (ratio <= 2.0), dist, np.inf)
+    pb, pa = _padded(before), _padded(after)
+    regions: list[np.ndarray] = []
+    used_b, used_a = np.zeros(len(before), bool), np.zeros(len(after), bool)
+    for flat in np.argsort(cost, axis=None):
+        i, j = np.unravel_index(flat, cost.shape)
+        if not np.isfinite(cost[i, j]):
+            break
+        if used_b[i] or used_a[j]:
+            continue
+        used_b[i] = used_a[j] = True
+        regions.append(np.concatenate([np.minimum(pb[i, :2], pa[j, :2]), np.maximum(pb[i, 2:], pa[j, 2:])]))
+    regions += list(pb[~used_b]) + list(pa[~used_a])
+    return np.asarray(regions, np.float32).reshape(-1, 4)
+
+
+class FaceBlur:
+    """A per-stream frame transform that blurs every detected face (civicam.live.transform.FrameTransform).
+
+    Detection runs on every ``every``-th frame (it is the costly part), on the frame scaled to
+    ``detect_side`` by the decoder's scaler. The frames between are held back until the next detection,
+    then blurred with ``motion_cover`` of the detections on either side: a face moving between two
+    detections stays inside its blur, and a face that appears is blurred from the frames before it was
+    first found. The delay is ``every - 1`` frames. Frames are blurred in their own YUV 4:2:0 planes
+    (no colour conversion of the full frame). Stateful: one per stream.
     """
 
     def __init__(self, detector: FaceDetector | None = None, every: int = DETECT_EVERY,
-                 verifier: FaceDetector | None = None) -> None:
-        self._detector = detector or create_detector("yunet", {"min_score": BLUR_MIN_SCORE,
-                                                               "max_side": DETECT_MAX_SIDE})
-        self._verifier = verifier or (detector if detector is not None else create_detector(
-            "yunet", {"min_score": BLUR_MIN_SCORE, "max_side": VERIFY_MAX_SIDE}))
+                 verifier: FaceDetector | None = None, detect_side: int = DETECT_SIDE) -> None:
+        self._detector = detector or create_detector(options={"min_score": BLUR_MIN_SCORE, "side": detect_side})
+        self._verifier = verifier or self._detector
         self._every = max(1, every)
+        self._side = detect_side
         self._n = 0
-        self._recent: list[Detections] = []
+        self._last = np.zeros((0, 4), np.float32)  # boxes of the last detection frame, frame pixels
+        self._held: list[tuple[np.ndarray, av.VideoFrame]] = []
 
-    def frame_array(self, bgr: np.ndarray) -> np.ndarray:
+    def _find(self, frame: av.VideoFrame, detector: FaceDetector) -> np.ndarray:
+        s = min(1.0, self._side / max(frame.width, frame.height))
+        w, h = max(2, round(frame.width * s)), max(2, round(frame.height * s))
+        small = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
+        boxes = detector.detect(np.ascontiguousarray(small, np.uint8)).boxes
+        return np.asarray(boxes * np.array([frame.width / w, frame.height / h] * 2, np.float32), np.float32)
+
+    def _detect(self, planes: np.ndarray, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes found, the planes blurred with them and the previous detection's), checked again."""
+        found = self._find(frame, self._detector)
+        out = blur_regions_yuv420(planes, np.concatenate([_padded(found), _padded(self._last)]), BLUR_BLOCKS)
+        # Check the result: a blurred head can still read as a face to a detector; blur again what it
+        # still finds, so what leaves the hub has nothing a detector recognises.
+        for _ in range(VERIFY_ROUNDS if len(found) else 0):
+            again = self._find(_like(out, frame), self._verifier)
+            if not len(again):
+                break
+            found = np.concatenate([found, again])
+            out = blur_regions_yuv420(out, _padded(again), BLUR_BLOCKS)
+        return found, out
+
+    def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        planes = frame.to_ndarray(format="yuv420p")
         detecting = self._n % self._every == 0
         self._n += 1
-        if detecting:
-            found = self._detector.detect(bgr)
-            out = self._blur(bgr, [*self._recent[-1:], found])
-            # Check the result: a blurred head can still read as a face to a detector; blur again what
-            # it still finds, so what leaves the hub has nothing a detector recognises.
-            for _ in range(VERIFY_ROUNDS if len(found) else 0):
-                again = self._verifier.detect(out)
-                if not len(again):
-                    break
-                found = Detections(np.concatenate([found.boxes, again.boxes]),
-                                   np.concatenate([found.scores, again.scores]))
-                out = self._blur(out, [again])
-            self._recent = [*self._recent[-1:], found]
-            return out
-        return self._blur(bgr, self._recent)
+        if not detecting:
+            self._held.append((planes, frame))
+            return []
+        return self._anchor(planes, frame)
 
-    @staticmethod
-    def _blur(bgr: np.ndarray, sets: list[Detections]) -> np.ndarray:
-        boxes = np.concatenate([d.boxes for d in sets]) if sets else np.zeros((0, 4), np.float32)
-        if not len(boxes):
-            return bgr
-        return blur_faces(bgr, Detections(boxes, np.ones(len(boxes), np.float32)), blocks=BLUR_BLOCKS)
+    def flush(self) -> list[av.VideoFrame]:
+        """The frames held back: the last of them is detected too, so they still have a look-ahead."""
+        if not self._held:
+            return []
+        return self._anchor(*self._held.pop())
 
-    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
-        out = av.VideoFrame.from_ndarray(self.frame_array(frame.to_ndarray(format="bgr24")), format="bgr24")
-        out.pts, out.time_base = frame.pts, frame.time_base
-        return out
+    def _anchor(self, planes: np.ndarray, frame: av.VideoFrame) -> list[av.VideoFrame]:
+        """Detect on this frame, release the frames held before it blurred over the motion between."""
+        found, out = self._detect(planes, frame)
+        regions = motion_cover(self._last, found)
+        ready = [_like(blur_regions_yuv420(p, regions, BLUR_BLOCKS) if len(regions) else p, f) for p, f in self._held]
+        self._held = []
+        self._last = found
+        return [*ready, _like(out, frame)]
+
+
+def _like(planes: np.ndarray, frame: av.VideoFrame) -> av.VideoFrame:
+    out = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
 
 
 @dataclass(frozen=True)
@@ -116,14 +173,20 @@ def transcode_blurred(src: str, dest: Path, blur: FaceBlur) -> BlurredSegment:
         ost.time_base = tb
         ost.codec_context.time_base = tb
         for frame in inp.decode(ist):
-            blurred = blur(frame)
-            blurred.pict_type = av.video.frame.PictureType.NONE
-            for packet in ost.encode(blurred.reformat(format="yuv420p")):
-                out.mux(packet)
+            for blurred in blur.push(frame):
+                _encode(out, ost, blurred)
+        for blurred in blur.flush():
+            _encode(out, ost, blurred)
         for packet in ost.encode():
             out.mux(packet)
     os.replace(tmp, dest)
     return BlurredSegment(dest, _init(dest))
+
+
+def _encode(out: av.container.OutputContainer, ost: av.video.stream.VideoStream, frame: av.VideoFrame) -> None:
+    frame.pict_type = av.video.frame.PictureType.NONE
+    for packet in ost.encode(frame.reformat(format="yuv420p")):
+        out.mux(packet)
 
 
 def _init(path: Path) -> int:

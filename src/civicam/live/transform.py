@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import av
 
 from civicam.audit.log import Actor
 
-FrameTransform = Callable[[av.VideoFrame], av.VideoFrame]
+
+class FrameTransform(Protocol):
+    """Frames in, the same frames (same pts and time base) out, possibly a few frames later: a transform
+    may hold frames back to look ahead. ``flush`` returns what it still holds at the end of the stream."""
+
+    def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]: ...
+
+    def flush(self) -> list[av.VideoFrame]: ...
 
 
 def wants_unblurred(actor: Actor, reason: str | None) -> bool:

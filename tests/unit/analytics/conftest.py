@@ -30,7 +30,7 @@ def classifier() -> MaskClassifier:
 
 @pytest.fixture(scope="session")
 def detector() -> FaceDetector:
-    return create_detector("yunet", {"min_score": 0.3})
+    return create_detector(options={"min_score": 0.3})
 
 
 @pytest.fixture(scope="session")

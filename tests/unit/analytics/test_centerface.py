@@ -121,7 +121,7 @@ def test_blurred_faces_stay_hidden_from_centerface(centerface: CenterFaceDetecto
     from civicam.analytics.blur import blur_faces
 
     # an independent detector family as a second check that the blur (driven by the default detector)
-    # removes what makes a face findable, not just what YuNet keys on
+    # removes what makes a face findable, not just what the default detector keys on
     img, truth = _scene(background, test_split)
     faces = detector.detect(img)
     blurred = _inside(faces.boxes, truth).any(axis=0)  # only faces the default detector found get blurred

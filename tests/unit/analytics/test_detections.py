@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from civicam.analytics.detections import Detections
-from civicam.analytics.faces import REGISTRY, create_detector
+from civicam.analytics.faces import DEFAULT_DETECTOR, REGISTRY, create_detector
 
 
 def test_detections_value() -> None:
@@ -20,9 +20,19 @@ def test_detections_value() -> None:
 
 
 def test_registry() -> None:
-    assert {"yunet", "haar"} <= set(REGISTRY)
+    assert {"rfb", "haar", "centerface"} <= set(REGISTRY) and DEFAULT_DETECTOR == "rfb"
     with pytest.raises(ValueError, match="unknown face detector"):
         create_detector("nope")
-    assert len(create_detector("yunet").detect(np.zeros((120, 160, 3), np.uint8))) == 0
+    assert len(create_detector().detect(np.zeros((120, 160, 3), np.uint8))) == 0
     with pytest.raises(ValueError):
-        create_detector("yunet").detect(np.zeros((10, 10), np.uint8))
+        create_detector().detect(np.zeros((10, 10), np.uint8))
+
+
+def test_mask_probabilities_travel_with_their_boxes() -> None:
+    d = Detections.from_lists([[0, 0, 10, 20], [5, 5, 15, 45]], [0.9, 0.4])
+    assert np.isnan(d.probs).all()
+    d = Detections(d.boxes, d.scores, ("mask", "no_mask"), np.array([0.8, 0.1], np.float32))
+    assert d.select([1]).probs.tolist() == pytest.approx([0.1])
+    assert d.clipped(8, 8).probs.tolist() == pytest.approx([0.8, 0.1])
+    with pytest.raises(ValueError, match="mask probabilities"):
+        Detections(d.boxes, d.scores, (), np.zeros(3, np.float32))

@@ -1,0 +1,133 @@
+"""Camera wall benchmark: do blurred live tiles keep up with the clock on this machine?
+
+N time-coded live cameras (1280x720@25 H.264, ~2 Mbit/s, ``--faces`` real faces each, so blurring has
+its real work) are served over loopback by the GStreamer RTSP test server; a hub (``civicam serve``,
+SQLite, fresh data directory, analytics **on** unless ``--no-analytics``) onboards and records them.
+Debian's chromium opens the dashboard's camera wall (``/wall?n=N``) with the page's own players, blurred
+as every operator sees them. Once every tile plays, for ``--seconds`` s the benchmark reads each tile's
+``video.currentTime`` against the wall clock: a tile that keeps up advances as many seconds of video as
+pass on the clock (reference: the clock itself, ratio 1.00x; goal >= 54 s per 60 s, 0.90x).
+
+    python bench/wall.py [--cameras 4] [--seconds 60] [--faces 2] [--json out.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from live_latency import BENCH_PASSWORD, BENCH_USER, FPS, BenchError, Hub, launch_browser, make_backdrop, wait_for  # noqa: E402
+
+from support.rtsp import RtspServer, gst_rtsp_available  # noqa: E402
+
+GOAL = 0.9  # 54 s of video per 60 s
+
+
+def onboard_all(hub: Hub, urls: list[str]) -> list[int]:
+    region = hub.call("POST", "/api/regions", {"name": "Bench"})
+    site = hub.call("POST", "/api/sites", {"region_id": region["id"], "name": "Wall lab",
+                                           "contact_name": "Bench", "contact_email": "bench@example.org"})
+    ids = []
+    for k, url in enumerate(urls):
+        cam = hub.call("POST", "/api/cameras", {"site_id": site["id"], "name": f"Door {k + 1}", "url": url})
+        probe = hub.call("POST", f"/api/cameras/{cam['id']}/probe", {"seconds": 3})
+        if probe["verdict"] != "accepted":
+            raise BenchError(f"camera {k + 1} rejected: {probe['reasons']}")
+        ids.append(int(cam["id"]))
+    return ids
+
+
+TIMES_JS = "() => [...document.querySelectorAll('.tile[data-camera] video')].map((v) => v.currentTime)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cameras", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--faces", type=int, default=2)
+    ap.add_argument("--no-analytics", action="store_true")
+    ap.add_argument("--start-timeout", type=float, default=180.0, help="deadline for every tile to play")
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    if not gst_rtsp_available():
+        print("error: the system python cannot import GstRtspServer (run `make system-deps`)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    work = Path(tempfile.mkdtemp(prefix="civicam-wall-"))
+    hub: Hub | None = None
+    result: dict[str, Any] = {"cameras": a.cameras, "faces": a.faces, "analytics": not a.no_analytics}
+    try:
+        backdrop = str(make_backdrop(work / "backdrop.i420", a.faces)) if a.faces else None
+        mounts = [{"path": f"/c{k}", "source": "timecode", "fps": FPS, "bitrate_kbps": 2000, "shared": True,
+                   **({"backdrop": backdrop} if backdrop else {})} for k in range(a.cameras)]
+        with RtspServer(mounts) as cams:
+            hub = Hub(work, not a.no_analytics)
+            hub.start()
+            ids = onboard_all(hub, [cams.url(f"/c{k}") for k in range(a.cameras)])
+            for cid in ids:
+                hub.wait_recording(cid, 90)
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as p:
+                browser = launch_browser(p)
+                try:
+                    page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+                    page.goto(f"{hub.url}/login")
+                    page.get_by_label("Username").fill(BENCH_USER)
+                    page.get_by_label("Password").fill(BENCH_PASSWORD)
+                    page.get_by_role("button", name="Sign in").click()
+                    page.wait_for_url(f"{hub.url}/")
+                    page.goto(f"{hub.url}/wall?n={a.cameras}")
+                    t_open = time.monotonic()
+                    wait_for(lambda: min(page.evaluate(TIMES_JS) or [0]) > 0, a.start_timeout,
+                             "every tile playing", 0.5)
+                    result["all_playing_after_s"] = round(time.monotonic() - t_open, 1)
+                    v0, t0, c0 = page.evaluate(TIMES_JS), time.monotonic(), hub.cpu()
+                    time.sleep(a.seconds)  # the measurement window itself
+                    v1, t1, c1 = page.evaluate(TIMES_JS), time.monotonic(), hub.cpu()
+                    page.screenshot(path=str(work / "wall.png"))
+                    shutil.copy(work / "wall.png", "/tmp/civicam-wall.png")
+                finally:
+                    browser.close()
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if hub is not None:
+            print(f"--- hub log (last lines) ---\n{hub.log_tail()}", file=sys.stderr)
+        return 1
+    finally:
+        if hub is not None:
+            hub.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    clock = t1 - t0
+    advance = [round(b - c, 1) for b, c in zip(v1, v0, strict=True)]
+    result.update({"clock_s": round(clock, 1), "advance_s": advance,
+                   "ratios": [round(x / clock, 2) for x in advance], "hub_cpu_cores": round((c1 - c0) / clock, 2),
+                   "load": os.getloadavg()[0]})
+    print("| tile | video advanced (s) | per clock second (reference 1.00x; goal >= 0.90x) |")
+    print("|---|---|---|")
+    for k, x in enumerate(advance):
+        print(f"| {k + 1} | {x:.1f} of {clock:.1f} | {'**' if x / clock >= GOAL else ''}{x / clock:.2f}x"
+              f"{'**' if x / clock >= GOAL else ''} |")
+    print(f"\nAll tiles playing {result['all_playing_after_s']} s after the wall opened; hub CPU "
+          f"{result['hub_cpu_cores']} cores (analytics {'on' if result['analytics'] else 'off'}); load average "
+          f"{result['load']:.1f} on {os.cpu_count()} CPUs. Screenshot: /tmp/civicam-wall.png")
+    if a.json:
+        with open(a.json, "a") as fh:
+            fh.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
