@@ -6,15 +6,14 @@ people and shows a compliance figure from its first minutes; the old car-park ca
 
 from __future__ import annotations
 
-from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 
 from civicam.audit.log import Actor
 from civicam.context import Context
-from civicam.demo_media import entrance_video
+from civicam.demo_media import entrance_video, write_clip
 from civicam.registry import service
 from civicam.registry.onboarding import probe_cameras
 
@@ -28,29 +27,18 @@ DEMO_CAMERAS = (
 
 def synth_video(path: Path, width: int, height: int, fps: int, seconds: float) -> Path:
     """A short H.264 clip of moving bars: real encoded video, no camera needed."""
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.mp4")
-    with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": str(fps * 2)})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        xs = np.arange(width, dtype=np.int32)
-        ys = np.arange(height, dtype=np.int32)[:, None]
+    xs = np.arange(width, dtype=np.int32)
+    ys = np.arange(height, dtype=np.int32)[:, None]
+
+    def frames() -> Iterator[np.ndarray]:
         for i in range(int(seconds * fps)):
             img = np.empty((height, width, 3), np.uint8)
             img[..., 0] = ((xs + i * 8) % 256).astype(np.uint8)
             img[..., 1] = ((ys + i * 4) % 256).astype(np.uint8)
             img[..., 2] = ((xs // 64 + ys // 64 + i // fps) % 2 * 200).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    tmp.rename(path)
-    return path
+            yield img
+
+    return write_clip(path, width, height, fps, frames(), "rgb24")
 
 
 def build_demo(ctx: Context, actor: Actor, seconds: float = 30.0) -> list[int]:

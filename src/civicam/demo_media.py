@@ -8,6 +8,7 @@ visitors is in it, so the repository can ship the recipe and anyone can run the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -107,23 +108,19 @@ def _draw(img: Image, v: Visitor, t: float) -> None:
         img[b0:b1, a0:a1] = v.face[b0 - y:b1 - y, a0 - x:a1 - x]
 
 
-def entrance_video(path: Path, width: int, height: int, fps: int, seconds: float, seed: int = 1) -> Path:
-    """Write the entrance clip (H.264, keyframe every 2 s) once; later calls find it."""
+def write_clip(path: Path, width: int, height: int, fps: int, frames: Iterable[Image], fmt: str = "bgr24") -> Path:
+    """Encode ``frames`` as H.264 (keyframe every 2 s) into ``path`` once; later calls find it. Written to
+    a side file first, so a killed demo never leaves half a clip under the real name."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
-    bg = _backdrop(width, height)
-    people = visitors(width, height, seconds, seed)
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": str(fps * 2)})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = Fraction(1, fps)
-        for i in range(int(seconds * fps)):
-            img = bg.copy()
-            for v in people:
-                _draw(img, v, i / fps)
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(img, format=fmt)
             frame.pts = i
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -131,3 +128,20 @@ def entrance_video(path: Path, width: int, height: int, fps: int, seconds: float
             container.mux(packet)
     tmp.rename(path)
     return path
+
+
+def entrance_video(path: Path, width: int, height: int, fps: int, seconds: float, seed: int = 1) -> Path:
+    """The entrance clip: visitors walking past the door for ``seconds``."""
+    if path.exists():
+        return path
+    bg = _backdrop(width, height)
+    people = visitors(width, height, seconds, seed)
+
+    def frames() -> Iterator[Image]:
+        for i in range(int(seconds * fps)):
+            img = bg.copy()
+            for v in people:
+                _draw(img, v, i / fps)
+            yield img
+
+    return write_clip(path, width, height, fps, frames())

@@ -62,7 +62,8 @@ def test_segments_become_counts_without_storing_anything_about_people(hub: Conte
     health = svc.health()[1]
     assert health.analyzed_segments == 2 and health.backlog == 0 and health.dropped_segments == 0
     assert health.lag_s == pytest.approx(1.0, abs=0.1)
-    assert health.suitability.faces_seen > 20 and health.suitability.median_face_px > 100
+    # the detector boxes the face inside each 180 px crop (margins and hair excluded)
+    assert health.suitability.faces_seen > 20 and health.suitability.median_face_px > 70
 
 
 def test_a_backlog_that_overflows_drops_the_oldest_and_says_so(hub: Context) -> None:

@@ -7,15 +7,16 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from civicam.analytics.aggregation import CameraEvent, add_events
 from civicam.analytics.alerting import AlertService
-from civicam.context import Context
+from civicam.context import Context, open_context
 from civicam.registry import service
-from support.hub import ACTOR, ADMIN_PASSWORD, Api
+from support.hub import ACTOR, ADMIN_PASSWORD, Api, api_for, make_settings
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -52,15 +53,93 @@ def test_aggregates_per_camera_site_and_region(api: Api) -> None:
     assert site["total"]["people"] == 16
     assert site["total"]["compliance"] == pytest.approx(10 / 15)
     region = api.client.get(f"/api/analytics/region/{ids['region']}", params=q, headers=admin).json()
-    assert region["total"]["people"] == 17
+    # The station's one person is a cell under the minimum size: left out, and the total says so.
+    assert region["total"]["people"] == 16 and region["total"]["partial"] is True
     quarter = api.client.get(f"/api/analytics/site/{ids['mall']}", params={**q, "interval": "15m"},
                              headers=admin).json()
     assert sum(b["people"] for b in quarter["buckets"]) == 16 and len(quarter["buckets"]) >= 2
     rep = api.user("rep", "site_rep", site_id=ids["station"])
     assert api.client.get(f"/api/analytics/site/{ids['mall']}", headers=rep).status_code == 404
     assert api.client.get(f"/api/analytics/region/{ids['region']}", headers=rep).status_code == 404
-    assert api.client.get(f"/api/analytics/site/{ids['station']}", params=q, headers=rep).json()["total"][
-        "people"] == 1
+    station = api.client.get(f"/api/analytics/site/{ids['station']}", params=q, headers=rep).json()["total"]
+    assert station["suppressed"] is True and station["people"] is None and station["compliance"] is None
+
+
+def _get(api: Api, headers: dict[str, str], scope: str, scope_id: int, interval: str) -> dict[str, Any]:
+    q = {"from": (NOW - timedelta(hours=2)).isoformat(), "to": NOW.isoformat(), "interval": interval}
+    r = api.client.get(f"/api/analytics/{scope}/{scope_id}", params=q, headers=headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+FIELDS = ("people", "masked", "unmasked", "unknown", "compliance")
+
+
+def test_small_cells_are_suppressed_and_cannot_be_recovered_from_totals(sqlite_api: Api) -> None:
+    api = sqlite_api
+    ids = _registry(api.ctx)
+    hour = NOW - timedelta(hours=1)  # 11:00
+    with api.ctx.db.session() as s:
+        add_events(s, _people(ids["mall-1"], hour, 1, 1))                            # 11:00, mall-1: 2 people
+        add_events(s, _people(ids["mall-2"], hour, 6, 2))                            # 11:00, mall-2: 8
+        add_events(s, _people(ids["mall-1"], hour + timedelta(minutes=15), 0, 1))    # 11:15, mall-1: 1 unmasked
+        add_events(s, _people(ids["mall-1"], hour + timedelta(minutes=30), 4, 1))    # 11:30, mall-1: 5
+    admin = api.login("admin", ADMIN_PASSWORD)
+    cam = _get(api, admin, "camera", ids["mall-1"], "15m")
+    assert cam["min_cell_size"] == 5
+    by_start = {b["start"][11:16]: b for b in cam["buckets"]}
+    for small in ("11:00", "11:15"):
+        assert by_start[small]["suppressed"] is True and all(by_start[small][f] is None for f in FIELDS)
+    assert {k: by_start["11:30"][k] for k in ("people", "masked", "unmasked", "suppressed", "partial")} == {
+        "people": 5, "masked": 4, "unmasked": 1, "suppressed": False, "partial": False}
+    assert cam["total"]["people"] == 5 and cam["total"]["partial"] is True
+    # Site, by quarter and by hour: only publishable camera cells are summed, so site minus cameras, or
+    # an hour minus its quarters, or one window's total minus another's, never gives a small cell back.
+    site_q = _get(api, admin, "site", ids["mall"], "15m")
+    site_h = _get(api, admin, "site", ids["mall"], "1h")
+    assert [(b["start"][11:16], b["people"], b["partial"]) for b in site_q["buckets"]] == [
+        ("11:00", 8, True), ("11:15", None, True), ("11:30", 5, False)]
+    assert [(b["people"], b["unmasked"]) for b in site_h["buckets"]] == [(13, 3)]
+    assert site_q["total"]["people"] == site_h["total"]["people"] == 13 == 8 + 5
+    mall2 = _get(api, admin, "camera", ids["mall-2"], "1h")
+    assert site_h["total"]["people"] - mall2["total"]["people"] - cam["total"]["people"] == 0
+    region = _get(api, admin, "region", ids["region"], "1d")
+    assert region["total"]["people"] == 13 and region["total"]["masked"] == 10
+
+
+def test_alerts_see_the_true_counts_of_small_cells(sqlite_api: Api) -> None:
+    import logging
+
+    api = sqlite_api
+    ids = _registry(api.ctx)
+    admin = api.login("admin", ADMIN_PASSWORD)
+    rule = api.client.post("/api/alert-rules", json={"name": "masks", "site_id": ids["mall"], "threshold": 0.8,
+                                                     "window_minutes": 60, "min_people": 6}, headers=admin)
+    assert rule.status_code == 201, rule.text
+    with api.ctx.db.session() as s:  # two cameras of four people each: every cell is under k = 5
+        add_events(s, _people(ids["mall-1"], NOW - timedelta(minutes=40), 1, 3))
+        add_events(s, _people(ids["mall-2"], NOW - timedelta(minutes=40), 2, 2))
+    site = _get(api, admin, "site", ids["mall"], "1h")
+    assert site["total"]["suppressed"] is True
+    svc = AlertService(api.ctx, logging.getLogger("test"), clock=lambda: NOW)
+    opened = svc.run_once()
+    assert len(opened) == 1
+    alerts = api.client.get("/api/alerts", headers=admin).json()
+    assert [(a["people"], a["compliance"]) for a in alerts] == [(8, pytest.approx(3 / 8))]
+
+
+def test_the_minimum_cell_size_is_a_setting(tmp_path: Path, sqlite_url: str) -> None:
+    ctx = open_context(make_settings(tmp_path / "data", sqlite_url, analytics={"min_cell_size": 1}), create=True)
+    try:
+        for api in api_for(ctx):
+            ids = _registry(ctx)
+            with ctx.db.session() as s:
+                add_events(s, _people(ids["station-1"], NOW - timedelta(minutes=10), 1, 0))
+            total = _get(api, api.login("admin", ADMIN_PASSWORD), "camera", ids["station-1"], "15m")["total"]
+            assert (total["people"], total["suppressed"], total["partial"]) == (1, False, False)
+    finally:
+        ctx.close()
 
 
 class Hook(BaseHTTPRequestHandler):

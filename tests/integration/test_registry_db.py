@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from civicam.audit.log import verify_log
 from civicam.context import Context
-from civicam.db.models import Camera
+from civicam.db.models import AuditEvent, Camera
 from civicam.registry import service
 from support.hub import ACTOR
 
@@ -34,6 +34,26 @@ def test_camera_credentials_are_encrypted_and_moved_out_of_the_url(ctx: Context)
         # Nothing in the audit trail holds the secret either.
         details = s.execute(text("SELECT detail FROM audit_events")).scalars().all()
         assert all("S3cr3t-pw" not in str(d) for d in details)
+
+
+def test_query_credentials_are_encrypted_and_moved_out_of_the_url(ctx: Context) -> None:
+    site_id = _site(ctx)
+    given = "http://10.0.0.5/videostream.cgi?user=admin&PWD=Qu3ry-S3cret&rate=0"
+    with ctx.db.session() as s:
+        cam = service.add_camera(s, ACTOR, ctx.secrets, site_id, "Door", given)
+        cid = cam.id
+    with ctx.db.session() as s:
+        cam = s.get(Camera, cid)
+        assert cam is not None
+        assert cam.url == "http://10.0.0.5/videostream.cgi?rate=0"
+        assert cam.has_credentials
+        # What the recorder and the probe open: the credentials put back, from the encrypted column.
+        assert service.stream_url(ctx.secrets, cam) == "http://10.0.0.5/videostream.cgi?rate=0&user=admin&PWD=Qu3ry-S3cret"
+        raw = s.execute(text("SELECT url, query_secrets_enc FROM cameras")).one()
+        assert "Qu3ry-S3cret" not in raw[0] and b"Qu3ry-S3cret" not in bytes(raw[1])
+        details = s.execute(select(AuditEvent.detail)).scalars().all()
+        assert all("Qu3ry-S3cret" not in str(d) and "admin" not in str(d) for d in details)
+        assert [d["has_credentials"] for d in details if "has_credentials" in d] == [True]
 
 
 @pytest.mark.parametrize(

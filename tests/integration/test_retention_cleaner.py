@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -12,9 +13,9 @@ from civicam.domain.segments import partial_path, published_path
 from civicam.ingest.recorder import SegmentDone
 from civicam.ingest.service import recording_settings, store_for
 from civicam.registry import service as registry
-from civicam.storage.cleaner import clean
+from civicam.storage.cleaner import clean, expire_exports
 from civicam.storage.index import add_segment
-from civicam.storage.models import Hold, RetentionRule, Segment
+from civicam.storage.models import Export, Hold, RetentionRule, Segment
 from support.hub import ACTOR
 
 LOG = logging.getLogger("test.retention")
@@ -100,3 +101,67 @@ def test_quota_pass_takes_the_oldest_unheld_first(ctx: Context) -> None:
     assert decision.delete == {ids[24 * 7]: "quota", ids[24 * 6]: "quota", ids[24 * 5]: "quota"}
     assert _left(ctx) == {ids[24 * 9], ids[24 * 8], ids[24 * 4]}
     assert store_for(ctx).usage().used == 3 * SIZE
+
+
+def _exports(ctx: Context, cam: int, rows: dict[str, tuple[float, bool, str, str | None]]) -> dict[str, int]:
+    """Export rows ``name: (age in days, unblurred, status, file)``; a file name is made in the hub's
+    export folder, an absolute path is used as it is (the CLI writes where it is told)."""
+    ids = {}
+    exports = ctx.settings.data_dir / "exports"
+    exports.mkdir(parents=True, exist_ok=True)
+    with ctx.db.session() as s:
+        for name, (age_d, unblurred, status, file) in rows.items():
+            path = None
+            if file is not None:
+                path = exports / file if not file.startswith("/") else Path(file)
+                path.write_bytes(b"\0" * SIZE)
+            made = NOW - timedelta(days=age_d)
+            exp = Export(camera_id=cam, start=made - timedelta(hours=1), end=made - timedelta(minutes=59),
+                         reason="incident", requested_by="op", status=status, path=str(path) if path else None,
+                         bytes=SIZE if path else 0, unblurred=unblurred, created_at=made)
+            s.add(exp)
+            s.flush()
+            ids[name] = exp.id
+    return ids
+
+
+def test_expired_exports_are_deleted_unless_under_an_evidence_hold(ctx: Context, tmp_path: Path) -> None:
+    _site, a, b = _cameras(ctx)
+    elsewhere = tmp_path / "cli-export.mp4"
+    ids = _exports(ctx, a, {
+        "old_unblurred": (8, True, "done", "e1.mp4"),
+        "old_blurred": (30, False, "done", "e2.mp4"),
+        "fresh": (6, True, "done", "e3.mp4"),
+        "old_failed": (9, False, "failed", None),
+        "old_cli": (9, False, "done", str(elsewhere)),
+    })
+    held = _exports(ctx, b, {"old_held": (10, True, "done", "e4.mp4"),
+                             "old_export_hold_only": (11, False, "done", "e5.mp4")})
+    with ctx.db.session() as s:  # an investigator's evidence hold over the interval of one old export
+        exp = s.get(Export, held["old_held"])
+        other = s.get(Export, held["old_export_hold_only"])
+        assert exp is not None and other is not None
+        s.add(Hold(camera_id=b, start=exp.start, end=exp.end, kind="evidence", reason="case 9", created_by="inv"))
+        # A hold of the export kind (an export in progress) keeps segments, not other exports' files.
+        s.add(Hold(camera_id=b, start=other.start, end=other.end, kind="export", reason="export: x",
+                   created_by="op"))
+        exp_path, other_path = exp.path, other.path
+    settings = recording_settings(ctx)
+    assert settings.export_max_age_days == 7
+    gone = expire_exports(ctx.db, ctx.settings.data_dir / "exports", settings, NOW, LOG)
+    assert sorted(gone) == sorted([ids["old_unblurred"], ids["old_blurred"], ids["old_cli"],
+                                   held["old_export_hold_only"]])
+    with ctx.db.session() as s:
+        state = {e.id: (e.status, e.path) for e in s.execute(select(Export)).scalars()}
+        holds = s.execute(select(Hold.kind, Hold.released_at)).tuples().all()
+    exports = ctx.settings.data_dir / "exports"
+    assert state[ids["old_unblurred"]] == ("expired", None) and not (exports / "e1.mp4").exists()
+    assert state[ids["old_blurred"]] == ("expired", None) and not (exports / "e2.mp4").exists()
+    assert state[ids["fresh"]] == ("done", str(exports / "e3.mp4")) and (exports / "e3.mp4").exists()
+    assert state[ids["old_failed"]] == ("failed", None)
+    # A file the CLI wrote outside the hub's folder is the operator's: the hub stops serving it, no more.
+    assert state[ids["old_cli"]] == ("expired", None) and elsewhere.exists()
+    assert state[held["old_held"]] == ("done", exp_path) and Path(str(exp_path)).exists()
+    assert state[held["old_export_hold_only"]] == ("expired", None) and not Path(str(other_path)).exists()
+    assert all(released is None for _kind, released in holds)  # retention releases no hold
+    assert expire_exports(ctx.db, exports, settings, NOW, LOG) == []

@@ -6,7 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from civicam.domain.compliance import BASE, Counts, Interval, Rule, breaches, bucket_start, rollup
+from civicam.domain.compliance import (
+    BASE,
+    Counts,
+    Interval,
+    Rule,
+    breaches,
+    bucket_start,
+    is_small_cell,
+    publish,
+    published_total,
+    rollup,
+)
 
 T = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -62,3 +73,57 @@ HOUR = timedelta(hours=1)
 )
 def test_breaches(counts: Counts, rule: Rule, expected: bool) -> None:
     assert breaches(counts, rule) is expected
+
+
+@pytest.mark.parametrize(
+    ("people", "k", "expected"),
+    [
+        (0, 5, False),   # an empty cell says nothing about anyone
+        (1, 5, True),    # one person at a known door: a fact about that person
+        (4, 5, True),
+        (5, 5, False),   # k or more may be published
+        (50, 5, False),
+        (1, 1, False),   # k = 1: nothing is withheld
+        (2, 3, True),
+        (3, 3, False),
+    ],
+)
+def test_small_cells_are_withheld(people: int, k: int, expected: bool) -> None:
+    assert is_small_cell(people, k) is expected
+
+
+# Cells are (camera, 15 minutes): a reader can ask for each camera and every 15 minutes, so what is
+# published for coarser buckets or whole sites is summed from publishable cells only.
+A, B = T, T + BASE
+
+
+@pytest.mark.parametrize(
+    ("cells", "interval", "expected"),
+    [
+        # One small cell alone: the bucket is suppressed, not shown as zero.
+        ([(A, Counts(1, 0, 1, 0))], Interval.quarter, [(A, Counts(), True)]),
+        # Two cameras in one quarter, one of them small: only the large one counts, flagged as partial.
+        ([(A, Counts(9, 6, 3, 0)), (A, Counts(2, 1, 1, 0))], Interval.quarter, [(A, Counts(9, 6, 3, 0), True)]),
+        # Small quarters never add up into an hour: 4 + 4 people in one hour is withheld too.
+        ([(A, Counts(4, 4, 0, 0)), (B, Counts(4, 0, 4, 0))], Interval.hour, [(A, Counts(), True)]),
+        ([(A, Counts(5, 4, 1, 0)), (B, Counts(4, 0, 4, 0))], Interval.hour, [(A, Counts(5, 4, 1, 0), True)]),
+        ([(A, Counts(5, 4, 1, 0)), (B, Counts(6, 6, 0, 0))], Interval.hour, [(A, Counts(11, 10, 1, 0), False)]),
+        ([], Interval.hour, []),
+    ],
+)
+def test_publish_sums_only_publishable_cells(cells: list[tuple[datetime, Counts]], interval: Interval,
+                                             expected: list[tuple[datetime, Counts, bool]]) -> None:
+    got = publish(cells, interval, k=5)
+    assert [(t, p.counts, p.withheld) for t, p in got] == expected
+    assert all(p.suppressed == (p.withheld and p.counts.people == 0) for _, p in got)
+
+
+def test_published_totals_cannot_be_differenced_into_a_small_cell() -> None:
+    """Whatever windows, intervals or scopes a reader combines, a small cell is in none of the sums."""
+    cells = [(A, Counts(7, 5, 2, 0)), (A, Counts(1, 0, 1, 0)), (B, Counts(6, 6, 0, 0)), (B, Counts(3, 0, 3, 0))]
+    quarters = publish(cells, Interval.quarter, k=5)
+    hours = publish(cells, Interval.hour, k=5)
+    big_only = publish([c for c in cells if c[1].people >= 5], Interval.hour, k=5)
+    assert published_total(p for _, p in hours).counts == published_total(p for _, p in quarters).counts
+    assert [p.counts for _, p in hours] == [p.counts for _, p in big_only] == [Counts(13, 11, 2, 0)]
+    assert published_total([]) is None

@@ -77,3 +77,58 @@ def test_with_credentials_without_user_is_the_bare_url() -> None:
 )
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+# Credentials in the query string, as cheap HTTP cameras take them: split off like user:pass@, whatever
+# the case of the key; other parameters stay in the URL, in their order.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("http://10.0.0.5/videostream.cgi?user=admin&pwd=S3cret",
+         StreamURL("http://10.0.0.5/videostream.cgi", query_secrets="user=admin&pwd=S3cret")),
+        ("http://10.0.0.5/cgi/mjpg?cmd=GetMJStream&usr=admin&PWD=x%26y&rate=0",
+         StreamURL("http://10.0.0.5/cgi/mjpg?cmd=GetMJStream&rate=0", query_secrets="usr=admin&PWD=x%26y")),
+        ("rtsp://10.0.0.5/live?channel=1&Password=pw&Username=u",
+         StreamURL("rtsp://10.0.0.5/live?channel=1", query_secrets="Password=pw&Username=u")),
+        ("http://10.0.0.5/v.mjpg?passwd=a&pass=b&auth=YWRtaW46cHc=&token=t0k&key=k3y",
+         StreamURL("http://10.0.0.5/v.mjpg", query_secrets="passwd=a&pass=b&auth=YWRtaW46cHc=&token=t0k&key=k3y")),
+        ("http://10.0.0.5/v.cgi?loginuse=admin&loginpas=&resolution=32",
+         StreamURL("http://10.0.0.5/v.cgi?resolution=32", query_secrets="loginuse=admin&loginpas=")),
+        ("http://op:pw@10.0.0.5/v.cgi?pwd=x",
+         StreamURL("http://10.0.0.5/v.cgi", "op", "pw", query_secrets="pwd=x")),
+        ("http://10.0.0.5/v.cgi?username_hint=a&keyframe=1&passage=2",
+         StreamURL("http://10.0.0.5/v.cgi?username_hint=a&keyframe=1&passage=2")),
+    ],
+)
+def test_query_credentials_leave_the_url(text: str, expected: StreamURL) -> None:
+    parsed = parse_stream_url(text)
+    assert parsed == expected
+    # ... and come back when the stream is opened.
+    full = with_credentials(parsed.url, parsed.username, parsed.password, parsed.query_secrets)
+    assert parse_stream_url(full) == expected
+
+
+def test_with_credentials_puts_query_credentials_back_without_a_user() -> None:
+    assert with_credentials("http://10.0.0.5/v.cgi?rate=0", None, None, "user=a&pwd=b") == \
+        "http://10.0.0.5/v.cgi?rate=0&user=a&pwd=b"
+    assert with_credentials("http://10.0.0.5/v.cgi", None, None, "pwd=b") == "http://10.0.0.5/v.cgi?pwd=b"
+    assert with_credentials("http://10.0.0.5/v.cgi", None, None, None) == "http://10.0.0.5/v.cgi"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET http://10.0.0.5/v.cgi?user=admin&pwd=S3cret failed",
+         "GET http://10.0.0.5/v.cgi?user=***&pwd=*** failed"),
+        ("http://h/v?cmd=x&USR=a&PWD=b&rate=0", "http://h/v?cmd=x&USR=***&PWD=***&rate=0"),
+        ("rtsp://u:p@h/live?channel=1&password=pw", "rtsp://***@h/live?channel=1&password=***"),
+        ("http://h/v?passwd=a&pass=b&auth=YWRt&token=t&key=k&username=u",
+         "http://h/v?passwd=***&pass=***&auth=***&token=***&key=***&username=***"),
+        ("http://h/v?loginuse=a&loginpas=b#frag", "http://h/v?loginuse=***&loginpas=***#frag"),
+        ("http://h/v?pwd=", "http://h/v?pwd=***"),
+        ("http://h/v?keyframe=1&passage=2&channel=3", "http://h/v?keyframe=1&passage=2&channel=3"),
+        ("'http://h/v?pwd=s3cret' refused", "'http://h/v?pwd=***' refused"),
+    ],
+)
+def test_redact_query_credentials(text: str, expected: str) -> None:
+    assert redact(text) == expected

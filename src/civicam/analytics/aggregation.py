@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from civicam.analytics.records import PeopleCount
 from civicam.db.models import Camera, Site
-from civicam.domain.compliance import Counts, Interval, bucket_start, rollup
+from civicam.domain.compliance import Counts, Interval, Published, bucket_start, publish, rollup
 
 Scope = Literal["camera", "site", "region"]
 
@@ -55,24 +55,40 @@ def add_events(session: Session, events: Iterable[CameraEvent]) -> int:
     return n
 
 
-def aggregate(
-    session: Session, scope: Scope, scope_id: int, interval: Interval, since: datetime, until: datetime
-) -> list[tuple[datetime, Counts]]:
-    """Counts of one camera, site or region per ``interval`` in [since, until), summed in SQL per 15 minutes."""
+def _sums(scope: Scope, scope_id: int, since: datetime, until: datetime) -> Select[datetime, int, int, int, int]:
+    """The sums of the 15-minute rows of one camera, site or region in [since, until), to be grouped."""
     stmt = select(
         PeopleCount.bucket_start, func.sum(PeopleCount.people), func.sum(PeopleCount.masked),
         func.sum(PeopleCount.unmasked), func.sum(PeopleCount.unknown),
     ).where(PeopleCount.bucket_start >= bucket_start(since), PeopleCount.bucket_start < until)
     if scope == "camera":
-        stmt = stmt.where(PeopleCount.camera_id == scope_id)
-    else:
-        stmt = stmt.join(Camera, Camera.id == PeopleCount.camera_id)
-        if scope == "site":
-            stmt = stmt.where(Camera.site_id == scope_id)
-        else:
-            stmt = stmt.join(Site, Site.id == Camera.site_id).where(Site.region_id == scope_id)
+        return stmt.where(PeopleCount.camera_id == scope_id)
+    stmt = stmt.join(Camera, Camera.id == PeopleCount.camera_id)
+    if scope == "site":
+        return stmt.where(Camera.site_id == scope_id)
+    return stmt.join(Site, Site.id == Camera.site_id).where(Site.region_id == scope_id)
+
+
+def aggregate(
+    session: Session, scope: Scope, scope_id: int, interval: Interval, since: datetime, until: datetime
+) -> list[tuple[datetime, Counts]]:
+    """Counts of one camera, site or region per ``interval`` in [since, until), summed in SQL per 15 minutes.
+
+    Every count, small cells included: for the hub's own use (alerts). Readers get ``published``.
+    """
+    stmt = _sums(scope, scope_id, since, until)
     rows = session.execute(stmt.group_by(PeopleCount.bucket_start)).all()
     return rollup(((r[0], Counts(int(r[1]), int(r[2]), int(r[3]), int(r[4]))) for r in rows), interval)
+
+
+def published(
+    session: Session, scope: Scope, scope_id: int, interval: Interval, since: datetime, until: datetime, k: int
+) -> list[tuple[datetime, Published]]:
+    """What readers may see of ``aggregate``: per ``interval``, the sums of the (camera, 15-minute) cells
+    with at least ``k`` people; smaller cells are left out everywhere (``compliance.publish``)."""
+    stmt = _sums(scope, scope_id, since, until)
+    rows = session.execute(stmt.group_by(PeopleCount.camera_id, PeopleCount.bucket_start)).all()
+    return publish(((r[0], Counts(int(r[1]), int(r[2]), int(r[3]), int(r[4]))) for r in rows), interval, k)
 
 
 def total(session: Session, scope: Scope, scope_id: int, since: datetime, until: datetime) -> Counts:

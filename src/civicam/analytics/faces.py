@@ -67,7 +67,7 @@ DEFAULT_DETECTOR = "rfb"
 # Scores the callers share: analytics keeps boxes down to ANALYTICS_MIN_SCORE for its tracker's second
 # association; privacy blurs down to BLUR_MIN_SCORE, erring towards hiding doubtful faces.
 ANALYTICS_MIN_SCORE = 0.3
-BLUR_MIN_SCORE = 0.2
+BLUR_MIN_SCORE = 0.1
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, options: Mapping[str, Any] | None = None) -> FaceDetector:

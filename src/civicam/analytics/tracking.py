@@ -59,6 +59,9 @@ def _iou(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.asarray(inter / (aa[:, None] + ab[None, :] - inter + 1e-9), np.float32)
 
 
+# The largest change of face height between two analysed frames that can still be the same face.
+MAX_SIZE_RATIO = 1.4
+
 def _greedy(score: FloatArray, thr: float) -> list[tuple[int, int]]:
     pairs: list[tuple[int, int]] = []
     if score.size == 0:
@@ -86,7 +89,8 @@ class FaceTracker:
     def active(self) -> int:
         return len(self._tracks)
 
-    def _similarity(self, preds: FloatArray, boxes: FloatArray, gates: FloatArray) -> FloatArray:
+    def _similarity(self, preds: FloatArray, boxes: FloatArray, gates: FloatArray,
+                    last: FloatArray | None = None) -> FloatArray:
         # IoU, plus a centre-distance term so small fast faces at 5 fps still associate: at walking
         # speed a face moves more than its own width between analysed frames. ``gates`` is the largest
         # distance (in face heights) per track: wide for new tracks (velocity unknown), narrower after.
@@ -97,10 +101,14 @@ class FaceTracker:
             size = np.maximum(preds[:, None, 3] - preds[:, None, 1], 1.0)
             dist = np.linalg.norm(pc - bc, axis=2) / size
             hb = boxes[None, :, 3] - boxes[None, :, 1]
-            ratio = np.maximum(hb / size, size / np.maximum(hb, 1.0))
+            # sizes compare with the last box seen, not the prediction: a jittery box must not grow it
+            seen = size if last is None else np.maximum(last[:, None, 3] - last[:, None, 1], 1.0)
+            ratio = np.maximum(hb / seen, seen / np.maximum(hb, 1.0))
             g = gates[:, None]
-            near = np.where((dist < g) & (ratio < 1.6), self.match_iou * (1.0 - 0.5 * dist / g), 0.0)
-            sim = np.maximum(sim, near.astype(np.float32))
+            near = np.where((dist < g) & (ratio < MAX_SIZE_RATIO), self.match_iou * (1.0 - 0.5 * dist / g), 0.0)
+            # Overlap alone is no match either when the size jumps: one person leaving at a door and
+            # another arriving there overlap, but faces do not change height by 40 % in 0.2 s.
+            sim = np.maximum(np.where(ratio < MAX_SIZE_RATIO, sim, 0.0), near).astype(np.float32)
         return sim
 
     def _associate(self, t: float, tracks: list[int], boxes: FloatArray) -> list[tuple[int, int]]:
@@ -108,7 +116,9 @@ class FaceTracker:
             return []
         preds = np.stack([self._tracks[k].predicted(t) for k in tracks])
         gates = np.array([3.0 if self._tracks[k].hits == 1 else 1.5 for k in tracks], np.float32)
-        return [(tracks[i], j) for i, j in _greedy(self._similarity(preds, boxes, gates), self.match_iou * 0.4)]
+        last = np.stack([self._tracks[k].box for k in tracks])
+        sim = self._similarity(preds, boxes, gates, last)
+        return [(tracks[i], j) for i, j in _greedy(sim, self.match_iou * 0.4)]
 
     def update(self, t: float, faces: Detections, results: Sequence[MaskResult]) -> list[PersonEvent]:
         """Feed one analysed frame at time ``t`` (seconds). Returns events of tracks that ended."""

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from civicam.cli.common import BAD_INPUT, FAILED, OK, context, err, fail, local_actor, out, print_json
+from civicam.domain.urls import redact
 from civicam.registry import service
 from civicam.registry.onboarding import probe_cameras
 from civicam.registry.probe import ProbeResult
@@ -109,7 +110,7 @@ def camera_add(
     try:
         with ctx.db.session() as s:
             cam = service.add_camera(s, local_actor(), ctx.secrets, site, name, url, username, password)
-            data = {"id": cam.id, "name": cam.name, "url": cam.url, "status": cam.status}
+            data = {"id": cam.id, "name": cam.name, "url": redact(cam.url), "status": cam.status}
     except (service.RegistryError, service.NotFound) as exc:
         fail(str(exc))
     print_json(data) if json_out else out.print(data["id"])
@@ -126,8 +127,8 @@ def camera_list(
     try:
         with ctx.db.session() as s:
             cams, _ = service.list_cameras(s, local_actor(), site_id=site, status=status)
-            rows = [{"id": c.id, "site_id": c.site_id, "name": c.name, "url": c.url, "status": c.status,
-                     "has_credentials": c.username_enc is not None} for c in cams]
+            rows = [{"id": c.id, "site_id": c.site_id, "name": c.name, "url": redact(c.url), "status": c.status,
+                     "has_credentials": c.has_credentials} for c in cams]
     except service.RegistryError as exc:
         fail(str(exc))
     if json_out:

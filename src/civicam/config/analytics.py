@@ -18,3 +18,7 @@ class AnalyticsSettings(BaseModel):
     poll_interval_s: float = Field(2.0, gt=0, description="How often new segments are looked for.")
     detector: str = Field("rfb", description="Face detector backend (see civicam.analytics.faces).")
     suitability_window: int = Field(500, ge=20, description="Face heights kept per camera for suitability.")
+    min_cell_size: int = Field(
+        5, ge=1, description="Aggregates leave out any camera's 15 minutes with fewer people than this (but "
+        "some): such a count is a fact about one or a few people. 1: nothing is left out.",
+    )

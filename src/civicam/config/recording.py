@@ -36,6 +36,10 @@ class RecordingSettings(BaseModel):
     default_max_age_days: float = Field(
         default=30.0, gt=0, description="Age after which segments are deleted unless a camera/site/region rule differs."
     )
+    export_max_age_days: float = Field(
+        default=7.0, gt=0, description="Age after which exported clips (unblurred ones too) are deleted by the "
+        "cleaner, unless an evidence hold covers their interval.",
+    )
     cleaner_interval_s: float = Field(default=30.0, gt=0, description="How often the retention cleaner runs.")
     refresh_interval_s: float = Field(
         default=5.0, gt=0, description="How often the service re-reads which cameras are accepted or disabled."

@@ -53,11 +53,17 @@ class Camera(Base):
     url: Mapped[str] = mapped_column(Text)
     username_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     password_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Credentials some cameras take as query parameters (``user=..&pwd=..``), encrypted, out of ``url`` too.
+    query_secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     probed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     site: Mapped[Site] = relationship(back_populates="cameras")
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.username_enc is not None or self.query_secrets_enc is not None
 
 
 class Probe(Base):

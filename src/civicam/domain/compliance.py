@@ -76,6 +76,56 @@ def rollup(rows: Iterable[tuple[datetime, Counts]], interval: Interval) -> list[
     return sorted(sums.items())
 
 
+def is_small_cell(people: int, k: int) -> bool:
+    """Whether a cell (one camera, 15 minutes) is too small to publish: ``0 < people < k``.
+
+    A cell of one person at a known door is a fact about that person; k or more, or none, is not.
+
+    >>> is_small_cell(1, 5), is_small_cell(0, 5), is_small_cell(5, 5)
+    (True, False, False)
+    """
+    return 0 < people < k
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a reader may see of one bucket: the sums of its publishable cells, and whether cells under the
+    minimum size were left out (``withheld``). With nothing publishable left, the bucket is ``suppressed``."""
+
+    counts: Counts
+    withheld: bool = False
+
+    @property
+    def suppressed(self) -> bool:
+        return self.withheld and self.counts.people == 0
+
+    def __add__(self, other: Published) -> Published:
+        return Published(self.counts + other.counts, self.withheld or other.withheld)
+
+
+def publish(cells: Iterable[tuple[datetime, Counts]], interval: Interval, k: int) -> list[tuple[datetime, Published]]:
+    """Sum cells (one camera's 15 minutes each) into ``interval`` buckets, leaving small cells out.
+
+    Cells are the unit a reader can ask for (any camera they may see, 15-minute buckets), so every
+    published figure, at any interval, window or scope, is a sum of cells that are themselves published:
+    differencing totals, hours and quarters, or a site and its cameras, never gives a small cell back.
+    """
+    sums: dict[datetime, Published] = {}
+    for start, counts in cells:
+        key = bucket_start(start, interval)
+        cell = Published(Counts(), True) if is_small_cell(counts.people, k) else Published(counts)
+        sums[key] = sums.get(key, Published(Counts())) + cell
+    return sorted(sums.items())
+
+
+def published_total(buckets: Iterable[Published]) -> Published | None:
+    """The sum of published buckets; None when there are none."""
+    out: Published | None = None
+    for b in buckets:
+        out = b if out is None else out + b
+    return out
+
+
 @dataclass(frozen=True)
 class Rule:
     """Alert when a site's compliance over ``window`` falls under ``threshold`` with at least ``min_people``."""

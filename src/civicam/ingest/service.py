@@ -16,9 +16,9 @@ from civicam.db.models import Camera
 from civicam.domain.retention import Decision
 from civicam.ingest.sources import SourceSpec
 from civicam.ingest.supervisor import CameraHealth, Supervisor
-from civicam.registry.service import credentials
+from civicam.registry.service import credentials, stream_url
 from civicam.storage.backend import LocalDiskStore, SegmentStore
-from civicam.storage.cleaner import clean, recording_allowed
+from civicam.storage.cleaner import clean, expire_exports, recording_allowed
 from civicam.storage.index import Indexer
 from civicam.storage.models import Segment
 from civicam.storage.reconcile import ReconcileReport, reconcile
@@ -101,7 +101,8 @@ class RecordingService:
             wanted: dict[int, SourceSpec] = {}
             for cam in cams:
                 user, pw = credentials(self.ctx.secrets, cam)
-                wanted[cam.id] = SourceSpec(cam.id, cam.url, user, pw, self.settings.rtsp_transport,
+                wanted[cam.id] = SourceSpec(cam.id, stream_url(self.ctx.secrets, cam), user, pw,
+                                            self.settings.rtsp_transport,
                                             self.settings.connect_timeout_s)
             last_end = dict(session.execute(
                 select(Segment.camera_id, func.max(Segment.end)).group_by(Segment.camera_id)).tuples().all())
@@ -138,8 +139,11 @@ class RecordingService:
         return ok
 
     def clean_now(self) -> Decision:
-        """One retention pass (also run periodically and whenever space runs short)."""
-        return clean(self.ctx.db, self.store, self.settings, self._clock(), self._log)
+        """One retention pass (also run periodically and whenever space runs short), expired exports too."""
+        now = self._clock()
+        decision = clean(self.ctx.db, self.store, self.settings, now, self._log)
+        expire_exports(self.ctx.db, self.ctx.settings.data_dir / "exports", self.settings, now, self._log)
+        return decision
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.settings.refresh_interval_s):

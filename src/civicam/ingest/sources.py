@@ -17,7 +17,8 @@ from civicam.domain.urls import redact, with_credentials
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Everything needed to (re)open one camera; ``url`` is the bare URL, credentials kept apart."""
+    """Everything needed to (re)open one camera; username and password kept apart from ``url``, which
+    holds only the credentials some cameras take as query parameters (redacted in the repr)."""
 
     camera_id: int
     url: str
@@ -27,7 +28,7 @@ class SourceSpec:
     timeout_s: float = 8.0
 
     def __repr__(self) -> str:  # never let credentials reach a log line through a repr
-        return f"SourceSpec(camera_id={self.camera_id}, url={self.url!r})"
+        return f"SourceSpec(camera_id={self.camera_id}, url={redact(self.url)!r})"
 
 
 def open_source(spec: SourceSpec) -> InputContainer:

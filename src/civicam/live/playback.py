@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from civicam.audit.log import Actor, record
 from civicam.db.base import utcnow
 from civicam.db.session import Database
+from civicam.domain.roles import Role
 from civicam.live.export import ExportResult, NothingToExport, export_clip
 from civicam.live.transform import FrameTransform, transform_for, wants_unblurred
 from civicam.storage.backend import SegmentStore
@@ -63,6 +64,15 @@ def export_json(e: Export) -> dict[str, Any]:
             "reason": e.reason, "requested_by": e.requested_by, "status": e.status, "bytes": e.bytes,
             "first_frame": e.first_frame.isoformat() if e.first_frame else None, "error": e.error,
             "unblurred": e.unblurred}
+
+
+def may_read_export(actor: Actor, requested_by: str, unblurred: bool) -> bool:
+    """Whether ``actor`` may read an export's status and download it: its creator and admins, and for an
+    unblurred export only if the actor holds ``view_unblurred`` now (export ids are sequential: whoever may
+    not is told the export does not exist)."""
+    if unblurred and not actor.view_unblurred:
+        return False
+    return actor.role == Role.admin or actor.name == requested_by
 
 
 def recordings(session: Session, camera_id: int, start: datetime | None, end: datetime | None) -> dict[str, Any]:

@@ -81,8 +81,9 @@ class FaceBlur:
     ``detect_side`` by the decoder's scaler. The frames between are held back until the next detection,
     then blurred with ``motion_cover`` of the detections on either side: a face moving between two
     detections stays inside its blur, and a face that appears is blurred from the frames before it was
-    first found. The delay is ``every - 1`` frames. Frames are blurred in their own YUV 4:2:0 planes
-    (no colour conversion of the full frame). Stateful: one per stream.
+    first found; a detection frame waits for the next detection too, so a face missed once is still
+    covered by the detections on either side. The delay is ``every`` frames. Frames are blurred in their
+    own YUV 4:2:0 planes (no colour conversion of the full frame). Stateful: one per stream.
     """
 
     def __init__(self, detector: FaceDetector | None = None, every: int = DETECT_EVERY,
@@ -127,18 +128,20 @@ class FaceBlur:
 
     def flush(self) -> list[av.VideoFrame]:
         """The frames held back: the last of them is detected too, so they still have a look-ahead."""
-        if not self._held:
-            return []
-        return self._anchor(*self._held.pop())
+        ready = self._anchor(*self._held.pop()) if len(self._held) > 1 else []
+        ready += [_like(p, f) for p, f in self._held]  # the last detection frame, blurred with its own faces
+        self._held = []
+        return ready
 
     def _anchor(self, planes: np.ndarray, frame: av.VideoFrame) -> list[av.VideoFrame]:
-        """Detect on this frame, release the frames held before it blurred over the motion between."""
+        """Detect on this frame; release the frames held since the previous detection frame (that one
+        included) blurred over the motion between the two; hold this one until the next."""
         found, out = self._detect(planes, frame)
         regions = motion_cover(self._last, found)
         ready = [_like(blur_regions_yuv420(p, regions, BLUR_BLOCKS) if len(regions) else p, f) for p, f in self._held]
-        self._held = []
+        self._held = [(out, frame)]
         self._last = found
-        return [*ready, _like(out, frame)]
+        return ready
 
 
 def _like(planes: np.ndarray, frame: av.VideoFrame) -> av.VideoFrame:

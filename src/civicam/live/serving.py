@@ -106,15 +106,21 @@ def _send(fh: BinaryIO, base: int, length: int, range_header: str | None, media:
     return Response(data, status_code=206, media_type=media, headers=headers)
 
 
-def segment_response(path: str | Path, init_bytes: int, part: str, range_header: str | None = None) -> Response:
+# Blurred segments never change once published, so players may cache them privately. Unblurred bytes are
+# never stored: a browser's cache would keep them past the grant that let them be seen.
+CACHE_BLURRED = "private, max-age=86400"
+CACHE_UNBLURRED = "no-store"
+
+
+def segment_response(path: str | Path, init_bytes: int, part: str, range_header: str | None = None,
+                     cache: str = CACHE_UNBLURRED) -> Response:
     """The init section or the media part of a published segment file; a Range applies within that part."""
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             base, length = (0, init_bytes) if part == "init.mp4" else (init_bytes, max(0, size - init_bytes))
             media = "video/mp4" if part == "init.mp4" else "video/iso.segment"
-            # Segments never change once published, so players and proxies may cache them privately.
-            return _send(fh, base, length, range_header, media, "private, max-age=86400")
+            return _send(fh, base, length, range_header, media, cache)
     except FileNotFoundError:
         raise HTTPException(404, "The segment was deleted by retention.") from None
 
@@ -123,12 +129,12 @@ def serve_segment(request: Request, ctx: Context, actor: Actor, store: SegmentSt
                   grant: str | None) -> Response:
     rng = request.headers.get("range")
     if grant_ok(ctx, actor, seg.camera_id, grant):
-        return segment_response(store.local_path(seg.path), seg.init_bytes, part, rng)
+        return segment_response(store.local_path(seg.path), seg.init_bytes, part, rng, CACHE_UNBLURRED)
     try:
         blurred = blurred_cache(request, ctx, store).get(seg)
     except FileNotFoundError:
         raise HTTPException(404, "The segment was deleted by retention.") from None
-    return segment_response(blurred.path, blurred.init_bytes, part, rng)
+    return segment_response(blurred.path, blurred.init_bytes, part, rng, CACHE_BLURRED)
 
 
 def part_response(store: SegmentStore, camera_id: int, name: str, range_header: str | None) -> Response:
@@ -141,5 +147,5 @@ def part_response(store: SegmentStore, camera_id: int, name: str, range_header: 
             raise HTTPException(404, "The segment was deleted by retention.")
         fh, growing = found
         size = os.fstat(fh.fileno()).st_size
-        # no-store: a full answer of a growing file is only what was written so far.
-        return _send(fh, 0, size, range_header, "video/mp4", "no-store", total_known=not growing)
+        # no-store: parts are unblurred, and a full answer of a growing file is only what was written so far.
+        return _send(fh, 0, size, range_header, "video/mp4", CACHE_UNBLURRED, total_known=not growing)

@@ -21,7 +21,8 @@ def _targets(ctx: Context, actor: Actor, camera_ids: Sequence[int]) -> list[Prob
             if camera.status == "disabled":
                 raise service.RegistryError(f"Camera {cid} is disabled; enable it (set it to pending) first.")
             user, pw = service.credentials(ctx.secrets, camera)
-            targets.append(ProbeTarget(camera.url, user, pw, service.policy_for(session, ctx.settings.policy, camera)))
+            targets.append(ProbeTarget(service.stream_url(ctx.secrets, camera), user, pw,
+                                       service.policy_for(session, ctx.settings.policy, camera)))
     return targets
 
 

@@ -62,7 +62,8 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class ProbeTarget:
-    """One camera to probe; credentials kept apart from the URL."""
+    """One camera to probe; username and password kept apart from the URL (query credentials, if the camera
+    takes them so, stay in it)."""
 
     url: str
     username: str | None = None
@@ -87,7 +88,7 @@ def probe_stream(
         return ProbeResult.of(Measurement(), [Reason("invalid_url", str(exc))])
     if username is None and parsed.username is not None:
         username, password = parsed.username, parsed.password
-    bare = parsed.url
+    bare = parsed.url  # without credentials: neither user:pass@ nor query ones (parsed.query_secrets)
 
     # Checked before any connection: trying a default password on a camera is exactly what we refuse.
     if is_default_credential(username, password):
@@ -99,12 +100,13 @@ def probe_stream(
         return ProbeResult.of(Measurement(), [Reason("default_credentials", message)])
 
     try:
-        measured = measure_stream(with_credentials(bare, username, password), seconds, timeout_s)
+        measured = measure_stream(with_credentials(bare, username, password, parsed.query_secrets), seconds,
+                                  timeout_s)
     except StreamError as exc:
         return ProbeResult.of(Measurement(), [_reason_for(exc)])
 
     reasons = evaluate(measured, policy)
-    if username and _opens_without_credentials(bare, timeout_s):
+    if (username or parsed.query_secrets) and _opens_without_credentials(bare, timeout_s):
         message = "The stream also plays without credentials; enable authentication on the camera."
         reasons.append(Reason("no_auth_required", message))
     return ProbeResult.of(measured, reasons)

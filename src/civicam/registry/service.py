@@ -14,7 +14,7 @@ from civicam.audit.log import Actor, record
 from civicam.db.models import Camera, Probe, Region, Site
 from civicam.domain.policy import Policy
 from civicam.domain.roles import Role, sees_site
-from civicam.domain.urls import InvalidStreamURL, parse_stream_url
+from civicam.domain.urls import InvalidStreamURL, parse_stream_url, with_credentials
 from civicam.registry.secrets import SecretBox
 
 CAMERA_STATUSES = ("pending", "accepted", "rejected", "disabled")
@@ -162,14 +162,15 @@ def add_camera(
     if exists:
         raise RegistryError(f"Camera '{name}' already exists at site {site.id}.")
     camera = Camera(site_id=site.id, name=name, url=parsed.url, username_enc=secrets.seal(user),
-                    password_enc=secrets.seal(pw), status="pending")
+                    password_enc=secrets.seal(pw), query_secrets_enc=secrets.seal(parsed.query_secrets),
+                    status="pending")
     session.add(camera)
     try:
         session.flush()
     except IntegrityError:
         raise RegistryError(f"Camera '{name}' already exists at site {site.id}.") from None
     record(session, actor, "camera.create", "camera", camera.id,
-           {"name": name, "site_id": site.id, "url": parsed.url, "has_credentials": user is not None})
+           {"name": name, "site_id": site.id, "url": parsed.url, "has_credentials": camera.has_credentials})
     return camera
 
 
@@ -237,6 +238,15 @@ def policy_for(session: Session, default: Policy, camera: Camera) -> Policy:
 
 def credentials(secrets: SecretBox, camera: Camera) -> tuple[str | None, str | None]:
     return secrets.open(camera.username_enc), secrets.open(camera.password_enc)
+
+
+def stream_url(secrets: SecretBox, camera: Camera) -> str:
+    """The URL to open the camera with: the stored URL with its query credentials (if any) put back.
+
+    It holds secrets: log and show it only through ``redact``. The username and password stay apart
+    (``credentials``).
+    """
+    return with_credentials(camera.url, None, None, secrets.open(camera.query_secrets_enc))
 
 
 def latest_probe(session: Session, camera_id: int) -> Probe | None:

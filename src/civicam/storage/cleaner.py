@@ -3,6 +3,9 @@
 A city keeps hundreds of millions of segment rows, so a pass never loads them all: only segments that
 have expired under their camera's rule, and, when space is short, the oldest unheld ones, each at most
 ``limit`` rows, oldest first. What is left over is taken by the next pass.
+
+Exported clips expire too (``expire_exports``): after ``export_max_age_days``, unless an evidence hold
+covers their interval.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, not_, select
 from sqlalchemy.orm import Session
 
+from civicam.audit.log import Actor, record
 from civicam.config.recording import RecordingSettings
 from civicam.db.models import Camera, Site
 from civicam.db.session import Database
@@ -31,7 +36,7 @@ from civicam.domain.retention import (
 )
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import delete_segment_rows
-from civicam.storage.models import Hold, RetentionRule, Segment
+from civicam.storage.models import Export, Hold, RetentionRule, Segment
 
 
 def space_of(store: SegmentStore, settings: RecordingSettings) -> Space:
@@ -138,3 +143,42 @@ def clean(db: Database, store: SegmentStore, settings: RecordingSettings, now: d
             on_delete(seg_id)
     logger.info("retention deleted %d segments (%d bytes)", len(doomed), sum(by_id[i].bytes for i in doomed))
     return decision
+
+
+RETENTION = Actor(name="system:retention", source="hub", role="admin")
+EXPORTS_PER_PASS = 1000
+
+
+def expire_exports(db: Database, export_dir: Path, settings: RecordingSettings, now: datetime,
+                   logger: logging.Logger, limit: int = EXPORTS_PER_PASS) -> list[int]:
+    """Exports done more than ``export_max_age_days`` ago: rows marked expired (so nobody is served them
+    again) and audited, then their files deleted; the ids expired.
+
+    An export whose interval an active evidence hold covers is kept (the hold's creator keeps the
+    evidence, whoever exported it); no hold is released. Only files in the hub's own export folder are
+    deleted: a file the CLI wrote where its operator said is theirs.
+    """
+    cutoff = now - timedelta(days=settings.export_max_age_days)
+    root = export_dir.resolve()
+    files: list[str] = []
+    with db.session() as session:
+        holds = [HoldSpan(c, s, e) for c, s, e in session.execute(
+            select(Hold.camera_id, Hold.start, Hold.end).where(
+                Hold.released_at.is_(None), Hold.kind == "evidence")).tuples()]
+        rows = session.execute(select(Export).where(Export.status == "done", Export.created_at < cutoff)
+                               .order_by(Export.id).limit(limit)).scalars().all()
+        expired = [e for e in rows if not is_held(SegmentRef(e.id, e.camera_id, e.start, e.end, e.bytes), holds)]
+        for exp in expired:
+            if exp.path:
+                files.append(exp.path)
+            exp.status, exp.path = "expired", None
+            record(session, RETENTION, "recording.export.expire", "camera", exp.camera_id,
+                   {"export_id": exp.id, "unblurred": exp.unblurred, "created_at": exp.created_at.isoformat()})
+    # Rows first (as for segments): a file without a row is never served, a row without a file would be.
+    for name in files:
+        path = Path(name).resolve()
+        if path.is_relative_to(root):
+            path.unlink(missing_ok=True)
+    if expired:
+        logger.info("retention expired %d exports", len(expired))
+    return [e.id for e in expired]

@@ -150,21 +150,33 @@ def test_export_starts_at_keyframe_before_from(recorded: Recorded, tmp_path: Pat
         assert ev[-1].detail["unblurred"] is True and ev[-1].detail["unblurred_reason"] == "evidence for case 42"
 
 
-def test_export_spanning_segments_with_identity_transform(recorded: Recorded, tmp_path: Path) -> None:
-    """The transform seam: frames decoded, passed through the hook, re-encoded."""
+def test_export_spanning_segments_with_a_look_ahead_transform(recorded: Recorded, tmp_path: Path) -> None:
+    """The transform seam: frames decoded, passed through a transform that holds frames back (as blurring
+    does to look ahead), re-encoded; every frame comes out once, in order, the held ones at the end."""
     cam = recorded.cams[1]
     segs = _segments(recorded.ctx, cam)
-    seen: list[int] = []
 
-    def hook(frame: av.VideoFrame) -> av.VideoFrame:
-        seen.append(frame.width)
-        return frame
+    class HoldThree:
+        def __init__(self) -> None:
+            self.held: list[av.VideoFrame] = []
+            self.seen: list[int] = []
 
+        def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+            self.seen.append(frame.pts)
+            self.held.append(frame)
+            return [self.held.pop(0)] if len(self.held) > 3 else []
+
+        def flush(self) -> list[av.VideoFrame]:
+            out, self.held = self.held, []
+            return out
+
+    hook = HoldThree()
     start, end = segs[0].start, segs[0].start + timedelta(seconds=3)
     result = export_clip(recorded.service.store, segs[:2], start, end, str(tmp_path / "t.mp4"), transform=hook)
-    assert len(seen) == result.frames == 75
+    assert len(hook.seen) == result.frames == 75 and hook.seen == sorted(hook.seen)
     with av.open(str(tmp_path / "t.mp4")) as c:
-        assert sum(1 for _ in c.decode(video=0)) == 75
+        pts = [f.pts for f in c.decode(video=0)]
+    assert len(pts) == 75 and pts == sorted(pts)
 
 
 def test_live_and_playback_over_http(recorded: Recorded) -> None:

@@ -12,15 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from civicam.analytics.aggregation import aggregate
+from civicam.analytics.aggregation import published
 from civicam.analytics.alerting import acknowledge
 from civicam.analytics.records import Alert, AlertRule
 from civicam.analytics.service import AnalyticsService
-from civicam.api.deps import DbSession, require
+from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
 from civicam.db.base import utcnow
 from civicam.db.models import Site
-from civicam.domain.compliance import Interval
+from civicam.domain.compliance import Interval, Published, published_total
 from civicam.domain.roles import Perm, Role
 from civicam.registry import service
 
@@ -30,18 +30,32 @@ Writer = Annotated[Actor, Depends(require(Perm.alerts_write))]
 
 
 class Bucket(BaseModel):
+    """Sums of the bucket's cells (one camera's 15 minutes each) with at least ``min_cell_size`` people."""
+
     start: datetime
-    people: int
-    masked: int
-    unmasked: int
-    unknown: int
+    people: int | None
+    masked: int | None
+    unmasked: int | None
+    unknown: int | None
     compliance: float | None
+    suppressed: bool = Field(False, description="Every cell was under the minimum size: no figures (null).")
+    partial: bool = Field(False, description="Cells under the minimum size were left out of these figures.")
+
+    @classmethod
+    def of(cls, start: datetime, p: Published) -> Bucket:
+        if p.suppressed:
+            return cls(start=start, people=None, masked=None, unmasked=None, unknown=None, compliance=None,
+                       suppressed=True, partial=True)
+        c = p.counts
+        return cls(start=start, people=c.people, masked=c.masked, unmasked=c.unmasked, unknown=c.unknown,
+                   compliance=c.compliance, partial=p.withheld)
 
 
 class AggregatePublic(BaseModel):
     scope: Literal["camera", "site", "region"]
     id: int
     interval: Interval
+    min_cell_size: int
     buckets: list[Bucket]
     total: Bucket | None
 
@@ -102,26 +116,25 @@ def get_aggregates(
     scope_id: int,
     actor: Reader,
     session: DbSession,
+    ctx: Ctx,
     interval: Interval = Interval.hour,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> AggregatePublic:
+    """Counts per bucket. A camera's 15 minutes with fewer than ``min_cell_size`` people (but some) is left
+    out of every figure, at every interval and scope, so no total can be differenced into it; a bucket
+    with nothing else is ``suppressed`` (figures null), one with other cells is ``partial``."""
     _check_scope(session, actor, scope, scope_id)
     until = until or utcnow()
     since = since or until - timedelta(days=1)
     if since >= until:
         raise service.RegistryError("'from' must be before 'to'.")
-    rows = aggregate(session, scope, scope_id, interval, since, until)
-    buckets = [Bucket(start=t, people=c.people, masked=c.masked, unmasked=c.unmasked, unknown=c.unknown,
-                      compliance=c.compliance) for t, c in rows]
-    whole = None
-    if rows:
-        s = rows[0][1]
-        for _, c in rows[1:]:
-            s = s + c
-        whole = Bucket(start=rows[0][0], people=s.people, masked=s.masked, unmasked=s.unmasked, unknown=s.unknown,
-                       compliance=s.compliance)
-    return AggregatePublic(scope=scope, id=scope_id, interval=interval, buckets=buckets, total=whole)
+    k = ctx.settings.analytics.min_cell_size
+    rows = published(session, scope, scope_id, interval, since, until, k)
+    whole = published_total(p for _, p in rows)
+    return AggregatePublic(scope=scope, id=scope_id, interval=interval, min_cell_size=k,
+                           buckets=[Bucket.of(t, p) for t, p in rows],
+                           total=Bucket.of(rows[0][0], whole) if whole is not None else None)
 
 
 @router.get("/analytics/health")

@@ -19,6 +19,7 @@ from civicam.api.schemas import (
 from civicam.audit.log import Actor
 from civicam.db.models import Camera
 from civicam.domain.roles import Perm
+from civicam.domain.urls import redact
 from civicam.registry import service
 from civicam.registry.onboarding import probe_cameras
 
@@ -30,8 +31,9 @@ Reader = Annotated[Actor, Depends(require(Perm.registry_read))]
 def camera_public(session: Session, camera: Camera) -> CameraPublic:
     probe = service.latest_probe(session, camera.id)
     return CameraPublic(
-        id=camera.id, site_id=camera.site_id, name=camera.name, url=camera.url,
-        has_credentials=camera.username_enc is not None, status=camera.status, created_at=camera.created_at,
+        # redact: cameras registered before query credentials were split off may still hold some in the URL.
+        id=camera.id, site_id=camera.site_id, name=camera.name, url=redact(camera.url),
+        has_credentials=camera.has_credentials, status=camera.status, created_at=camera.created_at,
         probed_at=camera.probed_at, last_probe=ProbePublic.model_validate(probe) if probe else None,
     )
 

@@ -25,6 +25,7 @@ from civicam.live.playback import (
     create_hold,
     export_json,
     hold_json,
+    may_read_export,
     recordings,
     release_hold,
 )
@@ -125,10 +126,14 @@ def _export_workers(request: Request, ctx: Context) -> ExportWorkers:
 
 
 def _export(session: DbSession, actor: Actor, export_id: int) -> Export:
+    """The export if the actor may read it (``may_read_export``); else 404, as if it did not exist."""
     exp = session.get(Export, export_id)
-    if exp is None:
+    if exp is None or not may_read_export(actor, exp.requested_by, exp.unblurred):
         raise NotFound(f"Export {export_id} not found.")
-    get_camera(session, actor, exp.camera_id)
+    try:
+        get_camera(session, actor, exp.camera_id)
+    except NotFound:
+        raise NotFound(f"Export {export_id} not found.") from None
     return exp
 
 

@@ -4,7 +4,7 @@
   const me = document.currentScript;
   const id = me.dataset.camera;
   const $ = (x) => document.getElementById(x);
-  const { api, el, say, fmtTime, fmtDateTime, toLocalInput, pct, startOfToday } = civicam;
+  const { api, el, say, fmtTime, fmtDateTime, toLocalInput, pct, people, startOfToday } = civicam;
 
   // --- player -------------------------------------------------------------------------------------
   const video = $("player");
@@ -132,7 +132,7 @@
   const an = $("cam-analytics");
   if (an && me.dataset.analytics === "1") {
     api("GET", `/api/analytics/camera/${id}?interval=1d&from=${encodeURIComponent(startOfToday().toISOString())}`)
-      .then((d) => { const t = d.total; say(an, t ? `Today: ${t.people} people counted, compliance ${pct(t.compliance)}.` : "No people counted today yet."); })
+      .then((d) => { const t = d.total; say(an, t ? `Today: ${people(t, d.min_cell_size)} people counted, compliance ${pct(t.compliance)}.` : "No people counted today yet."); })
       .catch((e) => say(an, "Analytics not available: " + e.message));
     // Suitability and lag come from the hub's live analytics (median face height over recent people).
     const su = $("cam-suitability");

@@ -62,7 +62,9 @@ window.civicam = (function () {
   const fmtDateTime = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtTime(d)}`;
   const toLocalInput = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${fmtTime(d)}`;
   const pct = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`);
+  // People in an aggregate bucket; a suppressed one (too few people to publish) has null figures.
+  const people = (b, k) => (b.people === null || b.people === undefined ? `fewer than ${k || "a few"}` : String(b.people));
   function startOfToday() { const d = new Date(); d.setHours(0, 0, 0, 0); return d; }
 
-  return { api, ApiError, el, say, fmtTime, fmtDateTime, toLocalInput, pct, startOfToday, csrf };
+  return { api, ApiError, el, say, fmtTime, fmtDateTime, toLocalInput, pct, people, startOfToday, csrf };
 })();

@@ -2,7 +2,7 @@
 "use strict";
 (function () {
   const me = document.currentScript;
-  const { api, pct, startOfToday, say } = civicam;
+  const { api, pct, people, startOfToday, say } = civicam;
   const note = document.getElementById("analytics-note");
   if (me.dataset.analytics !== "1") return;
   const from = encodeURIComponent(startOfToday().toISOString());
@@ -10,7 +10,7 @@
   for (const row of document.querySelectorAll("tr[data-region]")) {
     const id = row.dataset.region;
     api("GET", `/api/analytics/region/${id}?interval=1d&from=${from}`).then((d) => {
-      row.querySelector("[data-people]").textContent = d.total ? d.total.people : 0;
+      row.querySelector("[data-people]").textContent = d.total ? people(d.total, d.min_cell_size) : 0;
       row.querySelector("[data-compliance]").textContent = d.total ? pct(d.total.compliance) : "–";
     }).catch((e) => { if (!failed) { failed = true; say(note, "Analytics not available: " + e.message); } });
     api("GET", `/api/alerts?state=open&region_id=${id}&limit=1000`).then((list) => {

@@ -3,9 +3,10 @@
 (function () {
   const me = document.currentScript;
   const id = me.dataset.site;
-  const { api, el, say, pct, fmtDateTime } = civicam;
+  const { api, el, say, pct, people, fmtDateTime } = civicam;
   const charts = [];
 
+  // Suppressed buckets (too few people to publish) have null figures: chart.js leaves a gap there.
   function draw(canvas, buckets, label, fmt) {
     const labels = buckets.map((b) => fmt(new Date(b.start)));
     const chart = new Chart(canvas, {
@@ -38,7 +39,7 @@
       if (!window.Chart) { say("chart-msg", "The chart library is missing (run 'make web').", "error"); return; }
       draw(document.getElementById("chart-hour"), h.buckets, "hour", (t) => `${String(t.getHours()).padStart(2, "0")}:00`);
       draw(document.getElementById("chart-day"), d.buckets, "day", (t) => `${t.getMonth() + 1}/${t.getDate()}`);
-      say("chart-msg", h.total ? `Last 24 hours: ${h.total.people} people, compliance ${pct(h.total.compliance)}.` : "No people counted in the last 24 hours yet.");
+      say("chart-msg", h.total ? `Last 24 hours: ${people(h.total, h.min_cell_size)} people, compliance ${pct(h.total.compliance)}.` : "No people counted in the last 24 hours yet.");
     } catch (e) { say("chart-msg", "Analytics not available: " + e.message); }
   }
 
