@@ -79,8 +79,11 @@ def _greedy(score: FloatArray, thr: float) -> list[tuple[int, int]]:
 class FaceTracker:
     """Tracks faces of ONE camera in memory and votes each track's mask label over its frames."""
 
+    # min_hits 4: a person counts once seen in 4 analysed frames (0.6 s at 5 fps; crossing an entrance
+    # takes longer). At 2, fragments of 2-3 frames where a crossing face's track split counted as people:
+    # 12 counted of 10 in the demo's entrance clip, 10 at 4 (docs/model-card-faces.md).
     def __init__(self, high_score: float = 0.6, low_score: float = 0.3, match_iou: float = 0.2,
-                 max_age_s: float = 1.5, min_hits: int = 2, vote_threshold: float = 0.6) -> None:
+                 max_age_s: float = 1.5, min_hits: int = 4, vote_threshold: float = 0.6) -> None:
         self.high_score, self.low_score, self.match_iou = high_score, low_score, match_iou
         self.max_age_s, self.min_hits, self.vote_threshold = max_age_s, min_hits, vote_threshold
         self._tracks: list[_Track] = []
