@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "training" / "mask"))
-from data import cctv_degrade, read_bgr, split, video_frames  # noqa: E402
+from data import read_bgr, split, video_frames  # noqa: E402
 from scenes import compose  # noqa: E402
 
 SCENES = REPO / ".." / "shared" / "datasets" / "mask-scenes"
@@ -180,6 +180,3 @@ class Generator:
 
     def __iter__(self) -> Generator:
         return self
-
-
-__all__ = ["Generator", "Sample", "cctv_degrade", "read_annotation", "scene_split"]
