@@ -354,6 +354,15 @@ class Hub:
 
 # --- the browser ----------------------------------------------------------------------------------------------
 
+def sign_in(page: Any, hub: Hub) -> None:
+    """Through the dashboard's own login form, as the benchmark user."""
+    page.goto(f"{hub.url}/login")
+    page.get_by_label("Username").fill(BENCH_USER)
+    page.get_by_label("Password").fill(BENCH_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{hub.url}/")
+
+
 def measure_view(browser: Any, hub: Hub, camera_id: int, view: str, args: argparse.Namespace) -> ViewResult:
     """Sign in, open the camera page, start ``view`` with the page's own controls and collect latencies."""
     result = ViewResult(view)
@@ -361,11 +370,7 @@ def measure_view(browser: Any, hub: Hub, camera_id: int, view: str, args: argpar
     context.set_default_timeout(30_000)
     try:
         page = context.new_page()
-        page.goto(f"{hub.url}/login")
-        page.get_by_label("Username").fill(BENCH_USER)
-        page.get_by_label("Password").fill(BENCH_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{hub.url}/")
+        sign_in(page, hub)
         page.goto(f"{hub.url}/cameras/{camera_id}")
         page.evaluate(MEASURE_JS, JS_LAYOUT)
         started = time.monotonic()

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from live_latency import BENCH_PASSWORD, BENCH_USER, FPS, BenchError, Hub, launch_browser, make_backdrop, wait_for  # noqa: E402
+from live_latency import FPS, BenchError, Hub, launch_browser, make_backdrop, sign_in, wait_for  # noqa: E402
 
 from support.rtsp import RtspServer, gst_rtsp_available  # noqa: E402
 
@@ -84,11 +84,7 @@ def main() -> int:
                 browser = launch_browser(p)
                 try:
                     page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
-                    page.goto(f"{hub.url}/login")
-                    page.get_by_label("Username").fill(BENCH_USER)
-                    page.get_by_label("Password").fill(BENCH_PASSWORD)
-                    page.get_by_role("button", name="Sign in").click()
-                    page.wait_for_url(f"{hub.url}/")
+                    sign_in(page, hub)
                     page.goto(f"{hub.url}/wall?n={a.cameras}")
                     t_open = time.monotonic()
                     wait_for(lambda: min(page.evaluate(TIMES_JS) or [0]) > 0, a.start_timeout,

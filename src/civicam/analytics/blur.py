@@ -11,34 +11,35 @@ from civicam.analytics.detections import Detections
 Frame = npt.NDArray[np.uint8]
 
 
-def blur_faces(frame: Frame, faces: Detections, padding: float = 0.5, blocks: int = 4) -> Frame:
-    """Return a copy of ``frame`` where each face box, padded by ``padding`` of its size on every side,
-    is averaged down to at most ``blocks`` cells across and stretched back smoothly (bilinear): what is
-    left is a soft gradient of ``blocks`` x ``blocks`` colours. Pure."""
-    out = frame.copy()
-    h, w = frame.shape[:2]
-    for x1, y1, x2, y2 in faces.boxes:
-        bw, bh = float(x2 - x1), float(y2 - y1)
-        a, b = max(0, int(x1 - bw * padding)), max(0, int(y1 - bh * padding))
-        c, d = min(w, int(np.ceil(x2 + bw * padding))), min(h, int(np.ceil(y2 + bh * padding)))
-        if c - a < 1 or d - b < 1:
-            continue
-        roi = out[b:d, a:c]
-        rw, rh = c - a, d - b
-        small = cv2.resize(roi, (max(1, min(blocks, rw)), max(1, min(blocks, rh))), interpolation=cv2.INTER_AREA)
-        # Bilinear stretching of the cells is as smooth as the Gaussian over blocky cells it replaces, at
-        # a fraction of the cost (a Gaussian as wide as a quarter of a large region was 10 ms a call).
-        out[b:d, a:c] = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR)
-    return out
+def pad_boxes(boxes: npt.NDArray[np.float32], padding: float) -> npt.NDArray[np.float32]:
+    """Boxes (xyxy) grown by ``padding`` of their own width and height on every side."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return np.asarray(np.stack([boxes[:, 0] - w * padding, boxes[:, 1] - h * padding,
+                                boxes[:, 2] + w * padding, boxes[:, 3] + h * padding], 1), np.float32)
 
 
 def _smear(plane: Frame, a: int, b: int, c: int, d: int, blocks: int) -> None:
+    """Average ``plane[b:d, a:c]`` down to at most ``blocks`` cells across and stretch it back bilinearly.
+
+    Bilinear stretching of the cells is as smooth as a Gaussian over blocky cells, at a fraction of the
+    cost (a Gaussian as wide as a quarter of a large region was 10 ms a call)."""
     roi = plane[b:d, a:c]
     rh, rw = roi.shape[:2]
     if rw < 1 or rh < 1:
         return
     small = cv2.resize(roi, (max(1, min(blocks, rw)), max(1, min(blocks, rh))), interpolation=cv2.INTER_AREA)
     plane[b:d, a:c] = cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR)
+
+
+def blur_faces(frame: Frame, faces: Detections, padding: float = 0.5, blocks: int = 4) -> Frame:
+    """Return a copy of ``frame`` where each face box, padded by ``padding`` of its size on every side,
+    is averaged down to at most ``blocks`` cells across and stretched back smoothly (bilinear): what is
+    left is a soft gradient of ``blocks`` x ``blocks`` colours. Pure."""
+    out = frame.copy()
+    h, w = frame.shape[:2]
+    for x1, y1, x2, y2 in pad_boxes(faces.boxes, padding):
+        _smear(out, max(0, int(x1)), max(0, int(y1)), min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2))), blocks)
+    return out
 
 
 def blur_regions_yuv420(planes: Frame, regions: npt.NDArray[np.float32], blocks: int = 4) -> Frame:
