@@ -9,8 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from civicam.context import Context
-from civicam.domain.segments import partial_path, published_path
-from civicam.ingest.recorder import SegmentDone
+from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.ingest.service import recording_settings, store_for
 from civicam.registry import service as registry
 from civicam.storage.cleaner import clean, expire_exports

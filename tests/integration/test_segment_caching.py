@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from civicam.domain.segments import partial_path, published_path
-from civicam.ingest.recorder import SegmentDone
+from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.ingest.service import store_for
 from civicam.live.privacy import BlurredSegment
 from civicam.registry import service

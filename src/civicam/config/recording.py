@@ -49,6 +49,14 @@ class RecordingSettings(BaseModel):
         default=30.0, gt=0, description="Longest reconnect delay (exponential backoff with jitter)."
     )
     connect_timeout_s: float = Field(default=8.0, gt=0, description="Deadline to open a stream and for each read.")
+    resume_window_s: float = Field(
+        default=120.0, ge=0, description="For this long after a camera was last recording, its port is probed "
+        "(TCP connect) every resume_probe_s while the supervisor backs off, and it is reconnected as soon as it "
+        "answers again, so a short outage costs about its own length; 0: backoff only.",
+    )
+    resume_probe_s: float = Field(
+        default=0.25, gt=0, le=10, description="How often a recently recording camera's port is probed."
+    )
     offline_after_s: float = Field(
         default=60.0, gt=0, description="A reconnecting camera is reported offline after this long without a stream."
     )

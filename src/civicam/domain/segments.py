@@ -32,6 +32,24 @@ class SegmentKey:
     partial: bool = False
 
 
+@dataclass(frozen=True)
+class SegmentDone:
+    """A segment just published: what the index records about it (both engines and start-up repair make it)."""
+
+    camera_id: int
+    path: str
+    start: datetime
+    end: datetime
+    bytes: int
+    frames: int
+    keyframes: int
+    init_bytes: int
+    codec: str
+    width: int
+    height: int
+    session: str
+
+
 def camera_prefix(camera_id: int) -> str:
     """The folder holding every segment of one camera."""
     if camera_id < 0 or camera_id > 99_999_999:

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from threading import Event
 
-from civicam.domain.segments import partial_path, published_path
+from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.domain.urls import redact
 from civicam.ingest import fmp4
-from civicam.ingest.recorder import SegmentDone, SessionEvents, record_session
-from civicam.ingest.rtp import Depacketizer, FramingError, InterleavedReader
+from civicam.ingest.recorder import SessionEvents, record_session
+from civicam.ingest.rtp import Depacketizer, InterleavedReader
 from civicam.ingest.rtsp_client import RtspError, Session, Unsupported, open_session
+from civicam.ingest.rtsp_wire import ProtocolError
 from civicam.ingest.sources import SourceError, SourceSpec
 from civicam.storage.backend import SegmentStore, is_disk_full
 
@@ -32,6 +33,13 @@ TICK_S = 0.1
 RECV_BYTES = 1 << 18
 RCVBUF_BYTES = 1 << 20  # room for a few ticks of a high-bitrate camera while the loop is busy elsewhere
 WORKERS = 2
+# A loop thread that has not finished an iteration for this long is stuck (a bug, a parser that does not
+# return): its cameras are ended with a clear reason and a fresh thread takes the loop's place. Far above
+# any honest iteration (one tick plus a few ms per camera), even on a loaded box.
+STALL_S = 15.0
+# One fragment's buffered samples: a peer whose timestamps never advance must not grow it without bound.
+MAX_FRAGMENT_FRAMES = 1000
+MAX_FRAGMENT_BYTES = 64 * 1024 * 1024
 # Cameras that this client cannot record (codec, transport): the PyAV engine takes them from then on.
 _pyav_only: set[tuple[int, str]] = set()
 
@@ -122,6 +130,7 @@ class Recording:
         self.pending_ticks: list[int] = []
         self.pending_sizes: list[int] = []
         self.pending_pieces: list[bytes] = []
+        self.pending_bytes = 0
         self.pending_key = False  # whether the buffered fragment starts on a keyframe
         self.gop_frames = 0  # frames since the last keyframe
         self.part_frames = 0  # frames per part in this GOP; 0: cut by duration only
@@ -136,7 +145,7 @@ class Recording:
     # -- access units (event-loop thread) --------------------------------------------------------------
 
     def _access_unit(self, ts32: int, key: bool, pieces: list[bytes], size: int) -> None:
-        if self.finished:
+        if self.finished or self.done.is_set():  # done: abandoned by the watchdog while its thread was stuck
             return
         if self.last_ts32 >= 0:
             delta = (ts32 - self.last_ts32) & 0xFFFFFFFF
@@ -176,13 +185,16 @@ class Recording:
             self._finish(ticks)  # no keyframe for far too long; do not hold shutdown hostage
             return
         elif self.pending_ticks and (len(self.pending_ticks) == self.part_frames
-                                     or ticks - self.pending_ticks[0] + self.frame_ticks > self.part_ticks):
+                                     or ticks - self.pending_ticks[0] + self.frame_ticks > self.part_ticks
+                                     or len(self.pending_ticks) >= MAX_FRAGMENT_FRAMES
+                                     or self.pending_bytes + size > MAX_FRAGMENT_BYTES):
             # Written before it outgrows a live part, so a live player gets this frame's part at once.
             self._flush(ticks)
             self.pending_key = False
         self.gop_frames += 1
         self.pending_ticks.append(ticks)
         self.pending_sizes.append(size)
+        self.pending_bytes += size
         self.pending_pieces += pieces
 
     def _part_frames(self, last_gop: int) -> int:
@@ -230,6 +242,7 @@ class Recording:
         durations.append(max(0, end_ticks - ticks[-1]))
         sizes, pieces = self.pending_sizes, self.pending_pieces
         self.pending_ticks, self.pending_sizes, self.pending_pieces = [], [], []
+        self.pending_bytes = 0
         if self.writer is None:
             return
         try:
@@ -271,38 +284,106 @@ class Recording:
         self.error = error
         self.done.set()
 
+    def abandon(self, error: BaseException) -> None:
+        """End the session from the watchdog while its loop thread is stuck (possibly inside this session).
+
+        Only what is safe from another thread: the socket is shut down and the supervisor woken. The
+        segment in progress is left as a partial file for start-up repair; closing its descriptor here
+        could let the stuck thread write into whatever file reuses the number.
+        """
+        if self.done.is_set():
+            return
+        try:
+            self.rtsp.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.error = error
+        self.done.set()
+
     def feed(self, data: bytes) -> None:
         self.last_data = time.monotonic()
         self.reader.feed(data)
 
 
 class Engine:
-    """A few event-loop threads sharing all native sessions; a session never blocks another one."""
+    """A few event-loop threads sharing all native sessions; a session never blocks another one.
 
-    def __init__(self, workers: int = WORKERS, tick_s: float = TICK_S) -> None:
-        self.tick_s = tick_s
+    A watchdog thread replaces a loop thread that stops ticking (or dies): the stuck loop's cameras end
+    with the reason in their health, their supervisors reconnect them onto the fresh thread.
+    """
+
+    def __init__(self, workers: int = WORKERS, tick_s: float = TICK_S, stall_s: float = STALL_S) -> None:
+        self.tick_s, self.stall_s = tick_s, stall_s
         self._lock = threading.Lock()
         self._loops: list[_Loop] = []
         self._workers = workers
+        self._closed = threading.Event()
+        self.restarts = 0  # loop threads replaced by the watchdog
+        self.last_restart: str | None = None
 
     def add(self, rec: Recording) -> None:
         with self._lock:
             if not self._loops:
-                self._loops = [_Loop(self.tick_s, i) for i in range(self._workers)]
+                self._loops = [_Loop(self.tick_s, i, 0) for i in range(self._workers)]
+                threading.Thread(target=self._watch, name="rec-native-watchdog", daemon=True).start()
             loop = min(self._loops, key=lambda lp: lp.load)
             loop.adopt(rec)
 
+    def _watch(self) -> None:
+        while not self._closed.wait(min(1.0, self.stall_s / 4)):
+            self.check(time.monotonic())
+
+    def check(self, now: float) -> int:
+        """Replace every loop thread that is dead or has not ticked within ``stall_s``; how many were."""
+        replaced = 0
+        with self._lock:
+            for i, loop in enumerate(self._loops):
+                alive = loop.thread.is_alive()
+                silent = now - loop.beat
+                if alive and silent < self.stall_s:
+                    continue
+                what = f"stalled for {silent:.0f}s" if alive else "died"
+                reason = f"recording loop {loop.thread.name} {what}; restarted, reconnecting"
+                LOG.error("native engine: %s (%d cameras)", reason, len(loop.sessions) + len(loop.inbox))
+                self._loops[i] = _Loop(self.tick_s, loop.index, loop.generation + 1)
+                loop.abandon(RtspError(reason))
+                self.restarts += 1
+                self.last_restart = reason
+                replaced += 1
+        return replaced
+
+    def close(self) -> None:
+        """Stop the watchdog and the loop threads (tests; the process-wide engine lives as long as the process)."""
+        self._closed.set()
+        with self._lock:
+            for loop in self._loops:
+                loop.quit.set()
+
 
 class _Loop:
-    def __init__(self, tick_s: float, index: int) -> None:
-        self.tick_s = tick_s
+    def __init__(self, tick_s: float, index: int, generation: int) -> None:
+        self.tick_s, self.index, self.generation = tick_s, index, generation
         self.sel = selectors.DefaultSelector()
         self.inbox: list[Recording] = []
         self.lock = threading.Lock()
         self.load = 0
         self.sessions: set[Recording] = set()
-        self.thread = threading.Thread(target=self._run, name=f"rec-native-{index}", daemon=True)
+        self.beat = time.monotonic()  # when an iteration last began: what the watchdog watches
+        self.quit = threading.Event()
+        self.abandoned = False  # the watchdog gave up on this thread: it must not touch its sessions again
+        name = f"rec-native-{index}" + (f".{generation}" if generation else "")
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
+
+    def abandon(self, error: BaseException) -> None:
+        """Called by the watchdog: end every session of this (stuck) loop from the outside."""
+        with self.lock:
+            self.abandoned = True
+            recs = [*self.sessions, *self.inbox]
+            self.inbox = []
+        self.quit.set()
+        for rec in recs:
+            rec.abandon(error)
 
     def adopt(self, rec: Recording) -> None:
         with self.lock:
@@ -310,19 +391,22 @@ class _Loop:
             self.load += 1
 
     def _end(self, rec: Recording, error: BaseException | None) -> None:
+        if self.abandoned:
+            return  # the watchdog ended this loop's sessions; a late wake-up must not publish or close them
         try:
             self.sel.unregister(rec.rtsp.sock)
         except (KeyError, ValueError, OSError):
             pass
-        self.sessions.discard(rec)
         with self.lock:
+            self.sessions.discard(rec)
             self.load -= 1
         rec.close(error)
 
     def _run(self) -> None:
         housekeeping = 0.0
-        while True:
+        while not self.quit.is_set():
             started = time.monotonic()
+            self.beat = started
             if self.inbox:
                 with self.lock:
                     new, self.inbox = self.inbox, []
@@ -330,6 +414,8 @@ class _Loop:
                     self._start(rec)
             for key, _mask in self.sel.select(0):
                 rec = key.data
+                if self.abandoned:
+                    return
                 try:
                     while True:
                         data = rec.rtsp.sock.recv(RECV_BYTES)
@@ -340,7 +426,7 @@ class _Loop:
                             break
                 except (BlockingIOError, InterruptedError):
                     pass
-                except (SourceError, FramingError, OSError) as exc:
+                except (SourceError, ProtocolError, OSError) as exc:
                     self._end(rec, exc)
                     continue
                 except Exception as exc:  # noqa: BLE001  a bug for one camera must not end the others
@@ -365,7 +451,8 @@ class _Loop:
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
-            self.sessions.add(rec)
+            with self.lock:
+                self.sessions.add(rec)
             self.sel.register(sock, selectors.EVENT_READ, rec)
             if rec.rtsp.initial:
                 rec.feed(rec.rtsp.initial)
@@ -446,4 +533,7 @@ def record_native(
     if failure is not None:
         if isinstance(failure, SourceError):
             raise failure
+        if isinstance(failure, ProtocolError):
+            # A lying or broken peer: the connection is closed and the supervisor reconnects with backoff.
+            raise RtspError(redact(f"protocol error: {failure}"))
         raise RtspError(redact(f"{type(failure).__name__}: {failure}"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from threading import Event
 from typing import Any, Protocol
@@ -13,28 +12,10 @@ import av
 from av.packet import Packet
 from av.stream import Stream
 
-from civicam.domain.segments import partial_path, published_path
+from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.ingest.sources import SourceSpec, open_source, packets
 from civicam.storage.backend import SegmentStore, is_disk_full
 from civicam.storage.media import FMP4_OPTIONS, init_length
-
-
-@dataclass(frozen=True)
-class SegmentDone:
-    """A segment just published: what the index records about it."""
-
-    camera_id: int
-    path: str
-    start: datetime
-    end: datetime
-    bytes: int
-    frames: int
-    keyframes: int
-    init_bytes: int
-    codec: str
-    width: int
-    height: int
-    session: str
 
 
 class SessionEvents(Protocol):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from civicam.ingest.rtsp_wire import ProtocolError, read_message
+
 # One access unit: (RTP timestamp, is keyframe, sample pieces in MP4 length-prefixed form, sample size).
 # The pieces are 4-byte big-endian NAL lengths and NAL bodies, joined into the mdat once per GOP. They are
 # ``bytes`` slices, not memoryviews: a memoryview is tracked by the garbage collector, and a few seconds of
@@ -15,12 +17,15 @@ AccessUnitSink = Callable[[int, bool, list[bytes], int], None]
 _HDR = struct.Struct(">HI")  # RTP sequence number and timestamp, after the first two header bytes
 _LEN = struct.Struct(">I")
 MAX_RTSP_MESSAGE = 64 * 1024  # an RTSP reply in the middle of the media stream; anything bigger is garbage
+# One access unit; a 4K keyframe is a few MB. A peer that never ends one (no marker, no new timestamp, a
+# fragmented NAL without its end) would otherwise grow it without bound: it is dropped as damaged.
+MAX_ACCESS_UNIT = 16 * 1024 * 1024
 
 H264_PARAM_TYPES = (7, 8)  # SPS, PPS
 H265_PARAM_TYPES = (32, 33, 34)  # VPS, SPS, PPS
 
 
-class FramingError(ValueError):
+class FramingError(ProtocolError):
     """The byte stream is not RTSP-interleaved RTP (a broken or hostile peer)."""
 
 
@@ -86,7 +91,15 @@ class Depacketizer:
         if b1 & 0x80:
             self._emit()
 
+    def _overflow(self) -> None:
+        """Drop the access unit in progress: it outgrew ``MAX_ACCESS_UNIT``."""
+        self._pieces, self._size, self._fu_at, self._fu_size = [], 0, -1, 0
+        self._damaged = True
+
     def _nal(self, buf: bytes, pos: int, end: int, kind: int) -> None:
+        if self._size + end - pos > MAX_ACCESS_UNIT:
+            self._overflow()
+            return
         self._pieces.append(_LEN.pack(end - pos))
         self._pieces.append(buf[pos:end])
         self._size += 4 + end - pos
@@ -170,7 +183,9 @@ class Depacketizer:
             return
         self._pieces.append(buf[pos:end])
         self._fu_size += end - pos
-        if last:
+        if self._size + self._fu_size > MAX_ACCESS_UNIT:
+            self._overflow()
+        elif last:
             self._fu_end()
 
     def _fu_end(self) -> None:
@@ -205,7 +220,8 @@ class InterleavedReader:
         self.channel = channel
         self.depack = depacketizer
         self._tail = b""
-        self.replies: list[bytes] = []  # status lines of RTSP replies seen in-band (keep-alive answers)
+        # Status codes (or methods) of the RTSP messages seen in-band (keep-alive answers), the last 8.
+        self.replies: list[int | str] = []
 
     def feed(self, data: bytes) -> None:
         buf = self._tail + data if self._tail else data
@@ -224,7 +240,7 @@ class InterleavedReader:
                 end = pos + 4 + ((buf[pos + 2] << 8) | buf[pos + 3])
                 if end > n:
                     break
-                if buf[pos + 1] == channel:
+                if buf[pos + 1] == channel and end - pos > 4:
                     p = pos + 4
                     # Fast path, inlined because it is most packets of a video stream: a plain RTP header
                     # (no CSRC, extension or padding) carrying a middle or last FU fragment of the NAL in
@@ -241,7 +257,9 @@ class InterleavedReader:
                                 pieces_append = pieces_list.append
                             pieces_append(buf[q + fu_skip:end])
                             d._fu_size += end - q - fu_skip
-                            if fu & 0x40:
+                            if d._size + d._fu_size > MAX_ACCESS_UNIT:
+                                d._overflow()
+                            elif fu & 0x40:
                                 d._fu_end()
                             if buf[p + 1] & 0x80:
                                 d._emit()
@@ -250,22 +268,16 @@ class InterleavedReader:
                     packet(buf, p, end)
                 pos = end
             else:
-                head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_RTSP_MESSAGE)
-                if head_end < 0:
-                    if n - pos > MAX_RTSP_MESSAGE or not buf.startswith((b"RTSP/", b"GET_", b"OPTI", b"ANNO",
-                                                                          b"SET_", b"REDI", b"TEAR"), pos):
-                        raise FramingError("unexpected bytes in the interleaved stream")
+                # An RTSP message in the stream (a keep-alive answer, a server request): read by the same
+                # total parser as the control connection, so a lying Content-Length is an error, and what
+                # waits in the tail is capped at one head plus one body.
+                try:
+                    found = read_message(buf, pos, max_head=MAX_RTSP_MESSAGE, max_body=MAX_RTSP_MESSAGE)
+                except ProtocolError as exc:
+                    raise FramingError(f"in-stream RTSP message: {exc}") from None
+                if found is None:
                     break
-                head = bytes(buf[pos:head_end])
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value.strip() or b"0")
-                end = head_end + 4 + length
-                if end > n:
-                    break
-                self.replies.append(head.split(b"\r\n", 1)[0])
+                message, pos = found
+                self.replies.append(message.status or message.method)
                 del self.replies[:-8]
-                pos = end
         self._tail = bytes(buf[pos:]) if pos < n else b""

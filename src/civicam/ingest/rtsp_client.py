@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from civicam.domain.urls import redact
+from civicam.ingest.rtsp_wire import MAX_BODY, MAX_HEAD, ProtocolError, read_message
 from civicam.ingest.sources import SourceError, SourceSpec
 
 USER_AGENT = "civicam"
-MAX_HEADER = 64 * 1024
-MAX_BODY = 256 * 1024
+MAX_HEADER = MAX_HEAD
 
 
 class RtspError(SourceError):
@@ -118,7 +118,10 @@ class _Auth:
 
 
 def parse_sdp(sdp: str, base: str) -> Track:
-    """The first H.264/H.265 video track of an SDP; raises Unsupported for any other video."""
+    """The first H.264/H.265 video track of an SDP; raises Unsupported for any other video.
+
+    Total over any text: a malformed SDP raises ``RtspError`` (the fuzz tests hold it to that).
+    """
     media: list[list[str]] = []
     for line in sdp.splitlines():
         line = line.strip()
@@ -132,6 +135,8 @@ def parse_sdp(sdp: str, base: str) -> Track:
             continue
         if "TCP" in parts[2].upper() and "RTP" not in parts[2].upper():
             continue
+        if not re.fullmatch(r"[0-9]{1,3}", parts[3]) or int(parts[3]) > 127:
+            raise RtspError("bad SDP: payload type")
         pt = int(parts[3])
         codec, rate, control = "", 90000, ""
         fmtp: dict[str, str] = {}
@@ -139,7 +144,9 @@ def parse_sdp(sdp: str, base: str) -> Track:
             if line.startswith(f"a=rtpmap:{pt} "):
                 enc = line.split(" ", 1)[1].split("/")
                 codec = {"H264": "h264", "H265": "hevc"}.get(enc[0].upper(), enc[0].lower())
-                rate = int(enc[1]) if len(enc) > 1 else 90000
+                rate = 90000 if len(enc) < 2 else int(enc[1]) if re.fullmatch(r"[0-9]{1,8}", enc[1]) else 0
+                if not 1000 <= rate <= 10_000_000:
+                    raise RtspError("bad SDP: clock rate")
             elif line.startswith(f"a=fmtp:{pt} "):
                 for item in line.split(" ", 1)[1].split(";"):
                     key, _, value = item.strip().partition("=")
@@ -226,28 +233,18 @@ class _Conn:
 
     def _read_reply(self, deadline: float) -> Reply:
         while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end >= 0 and self.buf.startswith(b"$"):
+            if self.buf.startswith(b"$"):
                 raise RtspError("media data before the reply")  # not expected before PLAY is answered
-            if end >= 0:
-                head = self.buf[:end].decode("latin-1")
-                lines = head.split("\r\n")
-                status = lines[0].split(" ", 2)
-                if len(status) < 2 or not status[0].startswith("RTSP/") or not status[1].isdigit():
-                    raise RtspError("not an RTSP reply")
-                headers: dict[str, list[str]] = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    headers.setdefault(name.strip().lower(), []).append(value.strip())
-                length = int((headers.get("content-length") or ["0"])[0] or 0)
-                if length > MAX_BODY:
-                    raise RtspError("RTSP reply too large")
-                if len(self.buf) >= end + 4 + length:
-                    body = self.buf[end + 4:end + 4 + length]
-                    self.buf = self.buf[end + 4 + length:]
-                    return Reply(int(status[1]), status[2] if len(status) > 2 else "", headers, body)
-            elif len(self.buf) > MAX_HEADER:
-                raise RtspError("RTSP reply header too large")
+            try:
+                found = read_message(self.buf, max_head=MAX_HEADER, max_body=MAX_BODY)
+            except ProtocolError as exc:
+                raise RtspError(f"bad RTSP reply: {exc}") from None
+            if found is not None:
+                message, used = found
+                self.buf = self.buf[used:]
+                if not message.status:
+                    raise RtspError(f"the camera sent a {message.method} request instead of a reply")
+                return Reply(message.status, message.reason, message.headers, message.body)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise RtspError("no RTSP reply within the deadline")

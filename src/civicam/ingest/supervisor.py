@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -13,9 +14,11 @@ from typing import Protocol
 import av
 
 from civicam.config.recording import RecordingSettings
+from civicam.domain.segments import SegmentDone
 from civicam.domain.urls import redact
 from civicam.ingest.native import record_native
-from civicam.ingest.recorder import SegmentDone, record_session
+from civicam.ingest.recorder import record_session
+from civicam.ingest.resume import ResumeProbe, address_of, port_open, recently_recording
 from civicam.ingest.sources import SourceError, SourceSpec
 from civicam.storage.backend import SegmentStore
 
@@ -175,5 +178,25 @@ class Supervisor:
             self._log.info("camera %s: reconnecting in %.1fs (%s)", self.spec.camera_id, delay,
                            error or "stream ended")
             attempt += 1
-            self._stop.wait(delay)
+            self._back_off(delay)
         self._update(state=STOPPED)
+
+    def _back_off(self, delay: float) -> None:
+        """Wait ``delay`` (or until stopped); cut short when a camera that just dropped answers again."""
+        settings = self._settings
+        address = address_of(self.spec.url)
+        last = self._health.last_segment_end
+        since = (self._clock() - last).total_seconds() if last is not None else None
+        if address is None or not recently_recording(since, settings.resume_window_s):
+            self._stop.wait(delay)
+            return
+        probe = ResumeProbe()
+        deadline = time.monotonic() + delay
+        while not self._stop.is_set():
+            began = time.monotonic()
+            if began >= deadline:
+                return
+            if probe.observe(port_open(address, min(settings.resume_probe_s, deadline - began))):
+                self._log.info("camera %s: answers again; reconnecting now", self.spec.camera_id)
+                return
+            self._stop.wait(max(0.0, min(deadline, began + settings.resume_probe_s) - time.monotonic()))

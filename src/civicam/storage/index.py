@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from civicam.db.session import Database
-from civicam.ingest.recorder import SegmentDone
+from civicam.domain.segments import SegmentDone
 from civicam.storage.models import Gap, Hold, Segment
 
 

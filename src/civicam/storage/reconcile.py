@@ -10,8 +10,7 @@ from sqlalchemy import delete, select
 
 from civicam.db.models import Camera
 from civicam.db.session import Database
-from civicam.domain.segments import BadSegmentPath, parse_segment_path, published_path
-from civicam.ingest.recorder import SegmentDone
+from civicam.domain.segments import BadSegmentPath, SegmentDone, parse_segment_path, published_path
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import add_segment
 from civicam.storage.media import SegmentProbe, probe, repair
