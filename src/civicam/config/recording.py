@@ -50,9 +50,10 @@ class RecordingSettings(BaseModel):
     )
     connect_timeout_s: float = Field(default=8.0, gt=0, description="Deadline to open a stream and for each read.")
     resume_window_s: float = Field(
-        default=120.0, ge=0, description="For this long after a camera was last recording, its port is probed "
+        default=150.0, ge=0, description="For this long after a camera was last recording, its port is probed "
         "(TCP connect) every resume_probe_s while the supervisor backs off, and it is reconnected as soon as it "
-        "answers again, so a short outage costs about its own length; 0: backoff only.",
+        "answers again, so a short outage costs about its own length (outages up to 2 minutes: the window covers "
+        "one longest backoff beyond them); 0: backoff only.",
     )
     resume_probe_s: float = Field(
         default=0.25, gt=0, le=10, description="How often a recently recording camera's port is probed."
