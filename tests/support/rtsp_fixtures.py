@@ -30,6 +30,10 @@ STANDARD_MOUNTS: list[Mount] = [
     {**_video("/secure"), "auth": {"user": SECURE_USER, "password": SECURE_PASSWORD}},
     _video("/open"),
     {"path": "/audio", "source": "audio_only", "shared": True},
+    # B-frames (decode order differs from presentation order); small, so three encoders stay cheap.
+    {**_video("/bframes-main", 320, 240), "bframes": 2, "profile": "main", "bitrate_kbps": 400},
+    {**_video("/bframes-high", 320, 240), "bframes": 2, "profile": "high", "bitrate_kbps": 400},
+    {**_video("/bframes-h265", 320, 240, codec="h265"), "bframes": 2, "bitrate_kbps": 300},
 ]
 
 

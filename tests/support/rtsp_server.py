@@ -5,7 +5,8 @@
 # Each mount is a JSON object:
 #   {"path": "/good", "source": "test", "width": 1280, "height": 720, "fps": 25,
 #    "codec": "h264" | "h265" | "mjpeg" | "mpeg4", "bitrate_kbps": 2000, "pattern": "ball",
-#    "shared": true, "auth": {"user": "operator", "password": "..."}}
+#    "shared": true, "auth": {"user": "operator", "password": "...", "method": "basic" | "digest"},
+#    "bframes": 2, "profile": "main" | "high"}   (B-frames: x264 main/high or x265; no zerolatency tune)
 #   {"path": "/rec1", "source": "file", "file": "/abs/clip.h264", "fps": 25, "shared": true}
 #   {"path": "/audio", "source": "audio_only"}
 #   {"path": "/tc", "source": "timecode", "fps": 25, "bitrate_kbps": 2000, "shared": true,
@@ -29,7 +30,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
 
 
 def _pick_free_port() -> int:
@@ -40,8 +42,20 @@ def _pick_free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _video_encoder(codec: str, fps: int, kbps: int) -> str:
+def _video_encoder(codec: str, fps: int, kbps: int, bframes: int = 0, profile: str = "main") -> str:
     gop = max(1, fps * 2)
+    if codec == "h264" and bframes:
+        # No tune=zerolatency (it turns B-frames off); b-adapt off so every GOP really has them.
+        return (
+            f"x264enc speed-preset=superfast key-int-max={gop} bitrate={kbps} bframes={bframes} b-adapt=false "
+            f"! video/x-h264,profile={profile} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1"
+        )
+    if codec in ("h265", "hevc") and bframes:
+        return (
+            f"x265enc speed-preset=ultrafast key-int-max={gop} bitrate={kbps} "
+            f'option-string="bframes={bframes}:b-adapt=0:open-gop=0:repeat-headers=1" '
+            "! h265parse ! rtph265pay name=pay0 pt=96 config-interval=1"
+        )
     if codec == "h264":
         return (
             f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={kbps} "
@@ -97,10 +111,11 @@ def launch_line(mount: dict[str, Any]) -> str:
     kbps = int(mount.get("bitrate_kbps", 2000))
     pattern = str(mount.get("pattern", "ball"))
     codec = str(mount.get("codec", "h264"))
+    encoder = _video_encoder(codec, fps, kbps, int(mount.get("bframes", 0)), str(mount.get("profile", "main")))
     return (
         f"( videotestsrc is-live=true pattern={pattern} "
         f"! video/x-raw,width={width},height={height},framerate={fps}/1,format=I420 "
-        f"! timeoverlay ! queue leaky=downstream max-size-buffers=2 ! {_video_encoder(codec, fps, kbps)} )"
+        f"! timeoverlay ! queue leaky=downstream max-size-buffers=2 ! {encoder} )"
     )
 
 
@@ -130,6 +145,7 @@ def build_server(port: int, mounts: list[dict[str, Any]]) -> GstRtspServer.RTSPS
     server.set_service(str(port))
     points = server.get_mount_points()
     users = {m["auth"]["user"]: m["auth"]["password"] for m in mounts if m.get("auth")}
+    digest = {m["auth"]["user"] for m in mounts if m.get("auth", {}).get("method") == "digest"}
     user_roles = [f"user-{u}" for u in users]
     if users:
         auth = GstRtspServer.RTSPAuth()
@@ -138,7 +154,17 @@ def build_server(port: int, mounts: list[dict[str, Any]]) -> GstRtspServer.RTSPS
         # the mount's own user may *construct* a protected one: anonymous DESCRIBE gets 401 + challenge.
         auth.set_default_token(_token(ANONYMOUS))
         for user, password in users.items():
-            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), _token(f"user-{user}"))
+            if user in digest:
+                # Digest (RFC 2617, MD5): the server challenges with a nonce and never sees the password.
+                auth.add_digest(user, password, _token(f"user-{user}"))
+            else:
+                auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), _token(f"user-{user}"))
+        if digest:
+            # One method per server (the binding takes a single enum value): a server with a digest mount
+            # challenges for Digest only, so a client cannot fall back to sending the password in Basic.
+            if len(digest) != len(users):
+                raise ValueError("digest and basic mounts need separate servers")
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
         server.set_auth(auth)
     for mount in mounts:
         factory = GstRtspServer.RTSPMediaFactory()

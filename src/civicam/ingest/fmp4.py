@@ -67,6 +67,63 @@ class VideoInfo:
 
 def h264_info(sps: bytes) -> VideoInfo:
     """Width and height from an H.264 SPS (ITU-T H.264 §7.3.2.1.1), cropping applied."""
+    return _h264_sps(sps)[0]
+
+
+# When a stream that may have B-frames does not say how many frames it reorders, this many are assumed
+# (x264 with 3 B-frames and a pyramid reorders 2); the recorder grows it if the stream reorders more.
+DEFAULT_REORDER = 4
+MAX_REORDER = 16
+
+
+def _h264_hrd(r: _Bits) -> None:
+    count = r.ue() + 1
+    r.u(8)  # bit_rate_scale, cpb_size_scale
+    for _ in range(min(count, 32)):
+        r.ue()
+        r.ue()
+        r.u(1)
+    r.u(20)  # four 5-bit lengths
+
+
+def _h264_reorder(r: _Bits, profile: int) -> int:
+    """max_num_reorder_frames from the VUI (Annex E.1.1) that follows the SPS fields already read."""
+    if profile == 66:
+        return 0  # baseline: no B-slices
+    if not r.u(1):  # vui_parameters_present_flag
+        return DEFAULT_REORDER
+    if r.u(1) and r.u(8) == 255:  # aspect_ratio_info_present_flag, aspect_ratio_idc (255: explicit SAR)
+        r.u(32)
+    if r.u(1):  # overscan_info_present_flag
+        r.u(1)
+    if r.u(1):  # video_signal_type_present_flag
+        r.u(4)
+        if r.u(1):
+            r.u(24)
+    if r.u(1):  # chroma_loc_info_present_flag
+        r.ue()
+        r.ue()
+    if r.u(1):  # timing_info_present_flag
+        r.u(65)
+    nal_hrd = r.u(1)
+    if nal_hrd:
+        _h264_hrd(r)
+    vcl_hrd = r.u(1)
+    if vcl_hrd:
+        _h264_hrd(r)
+    if nal_hrd or vcl_hrd:
+        r.u(1)
+    r.u(1)  # pic_struct_present_flag
+    if not r.u(1):  # bitstream_restriction_flag
+        return DEFAULT_REORDER
+    r.u(1)
+    for _ in range(4):
+        r.ue()
+    return min(MAX_REORDER, r.ue())
+
+
+def _h264_sps(sps: bytes) -> tuple[VideoInfo, int]:
+    """(width and height, frames reordered) of an H.264 SPS."""
     r = _Bits(unescape(sps), 1)
     profile = r.u(8)
     r.u(16)  # constraint flags, level
@@ -113,7 +170,11 @@ def h264_info(sps: bytes) -> VideoInfo:
             cx, cy = (1 if chroma == 3 else 2), (2 if chroma == 1 else 1) * (2 - frame_mbs_only)
         width -= (left + right) * cx
         height -= (top + bottom) * cy
-    return VideoInfo("h264", width, height)
+    info = VideoInfo("h264", width, height)
+    try:
+        return info, _h264_reorder(r, profile)
+    except ValueError:
+        return info, DEFAULT_REORDER  # a VUI cut short: assume B-frames may be there
 
 
 @dataclass(frozen=True)
@@ -125,6 +186,7 @@ class _HevcSps:
     depth_chroma: int
     nested: int
     sub_layers: int
+    reorder: int  # sps_max_num_reorder_pics of the highest sub-layer
 
 
 def _hevc_sps(sps: bytes) -> _HevcSps:
@@ -156,12 +218,38 @@ def _hevc_sps(sps: bytes) -> _HevcSps:
         width -= (left + right) * sub_w
         height -= (top + bottom) * sub_h
     depth_luma, depth_chroma = r.ue() + 8, r.ue() + 8
-    return _HevcSps(VideoInfo("hevc", width, height), ptl, chroma, depth_luma, depth_chroma, nested, max_sub + 1)
+    reorder = DEFAULT_REORDER
+    try:
+        r.ue()  # log2_max_pic_order_cnt_lsb_minus4
+        for _ in range(0 if r.u(1) else max_sub, max_sub + 1):
+            r.ue()
+            reorder = min(MAX_REORDER, r.ue())
+            r.ue()
+    except ValueError:
+        reorder = DEFAULT_REORDER
+    return _HevcSps(VideoInfo("hevc", width, height), ptl, chroma, depth_luma, depth_chroma, nested, max_sub + 1,
+                    reorder)
 
 
 def hevc_info(sps: bytes) -> VideoInfo:
     """Width and height from an H.265 SPS, conformance window applied."""
     return _hevc_sps(sps).info
+
+
+def reorder_depth(codec: str, params: dict[int, bytes]) -> int:
+    """How many access units a stream may deliver before one that is presented earlier (B-frames).
+
+    From the SPS: 0 for H.264 baseline, the VUI's max_num_reorder_frames or the H.265 SPS's
+    sps_max_num_reorder_pics otherwise; ``DEFAULT_REORDER`` when the SPS is missing or does not say.
+    """
+    try:
+        if codec == "h264":
+            return _h264_sps(params[7])[1]
+        if codec == "hevc":
+            return _hevc_sps(params[33]).reorder
+    except (KeyError, ValueError):
+        pass
+    return DEFAULT_REORDER
 
 
 def avcc(sps: bytes, pps: bytes) -> bytes:
@@ -225,24 +313,32 @@ def init_segment(codec: str, params: dict[int, bytes], timescale: int = 90000) -
 
 
 def fragment_header(sequence: int, base_decode_time: int, sizes: Sequence[int], durations: Sequence[int],
-                    first_is_sync: bool) -> bytes:
+                    first_is_sync: bool, offsets: Sequence[int] | None = None) -> bytes:
     """moof for one run of samples plus the mdat header; the sample bytes follow it in the file.
 
     ``default-base-is-moof`` makes the trun data offset relative to the moof, so a fragment is
-    self-describing wherever it sits in the file (HLS serves fragments by byte range).
+    self-describing wherever it sits in the file (HLS serves fragments by byte range). ``offsets`` are
+    the samples' composition time offsets (PTS - DTS, signed: a version-1 trun) for streams with B-frames;
+    without them (or all zero) every sample is presented at its decode time.
     """
     n = len(sizes)
-    interleaved = [0] * (2 * n)
-    interleaved[0::2] = durations
-    interleaved[1::2] = sizes
+    ctos = offsets is not None and any(offsets)
+    per = 3 if ctos else 2
+    fields: list[int] = [0] * (per * n)
+    fields[0::per] = durations
+    fields[1::per] = sizes
+    if ctos:
+        assert offsets is not None
+        fields[2::per] = [o & 0xFFFFFFFF for o in offsets]  # signed 32-bit, written as its two's complement
     mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
     tfhd = full_box(b"tfhd", 0, 0x020000 | 0x20, struct.pack(">II", TRACK_ID, NON_SYNC_FLAGS))
     tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", base_decode_time))
-    # trun: data offset, first-sample flags, then per sample duration and size.
-    trun_len = 8 + 4 + 4 + 4 + 4 + 8 * n
+    # trun: data offset, first-sample flags, then per sample duration, size (and composition offset).
+    trun_len = 8 + 4 + 4 + 4 + 4 + 4 * per * n
     moof_len = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_len
     first = SYNC_FLAGS if first_is_sync else NON_SYNC_FLAGS
-    trun = (struct.pack(">I4sIIiI", trun_len, b"trun", 0x000305 , n, moof_len + 8, first)
-            + struct.pack(f">{2 * n}I", *interleaved))
+    version_flags = (0x01000000 | 0x000B05) if ctos else 0x000305
+    trun = (struct.pack(">I4sIIiI", trun_len, b"trun", version_flags, n, moof_len + 8, first)
+            + struct.pack(f">{per * n}I", *fields))
     moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun))
     return moof + struct.pack(">I4s", 8 + sum(sizes), b"mdat")

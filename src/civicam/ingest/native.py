@@ -20,6 +20,7 @@ from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.domain.urls import redact
 from civicam.ingest import fmp4
 from civicam.ingest.recorder import SessionEvents, record_session
+from civicam.ingest.reorder import Reorder
 from civicam.ingest.rtp import Depacketizer, InterleavedReader
 from civicam.ingest.rtsp_client import RtspError, Session, Unsupported, open_session
 from civicam.ingest.rtsp_wire import ProtocolError
@@ -67,14 +68,14 @@ class SegmentFile:
             view = view[os.write(self._fd, view):]
 
     def write_fragment(self, base: int, sizes: list[int], durations: list[int], pieces: list[bytes],
-                       independent: bool) -> None:
+                       independent: bool, offsets: list[int] | None = None) -> None:
         """One moof+mdat, written in one call so a crash leaves whole fragments or a torn tail repair cuts.
 
         A fragment is a GOP or the part of one that the live playlist lists; ``independent`` when it starts
         on a keyframe.
         """
         self._seq += 1
-        head = fmp4.fragment_header(self._seq, base, sizes, durations, independent)
+        head = fmp4.fragment_header(self._seq, base, sizes, durations, independent, offsets)
         self._write(b"".join([head, *pieces]))
         self.frames += len(sizes)
         if independent:
@@ -128,6 +129,8 @@ class Recording:
         self.paused = False
         self.writer: SegmentFile | None = None
         self.pending_ticks: list[int] = []
+        self.pending_offsets: list[int] = []  # composition offsets (PTS - DTS), non-zero with B-frames only
+        self.reorder: Reorder[tuple[bool, list[bytes], int]] = Reorder(0)
         self.pending_sizes: list[int] = []
         self.pending_pieces: list[bytes] = []
         self.pending_bytes = 0
@@ -158,7 +161,15 @@ class Recording:
                 return
             self.origin = self.ext
             self.anchor = self.clock()
-        ticks = self.ext - self.origin
+            # Parameter sets are known by now (SDP, or in-band before this keyframe's slices).
+            self.reorder = Reorder(fmp4.reorder_depth(self.codec, self.depack.params))
+        for dts, pts, (k, unit, n) in self.reorder.push(self.ext - self.origin, (key, pieces, size)):
+            self._sample(dts, pts - dts, k, unit, n)
+            if self.finished:
+                return
+
+    def _sample(self, ticks: int, offset: int, key: bool, pieces: list[bytes], size: int) -> None:
+        """One access unit in decode order: decode time ``ticks``, presented ``offset`` ticks later (B-frames)."""
         if ticks < self.last_ticks:
             ticks = self.last_ticks  # a camera's clock going back must not break the fragment timeline
         if ticks > self.last_ticks and self.pending_ticks:
@@ -193,6 +204,7 @@ class Recording:
             self.pending_key = False
         self.gop_frames += 1
         self.pending_ticks.append(ticks)
+        self.pending_offsets.append(offset)
         self.pending_sizes.append(size)
         self.pending_bytes += size
         self.pending_pieces += pieces
@@ -240,13 +252,13 @@ class Recording:
             return
         durations = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
         durations.append(max(0, end_ticks - ticks[-1]))
-        sizes, pieces = self.pending_sizes, self.pending_pieces
-        self.pending_ticks, self.pending_sizes, self.pending_pieces = [], [], []
+        sizes, pieces, offsets = self.pending_sizes, self.pending_pieces, self.pending_offsets
+        self.pending_ticks, self.pending_sizes, self.pending_pieces, self.pending_offsets = [], [], [], []
         self.pending_bytes = 0
         if self.writer is None:
             return
         try:
-            self.writer.write_fragment(ticks[0], sizes, durations, pieces, self.pending_key)
+            self.writer.write_fragment(ticks[0], sizes, durations, pieces, self.pending_key, offsets)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
@@ -270,7 +282,11 @@ class Recording:
         try:
             if not self.finished:
                 # An error mid-segment: keep the fragment in progress too; it follows the rest of its GOP.
-                self._finish(self.last_ticks + self.frame_ticks)
+                for dts, pts, (k, unit, n) in self.reorder.drain():
+                    if not self.finished:
+                        self._sample(dts, pts - dts, k, unit, n)
+                if not self.finished:
+                    self._finish(self.last_ticks + self.frame_ticks)
         except Exception as exc:  # noqa: BLE001  a failed publish must still end the session
             error = error or exc
             if self.writer is not None:
