@@ -57,11 +57,17 @@ def _target(target_s: float, durations: Sequence[float]) -> int:
     return max([math.ceil(target_s), *(math.ceil(d) for d in durations)])
 
 
+def _discontinuity_line(discontinuity_sequence: int) -> list[str]:
+    """RFC 8216 §4.3.3.3 / §6.2.2: required once a discontinuity has scrolled out of a live window."""
+    return [f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}"] if discontinuity_sequence > 0 else []
+
+
 def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", target_s: float = 4.0,
-                   map_each: bool = False) -> str:
+                   map_each: bool = False, discontinuity_sequence: int = 0) -> str:
     """A media playlist; segment URIs are relative (``segments/<id>/...``) with ``query`` appended.
 
     ``map_each`` gives every segment its own init section: blurred segments are each encoded on their own.
+    ``discontinuity_sequence`` (live only) is the number of discontinuities before the first segment listed.
     """
     q = f"?{query}" if query else ""
     durations = _durations(segments)
@@ -69,6 +75,7 @@ def media_playlist(segments: Sequence[Segment], *, live: bool, query: str = "", 
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if live:
         lines.append(f"#EXT-X-MEDIA-SEQUENCE:{segments[0].seq if segments else 0}")
+        lines += _discontinuity_line(discontinuity_sequence)
         # Start playback near the live edge: one target duration back rather than the default three.
         lines.append(f"#EXT-X-START:TIME-OFFSET=-{target},PRECISE=NO")
     else:
@@ -135,9 +142,10 @@ def part_target(setting_s: float, lists: Iterable[PartList]) -> float:
 
 
 def low_latency_playlist(segments: Sequence[Segment], parts: Mapping[int, PartList], edge: InProgress | None, *,
-                         query: str, target_s: float, part_target_s: float) -> str:
+                         query: str, target_s: float, part_target_s: float, discontinuity_sequence: int = 0) -> str:
     """A live playlist with parts: published ``segments`` (parts listed for the seqs in ``parts``), then
-    the parts of the segment in progress, which a player can play before the segment is finished.
+    the parts of the segment in progress, which a player can play before the segment is finished, and a
+    preload hint for its next part (the bytes after the last one listed, RFC 8216bis §4.4.5.3).
 
     >>> print(low_latency_playlist([], {}, None, query="", target_s=4, part_target_s=0.5), end="")
     #EXTM3U
@@ -156,7 +164,7 @@ def low_latency_playlist(segments: Sequence[Segment], parts: Mapping[int, PartLi
              f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target_s:.3f}",
              f"#EXT-X-PART-INF:PART-TARGET={part_target_s:.3f}",
              f"#EXT-X-MEDIA-SEQUENCE:{segments[0].seq if segments else edge.seq if edge else 0}",
-             "#EXT-X-INDEPENDENT-SEGMENTS"]
+             *_discontinuity_line(discontinuity_sequence), "#EXT-X-INDEPENDENT-SEGMENTS"]
     lines += _segment_lines(segments, durations, q, False, parts)
     if edge is not None and edge.parts.parts:
         if edge.new_session or not segments:
@@ -165,7 +173,29 @@ def low_latency_playlist(segments: Sequence[Segment], parts: Mapping[int, PartLi
             lines.append(f'#EXT-X-MAP:URI="{edge.parts.uri}{q}",BYTERANGE="{edge.init_length}@0"')
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_iso(edge.start)}")
         lines += _part_lines(edge.parts, q)
+    hint = preload_hint(edge, q)
+    if hint:
+        lines.append(hint)
     return "\n".join(lines) + "\n"
+
+
+def preload_hint(edge: InProgress | None, q: str = "") -> str | None:
+    """The ``EXT-X-PRELOAD-HINT`` for the part after the last listed one of the segment in progress.
+
+    The next part continues the same file, so it is hinted as a byte range open at its end. Without a
+    segment in progress the next file's name is not known yet, and nothing is hinted.
+
+    >>> edge = InProgress(3, datetime(2026, 1, 1, tzinfo=UTC), 800, PartList("parts/x.mp4", (
+    ...     Part(800, 1000, 0.4, True), Part(1800, 900, 0.4, False))), False)
+    >>> preload_hint(edge, "?grant=g")
+    '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="parts/x.mp4?grant=g",BYTERANGE-START=2700'
+    """
+    if edge is None or not edge.parts.parts:
+        return None  # an edge without parts is not listed either (no map for its file yet)
+    last = edge.parts.parts[-1]
+    start = last.offset + last.length
+    return f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{edge.parts.uri}{q}",BYTERANGE-START={start}'
+
 
 
 def reload_too_far(last_seq: int, msn: int) -> bool:

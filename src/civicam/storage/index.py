@@ -213,6 +213,55 @@ def latest_detached(db: Database, camera_id: int, count: int) -> list[Segment]:
     return segs
 
 
+class DiscontinuityCounter:
+    """The HLS discontinuity sequence number of a camera's segment: how many new sessions came before it.
+
+    RFC 8216 §6.2.2: once a segment after a discontinuity is the first of a live window, the playlist
+    must say how many discontinuities scrolled out. Counting them over a month of segments on every
+    playlist reload would be far too slow, so the count is taken once per camera and then carried forward
+    over only the segments since; retention deleting old segments later does not lower it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[tuple[str, int], tuple[int, int, str]] = {}  # (db, camera) -> (seq, count, session)
+
+    def at(self, session: Session, camera_id: int, seq: int) -> int:
+        """Discontinuities up to and including the start of segment ``seq`` (0 for a camera's first session)."""
+        key = (str(session.get_bind().engine.url), camera_id)
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None and known[0] <= seq:
+            last_seq, count, last_session = known
+            rows = session.execute(
+                select(Segment.seq, Segment.session).where(Segment.camera_id == camera_id,
+                                                           Segment.seq > last_seq, Segment.seq <= seq)
+                .order_by(Segment.seq)).all()
+            for row_seq, row_session in rows:
+                if row_session != last_session or row_session == RECOVERED:
+                    count += 1
+                last_seq, last_session = row_seq, row_session
+        else:
+            upto = (Segment.camera_id == camera_id, Segment.seq <= seq)
+            sessions = session.execute(select(func.count(func.distinct(Segment.session)))
+                                       .where(*upto, Segment.session != RECOVERED)).scalar_one()
+            recovered = session.execute(select(func.count()).select_from(Segment)
+                                        .where(*upto, Segment.session == RECOVERED)).scalar_one()
+            last = session.execute(select(Segment.seq, Segment.session).where(*upto)
+                                   .order_by(Segment.seq.desc()).limit(1)).first()
+            if last is None:
+                return 0
+            last_seq, last_session = last
+            count = max(0, int(sessions) + int(recovered) - 1)
+        with self._lock:
+            self._known[key] = (last_seq, count, last_session)
+        return count
+
+
+RECOVERED = "recovered"  # the session of segments indexed by start-up repair: each one stands alone
+discontinuities = DiscontinuityCounter()
+
+
 def gaps_between(session: Session, camera_id: int, start: datetime | None, end: datetime | None) -> Sequence[Gap]:
     """Gaps of a camera overlapping [start, end), open ones included."""
     stmt = select(Gap).where(Gap.camera_id == camera_id)

@@ -46,7 +46,10 @@ def test_low_latency_playlist_lists_parts_of_the_last_segments_and_the_one_in_pr
         "INDEPENDENT=YES",
         '#EXT-X-PART:DURATION=0.500,URI="parts/20261122T043516.250000Z.mp4?grant=g",BYTERANGE="1000@1800"']
     assert text.count("#EXT-X-PART:") == 8 + 8 + 3 and text.count("#EXTINF") == 3
-    # The segment in progress: no map (same session), its date, its parts, and no URI line yet.
+    # The segment in progress: no map (same session), its date, its parts, no URI line yet, and a hint.
+    assert lines[-1] == '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="parts/20261122T043524.250000Z.mp4?grant=g",' \
+        "BYTERANGE-START=3800"
+    lines = lines[:-1]
     assert lines[-4:] == [
         "#EXT-X-PROGRAM-DATE-TIME:2026-11-22T04:35:24.250Z",
         '#EXT-X-PART:DURATION=0.500,URI="parts/20261122T043524.250000Z.mp4?grant=g",BYTERANGE="1000@800",'

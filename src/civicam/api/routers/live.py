@@ -25,7 +25,7 @@ from civicam.live.serving import (
     view_grant,
 )
 from civicam.registry.service import get_camera, visible_camera_ids
-from civicam.storage.index import latest_segments
+from civicam.storage.index import discontinuities, latest_segments
 from civicam.storage.models import Segment
 
 router = APIRouter(tags=["live"])
@@ -58,6 +58,14 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
+def _discontinuities(ctx: Context, segs: list[Segment]) -> int:
+    """The discontinuity sequence number of a live window's first segment (RFC 8216 §6.2.2)."""
+    if not segs:
+        return 0
+    with ctx.db.session() as session:
+        return discontinuities.at(session, segs[0].camera_id, segs[0].seq)
+
+
 def _visible(ctx: Context, actor: Actor, camera_id: int) -> None:
     with ctx.db.session() as session:
         get_camera(session, actor, camera_id)
@@ -79,7 +87,8 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
         # Blurred: whole published segments only (live/edge.py says why no parts), blurred ahead of the
         # player's requests while the view is watched (live/blur_ahead.py).
         segs = await run_in_threadpool(blurred_live_window, request, ctx, segment_store(request, ctx), camera_id)
-        body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s, map_each=True)
+        body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s, map_each=True,
+                                  discontinuity_sequence=await run_in_threadpool(_discontinuities, ctx, segs))
         return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
     if part is not None and msn is None:
         raise HTTPException(400, "_HLS_part needs _HLS_msn.")
@@ -101,7 +110,9 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
     lists = [*state.parts.values(), *([state.edge.parts] if state.edge else [])]
     body = hls.low_latency_playlist(state.segments, state.parts, state.edge, query=f"grant={grant}",
                                     target_s=settings.segment_target_s,
-                                    part_target_s=hls.part_target(settings.part_target_s, lists))
+                                    part_target_s=hls.part_target(settings.part_target_s, lists),
+                                    discontinuity_sequence=await run_in_threadpool(_discontinuities, ctx,
+                                                                                   state.segments))
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
