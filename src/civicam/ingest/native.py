@@ -13,12 +13,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from threading import Event
 
 from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.domain.urls import redact
 from civicam.ingest import fmp4
+from civicam.ingest.clock import WallClock, parse_sender_report
 from civicam.ingest.recorder import SessionEvents, record_session
 from civicam.ingest.reorder import Reorder
 from civicam.ingest.rtp import Depacketizer, InterleavedReader
@@ -117,11 +118,12 @@ class Recording:
         self.frame_ticks = self.rate // 25  # until two access units tell the real frame interval
         self.session = secrets.token_hex(8)
         self.depack = Depacketizer(self.codec, self._access_unit, dict(rtsp.track.params))
-        self.reader = InterleavedReader(rtsp.channel, self.depack)
+        self.reader = InterleavedReader(rtsp.channel, self.depack, self._rtcp)
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.origin: int | None = None
         self.anchor = clock()
+        self.wall: WallClock | None = None  # from the first keyframe on
         self.ext = 0  # RTP timestamp unwrapped past 32 bits
         self.last_ts32 = -1
         self.last_ticks = 0
@@ -143,7 +145,18 @@ class Recording:
         self.finished = False
 
     def _at(self, ticks: int) -> datetime:
-        return self.anchor + timedelta(seconds=ticks / self.rate)
+        if self.wall is None:
+            return self.anchor + timedelta(seconds=ticks / self.rate)
+        return datetime.fromtimestamp(self.wall.at(ticks), UTC)
+
+    def _rtcp(self, packet: bytes) -> None:
+        """An RTCP packet from the camera: a sender report steers index times (ingest/clock.py)."""
+        report = parse_sender_report(packet)
+        if report is None or self.wall is None or self.origin is None or self.last_ts32 < 0:
+            return
+        delta = (report[0] - self.last_ts32) & 0xFFFFFFFF
+        ext = self.ext + (delta - (1 << 32) if delta >= 1 << 31 else delta)
+        self.wall.sender_report(ext - self.origin, report[1])
 
     # -- access units (event-loop thread) --------------------------------------------------------------
 
@@ -161,8 +174,11 @@ class Recording:
                 return
             self.origin = self.ext
             self.anchor = self.clock()
+            self.wall = WallClock(self.rate, self.anchor.timestamp())
             # Parameter sets are known by now (SDP, or in-band before this keyframe's slices).
             self.reorder = Reorder(fmp4.reorder_depth(self.codec, self.depack.params))
+        if key and self.wall is not None:
+            self.wall.received(self.ext - self.origin, self.clock().timestamp())
         for dts, pts, (k, unit, n) in self.reorder.push(self.ext - self.origin, (key, pieces, size)):
             self._sample(dts, pts - dts, k, unit, n)
             if self.finished:
@@ -176,6 +192,8 @@ class Recording:
             self.frame_ticks = ticks - self.last_ticks
         self.last_ticks = ticks
         if key:
+            if self.wall is not None:
+                self.wall.steer(ticks)  # here, so a segment's end and the next one's start map alike
             self._flush(ticks)
             self.pending_key = True
             self.part_frames = self._part_frames(self.gop_frames)

@@ -216,8 +216,10 @@ class InterleavedReader:
     carried tail is at most one frame, so the only copy per chunk is of that tail.
     """
 
-    def __init__(self, channel: int, depacketizer: Depacketizer) -> None:
+    def __init__(self, channel: int, depacketizer: Depacketizer,
+                 rtcp: Callable[[bytes], None] | None = None) -> None:
         self.channel = channel
+        self.rtcp = rtcp  # gets each RTCP packet (the channel after the RTP one), e.g. sender reports
         self.depack = depacketizer
         self._tail = b""
         # Status codes (or methods) of the RTSP messages seen in-band (keep-alive answers), the last 8.
@@ -266,6 +268,8 @@ class InterleavedReader:
                             pos = end
                             continue
                     packet(buf, p, end)
+                elif buf[pos + 1] == channel + 1 and self.rtcp is not None:
+                    self.rtcp(bytes(buf[pos + 4:end]))
                 pos = end
             else:
                 # An RTSP message in the stream (a keep-alive answer, a server request): read by the same
