@@ -10,7 +10,7 @@ DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plu
         gstreamer1.0-x gstreamer1.0-tools ffmpeg chromium
 PYTEST_ARGS ?=
 
-.PHONY: run test venv system-deps lint typecheck bench clean train-mask train-faces eval-faces web
+.PHONY: run test venv system-deps lint typecheck bench clean train-mask train-faces eval-faces web fuzz
 
 run: $(STAMP) web
 	CIVICAM_DATA_DIR=$${CIVICAM_DATA_DIR:-./var/demo} $(VENV)/bin/civicam demo
@@ -58,6 +58,16 @@ bench: $(STAMP) system-deps
 	$(PY) bench/probe.py
 	$(PY) bench/recording.py
 	$(PY) bench/analytics.py
+
+# --- fuzz: coverage-guided (atheris) runs of every parser target, then many hypothesis examples ---
+# Crashes are written to tests/fuzz/corpus/<target>/ and replayed by tests/fuzz/test_corpus.py in make test.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := rtsp_reply interleaved rtp_h264 rtp_h265 sdp parameter_sets mp4_boxes crash_repair hls_params rtcp
+fuzz: $(STAMP)
+	$(PY) -m pip install -q -e '.[fuzz]'
+	for t in $(FUZZ_TARGETS); do nice $(PY) tests/fuzz/run_atheris.py $$t -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	CIVICAM_FUZZ_EXAMPLES=20000 nice $(PY) -m pytest tests/fuzz -q -p no:timeout
+# --- end fuzz ---
 
 # The training venv (PyTorch on CPU; a GPU is used where one is present).
 TRAIN_STAMP := .venv-train/.installed

@@ -25,6 +25,7 @@ from civicam.ingest.reorder import Reorder
 from civicam.ingest.rtp import Depacketizer, InterleavedReader
 from civicam.ingest.rtsp_client import RtspError, Session, Unsupported, open_session
 from civicam.ingest.rtsp_wire import ProtocolError
+from civicam.ingest.segmenter import Segmenter
 from civicam.ingest.sources import SourceError, SourceSpec
 from civicam.storage.backend import SegmentStore, is_disk_full
 
@@ -113,9 +114,9 @@ class Recording:
         self.clock, self.stop, self.events, self.space_ok = clock, stop, events, space_ok
         self.codec = rtsp.track.codec
         self.rate = rtsp.track.clock_rate
-        self.target_ticks = int(target_s * self.rate)
+        # The cutting rules, shared with the PyAV engine; 25 fps until two access units tell the interval.
+        self.seg = Segmenter(int(target_s * self.rate), self.rate // 25)
         self.part_ticks = int(part_s * self.rate)
-        self.frame_ticks = self.rate // 25  # until two access units tell the real frame interval
         self.session = secrets.token_hex(8)
         self.depack = Depacketizer(self.codec, self._access_unit, dict(rtsp.track.params))
         self.reader = InterleavedReader(rtsp.channel, self.depack, self._rtcp)
@@ -126,8 +127,6 @@ class Recording:
         self.wall: WallClock | None = None  # from the first keyframe on
         self.ext = 0  # RTP timestamp unwrapped past 32 bits
         self.last_ts32 = -1
-        self.last_ticks = 0
-        self.seg_start = 0
         self.paused = False
         self.writer: SegmentFile | None = None
         self.pending_ticks: list[int] = []
@@ -185,12 +184,13 @@ class Recording:
                 return
 
     def _sample(self, ticks: int, offset: int, key: bool, pieces: list[bytes], size: int) -> None:
-        """One access unit in decode order: decode time ``ticks``, presented ``offset`` ticks later (B-frames)."""
-        if ticks < self.last_ticks:
-            ticks = self.last_ticks  # a camera's clock going back must not break the fragment timeline
-        if ticks > self.last_ticks and self.pending_ticks:
-            self.frame_ticks = ticks - self.last_ticks
-        self.last_ticks = ticks
+        """One access unit in decode order: decode time ``ticks``, presented ``offset`` ticks later (B-frames).
+
+        Where segments are cut is the shared segmenter's decision (ingest/segmenter.py); what is left here
+        is the I/O and the parts of the live playlist.
+        """
+        step = self.seg.step(ticks, key, self.stop.is_set())
+        ticks = step.ticks
         if key:
             if self.wall is not None:
                 self.wall.steer(ticks)  # here, so a segment's end and the next one's start map alike
@@ -198,25 +198,21 @@ class Recording:
             self.pending_key = True
             self.part_frames = self._part_frames(self.gop_frames)
             self.gop_frames = 0
-            if self.stop.is_set():
-                self._finish(ticks)  # stop on a keyframe so the last segment ends cleanly
-                return
-            # Half a frame of slack: a keyframe stamped a hair before the target (a live encoder's clock
-            # jitter) must not stretch the segment by a whole GOP (6 s instead of 4 for a 2 s GOP).
-            if self.writer is not None and ticks - self.seg_start >= self.target_ticks - self.frame_ticks // 2:
-                self.events.segment(self.writer.finish(self._at(ticks)))
-                self.writer = None
-            if self.writer is None and not self._open(ticks):
-                return
-        elif self.writer is None:
+        if step.stop:
+            self._finish(ticks)
             return
-        elif self.stop.is_set() and ticks - self.seg_start > 4 * self.target_ticks:
-            self._finish(ticks)  # no keyframe for far too long; do not hold shutdown hostage
+        if step.finish and self.writer is not None:
+            self.events.segment(self.writer.finish(self._at(ticks)))
+            self.writer = None
+        if step.start and not self._open(ticks):
             return
-        elif self.pending_ticks and (len(self.pending_ticks) == self.part_frames
-                                     or ticks - self.pending_ticks[0] + self.frame_ticks > self.part_ticks
-                                     or len(self.pending_ticks) >= MAX_FRAGMENT_FRAMES
-                                     or self.pending_bytes + size > MAX_FRAGMENT_BYTES):
+        if not step.write or self.writer is None:
+            return
+        if not key and self.pending_ticks and (
+                len(self.pending_ticks) == self.part_frames
+                or ticks - self.pending_ticks[0] + self.seg.frame_ticks > self.part_ticks
+                or len(self.pending_ticks) >= MAX_FRAGMENT_FRAMES
+                or self.pending_bytes + size > MAX_FRAGMENT_BYTES):
             # Written before it outgrows a live part, so a live player gets this frame's part at once.
             self._flush(ticks)
             self.pending_key = False
@@ -234,7 +230,7 @@ class Recording:
         duration alone leaves a short tail part per GOP (0.48 s x 4 + 0.08 s for a 2 s GOP at 25 fps).
         Equal parts (5 x 0.4 s) keep them alike, and the playlist announces the longest as the target.
         """
-        most = max(1, self.part_ticks // max(1, self.frame_ticks))
+        most = max(1, self.part_ticks // max(1, self.seg.frame_ticks))
         if last_gop <= 0:
             return 0
         count = -(-last_gop // most)
@@ -253,7 +249,7 @@ class Recording:
         if self.paused:
             self.paused = False
             self.events.resumed()
-        self.seg_start = ticks
+        self.seg.started(ticks)
         try:
             self.writer = SegmentFile(self.store, self.spec.camera_id, self._at(ticks), init, info, self.session)
         except OSError as exc:
@@ -283,7 +279,8 @@ class Recording:
             self.writer.abort()
             self.writer = None
             self.paused = True
-            self.events.paused(self._at(self.seg_start), "disk full (ENOSPC)")
+            self.seg.dropped()
+            self.events.paused(self._at(self.seg.seg_start), "disk full (ENOSPC)")
 
     def _finish(self, end_ticks: int) -> None:
         """Write what is buffered and publish the segment; the session is over."""
@@ -304,7 +301,7 @@ class Recording:
                     if not self.finished:
                         self._sample(dts, pts - dts, k, unit, n)
                 if not self.finished:
-                    self._finish(self.last_ticks + self.frame_ticks)
+                    self._finish(self.seg.last + self.seg.frame_ticks)
         except Exception as exc:  # noqa: BLE001  a failed publish must still end the session
             error = error or exc
             if self.writer is not None:

@@ -13,6 +13,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from civicam.domain.segments import SegmentDone, partial_path, published_path
+from civicam.ingest.segmenter import Segmenter
 from civicam.ingest.sources import SourceSpec, open_source, packets
 from civicam.storage.backend import SegmentStore, is_disk_full
 from civicam.storage.media import FMP4_OPTIONS, init_length
@@ -98,19 +99,24 @@ def record_session(
     """
     container = open_source(spec)
     writer: SegmentWriter | None = None
-    num, den, seg_start_ticks, last_ticks, frame_ticks = 1, 90000, 0, 0, 3600
+    num, den = 1, 90000
+    seg = Segmenter(0, 3600)
     try:
         stream = container.streams.video[0]
         tb = stream.time_base
         num, den = (tb.numerator, tb.denominator) if tb else (1, 90000)
-        target_ticks = int(target_s * den / num)
         rate = stream.average_rate or stream.guessed_rate
-        frame_ticks = int(den / (num * float(rate))) if rate else int(0.04 * den / num)
+        # The cutting rules, shared with the native engine (ingest/segmenter.py).
+        seg = Segmenter(int(target_s * den / num), int(den / (num * float(rate))) if rate else int(0.04 * den / num))
         session = secrets.token_hex(8)
         events.connected()
         origin: int | None = None
         anchor = clock()
         paused = False
+
+        def at(ticks: int) -> datetime:
+            return anchor + timedelta(seconds=ticks * num / den)
+
         for packet in packets(container, stream, spec.url):
             dts = packet.dts
             if dts is None:
@@ -121,40 +127,33 @@ def record_session(
                     continue
                 origin = dts
                 anchor = clock()
-            ticks = dts - origin
-            if ticks < last_ticks:
-                ticks = last_ticks  # a non-monotonic DTS from the camera must not break the muxer
-            last_ticks = ticks
-            if key:
-                if stop.is_set():
-                    break  # stop on a keyframe so the last segment ends cleanly
-                # Half a frame of slack, as in the native engine: timestamp jitter must not add a GOP.
-                if writer is not None and ticks - seg_start_ticks >= target_ticks - frame_ticks // 2:
-                    events.segment(writer.finish(anchor + timedelta(seconds=ticks * num / den)))
-                    writer = None
-                if writer is None:
-                    if not space_ok():
-                        if not paused:
-                            paused = True
-                            events.paused(anchor + timedelta(seconds=ticks * num / den), "storage quota or disk full")
-                        continue
-                    if paused:
-                        paused = False
-                        events.resumed()
-                    seg_start_ticks = ticks
-                    try:
-                        writer = SegmentWriter(store, spec.camera_id, anchor + timedelta(seconds=ticks * num / den),
-                                               stream, session, part_s)
-                    except OSError as exc:
-                        if not is_disk_full(exc):
-                            raise
+            step = seg.step(dts - origin, key, stop.is_set())
+            ticks = step.ticks
+            if step.stop:
+                break
+            if step.finish and writer is not None:
+                events.segment(writer.finish(at(ticks)))
+                writer = None
+            if step.start:
+                if not space_ok():
+                    if not paused:
                         paused = True
-                        events.paused(anchor + timedelta(seconds=ticks * num / den), "disk full (ENOSPC)")
-                        continue
-            elif writer is None:
+                        events.paused(at(ticks), "storage quota or disk full")
+                    continue
+                if paused:
+                    paused = False
+                    events.resumed()
+                try:
+                    writer = SegmentWriter(store, spec.camera_id, at(ticks), stream, session, part_s)
+                except OSError as exc:
+                    if not is_disk_full(exc):
+                        raise
+                    paused = True
+                    events.paused(at(ticks), "disk full (ENOSPC)")
+                    continue
+                seg.started(ticks)
+            if not step.write or writer is None:
                 continue
-            elif stop.is_set() and ticks - seg_start_ticks > 4 * target_ticks:
-                break  # no keyframe for far too long; do not hold shutdown hostage
             pts = packet.pts
             packet.pts = ticks + ((pts - dts) if pts is not None else 0)
             packet.dts = ticks
@@ -165,19 +164,19 @@ def record_session(
                     raise
                 writer.abort()
                 writer = None
+                seg.dropped()
                 paused = True
-                events.paused(anchor + timedelta(seconds=seg_start_ticks * num / den), "disk full (ENOSPC)")
+                events.paused(at(seg.seg_start), "disk full (ENOSPC)")
         if writer is not None:
-            end_ticks = last_ticks + frame_ticks
+            end_ticks = seg.last + seg.frame_ticks
             events.segment(writer.finish(anchor + timedelta(seconds=end_ticks * num / den)))
             writer = None
     finally:
         if writer is not None:
             # An error mid-segment: keep what was written; it is a valid fMP4 up to the last fragment.
             try:
-                end = writer.start + timedelta(seconds=(last_ticks + frame_ticks - seg_start_ticks) * num / den)
+                end = writer.start + timedelta(seconds=(seg.last + seg.frame_ticks - seg.seg_start) * num / den)
                 events.segment(writer.finish(end))
             except (av.FFmpegError, OSError, ValueError):
                 writer.abort()
         container.close()
-
