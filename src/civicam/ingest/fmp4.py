@@ -11,6 +11,7 @@ from dataclasses import dataclass
 SYNC_FLAGS = 0x02000000
 NON_SYNC_FLAGS = 0x01010000
 TRACK_ID = 1
+MAX_DIMENSION = 16384  # pixels: larger than any camera (H.265 level 6.2 stops at 8192x4320)
 
 
 def box(kind: bytes, *payload: bytes) -> bytes:
@@ -289,6 +290,9 @@ def init_segment(codec: str, params: dict[int, bytes], timescale: int = 90000) -
     else:
         raise ValueError(f"unsupported codec {codec!r}")
     w, h = info.width, info.height
+    if not (0 < w <= MAX_DIMENSION and 0 < h <= MAX_DIMENSION):
+        # A lying SPS (found by fuzzing: sizes past 2**32 broke struct.pack) is refused like a missing one.
+        raise ValueError(f"implausible picture size {w}x{h}")
     ftyp = box(b"ftyp", b"iso5", struct.pack(">I", 512), b"iso5iso6mp41", brands)
     matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
     mvhd = full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, 1000, 0), struct.pack(">IH", 0x10000, 0x100),

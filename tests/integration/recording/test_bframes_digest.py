@@ -64,7 +64,11 @@ def test_bframe_streams_keep_their_presentation_times(rtsp_server: RtspServer, t
             # per connection: ticks since its first keyframe). FFmpeg shifts DTS down by the largest negative
             # composition offset, so the keyframe's PTS, not its DTS, is compared.
             assert packets[0].is_keyframe and packets[0].pts == pts[0], path
-            assert abs(pts[0] / 90000 - (seg.start - segs[0].start).total_seconds() - first_pts[cam]) < 0.002
+            if seg.session == segs[0].session:  # a reconnect (a loaded box) starts a new timeline
+                # Within a frame (FFmpeg offsets each file's PTS by its own largest negative composition
+                # offset) and the wall-clock slew bound (ingest/clock.py), 0.5 ms per second of recording.
+                since = (seg.start - segs[0].start).total_seconds()
+                assert abs(pts[0] / 90000 - since - first_pts[cam]) < 1 / FPS + 0.002 + 5e-4 * since, path
     ctx.close()
 
 
