@@ -219,6 +219,8 @@ def _hevc_sps(sps: bytes) -> _HevcSps:
         width -= (left + right) * sub_w
         height -= (top + bottom) * sub_h
     depth_luma, depth_chroma = r.ue() + 8, r.ue() + 8
+    if chroma > 3 or not (8 <= depth_luma <= 16 and 8 <= depth_chroma <= 16):
+        raise ValueError("parameter set out of range")  # hvcC has 2 and 3 bits for these (found by fuzzing)
     reorder = DEFAULT_REORDER
     try:
         r.ue()  # log2_max_pic_order_cnt_lsb_minus4
