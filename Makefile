@@ -66,7 +66,7 @@ FUZZ_TARGETS := rtsp_reply interleaved rtp_h264 rtp_h265 sdp parameter_sets mp4_
 fuzz: $(STAMP)
 	$(PY) -m pip install -q -e '.[fuzz]'
 	for t in $(FUZZ_TARGETS); do nice $(PY) tests/fuzz/run_atheris.py $$t -max_total_time=$(FUZZ_SECONDS) || exit 1; done
-	CIVICAM_FUZZ_EXAMPLES=20000 nice $(PY) -m pytest tests/fuzz -q -p no:timeout
+	CIVICAM_FUZZ_EXAMPLES=20000 nice $(PY) -m pytest tests/fuzz -q --timeout=0
 # --- end fuzz ---
 
 # The training venv (PyTorch on CPU; a GPU is used where one is present).

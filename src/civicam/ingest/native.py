@@ -105,7 +105,11 @@ class SegmentFile:
 
 
 class Recording:
-    """One camera's session on the event loop: access units in, segments out; mirrors ``record_session``."""
+    """One camera's session on the event loop: access units in, segments out.
+
+    Cut by the same ``Segmenter`` as ``record_session``; B-frame decode times from ``Reorder``; index times
+    from ``WallClock``.
+    """
 
     def __init__(self, spec: SourceSpec, rtsp: Session, store: SegmentStore, *, target_s: float, part_s: float,
                  clock: Callable[[], datetime], stop: Event, events: SessionEvents,

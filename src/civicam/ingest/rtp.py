@@ -213,7 +213,9 @@ class InterleavedReader:
     """Walks ``$``-framed RTSP/TCP bytes: RTP on ``channel`` goes to the depacketiser, RTSP replies are skipped.
 
     Chunks are fed as the socket delivers them; a frame split across two chunks is carried over. The
-    carried tail is at most one frame, so the only copy per chunk is of that tail.
+    carried tail is at most one frame (64 kB) or one in-band RTSP message (head and body, 64 kB each),
+    so the only copy per chunk is of that tail and a lying peer cannot make it grow; bytes that are
+    neither raise ``FramingError`` (a ``ProtocolError``).
     """
 
     def __init__(self, channel: int, depacketizer: Depacketizer,
