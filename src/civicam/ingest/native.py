@@ -182,6 +182,9 @@ class Recording:
             self.reorder = Reorder(fmp4.reorder_depth(self.codec, self.depack.params))
         if key and self.wall is not None:
             self.wall.received(self.ext - self.origin, self.clock().timestamp())
+        if self.reorder.passthrough(self.ext - self.origin):
+            self._sample(self.ext - self.origin, 0, key, pieces, size)
+            return
         for dts, pts, (k, unit, n) in self.reorder.push(self.ext - self.origin, (key, pieces, size)):
             self._sample(dts, pts - dts, k, unit, n)
             if self.finished:

@@ -34,6 +34,17 @@ class Reorder(Generic[T]):
         self._last_dts: int | None = None
         self.grown = 0  # how often the stream reordered more than its depth
 
+    def passthrough(self, pts: int) -> bool:
+        """Whether a unit presented at ``pts`` needs no reordering (depth 0, in order): its DTS is its PTS.
+
+        The common case (no B-frames) without a list, a tuple and a heap per unit; a unit out of order
+        returns False, and ``push`` then grows the depth.
+        """
+        if self.depth or self._waiting or (self._last_dts is not None and pts < self._last_dts):
+            return False
+        self._last_dts = pts
+        return True
+
     def push(self, pts: int, item: T) -> list[tuple[int, int, T]]:
         if self._last_dts is not None and pts < self._last_dts and self.depth < MAX_REORDER:
             # Presented before a decode time already given out: the stream reorders deeper than declared.

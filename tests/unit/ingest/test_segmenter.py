@@ -52,3 +52,14 @@ def test_clamped_ticks_and_a_failed_open_skip_until_a_keyframe() -> None:
     assert not seg.step(120, False, False).write
     again = seg.step(160, True, False)
     assert again.start and not again.finish and again.write
+
+
+def test_reorder_passthrough_and_growth() -> None:
+    from civicam.ingest.reorder import Reorder
+
+    r: Reorder[str] = Reorder(0)
+    assert r.passthrough(0) and r.passthrough(3600)
+    assert not r.passthrough(1800)  # out of order: take the reordering path, which grows the depth
+    assert r.push(1800, "b") == [] and r.depth == 1 and r.grown == 1  # now held one unit back
+    assert not r.passthrough(7200)
+    assert r.drain() == [(3600, 1800, "b")]  # decode time never goes back: clamped, presented earlier
