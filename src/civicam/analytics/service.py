@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from queue import Empty, Queue
@@ -73,9 +73,12 @@ class AnalyticsService:
     """start()/close() lifecycle like every hub service; ``poll_once``/``work_once`` drive it in tests."""
 
     def __init__(self, ctx: Context, logger: logging.Logger, *, store: SegmentStore | None = None,
-                 settings: AnalyticsSettings | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 settings: AnalyticsSettings | None = None, clock: Callable[[], datetime] = utcnow,
+                 scope: Collection[int] | None = None) -> None:
         from civicam.ingest.service import store_for
 
+        # None: every accepted camera; else only these (one cluster node's share, see set_scope).
+        self.scope: frozenset[int] | None = None if scope is None else frozenset(scope)
         self.ctx, self.log, self.clock = ctx, logger, clock
         self.settings = settings or ctx.settings.analytics
         self.store = store or store_for(ctx)
@@ -101,20 +104,39 @@ class AnalyticsService:
             self._cameras[camera_id] = state
         return state
 
+    def set_scope(self, cameras: Collection[int]) -> None:
+        """Analyse only these cameras from now on; the open tracks of those dropped are ended and stored."""
+        scope = frozenset(cameras)
+        with self._guard:
+            self.scope = scope
+            gone = [self._cameras[c] for c in self._cameras if c not in scope]
+        events: list[CameraEvent] = []
+        for state in gone:
+            with state.lock:
+                state.backlog.clear()
+            events += self._stamp(state, state.analyzer.tracker.flush())
+            state.last = None  # if it comes back, its tracks start afresh
+        if events:
+            with self.ctx.db.session() as s:
+                add_events(s, events)
+
     def poll_once(self) -> int:
         """Queue segments published since the last poll for accepted cameras; returns how many."""
+        scope = self.scope
+        if scope is not None and not scope:
+            return 0
         with self.ctx.db.session() as s:
             if not self._started:
                 # On start, begin at the newest segment: analytics is live, not a re-run of old footage.
                 newest = s.execute(select(Segment.id).order_by(Segment.id.desc()).limit(1)).scalar_one_or_none()
                 self._last_segment_id = newest - 1 if newest else 0
                 self._started = True
-            rows = s.execute(
-                select(Segment.id, Segment.camera_id, Segment.path, Segment.start, Segment.end, Segment.session)
-                .join(Camera, Camera.id == Segment.camera_id)
-                .where(Segment.id > self._last_segment_id, Camera.status == "accepted")
-                .order_by(Segment.id).limit(1000)
-            ).all()
+            query = (select(Segment.id, Segment.camera_id, Segment.path, Segment.start, Segment.end, Segment.session)
+                     .join(Camera, Camera.id == Segment.camera_id)
+                     .where(Segment.id > self._last_segment_id, Camera.status == "accepted"))
+            if scope is not None:
+                query = query.where(Segment.camera_id.in_(sorted(scope)))
+            rows = s.execute(query.order_by(Segment.id).limit(1000)).all()
         for sid, cid, path, start, end, session in rows:
             self._last_segment_id = max(self._last_segment_id, sid)
             with self._guard:

@@ -1,0 +1,57 @@
+"""Connecting to a Ray cluster and reading its nodes: the thin layer under the worker and the controller."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+NAMESPACE = "civicam"
+CONTROLLER = "civicam-controller"
+WORKER_PREFIX = "civicam-worker-"
+
+
+class RayMissing(RuntimeError):
+    """Ray is not installed: ``pip install 'civicam[cluster]'``."""
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One live node of the cluster, with the resources Ray says it has."""
+
+    node_id: str
+    address: str
+    cpus: float
+    gpus: float
+    is_head: bool
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (``auto``: the one this machine belongs to) in civicam's namespace."""
+    if ray.is_initialized():
+        return
+    ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False,
+             logging_level=logging.WARNING, configure_logging=True)
+
+
+def disconnect() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def live_nodes() -> list[NodeInfo]:
+    """Nodes Ray reports alive, head first (the controller runs there by preference)."""
+    out: list[NodeInfo] = []
+    for n in ray.nodes():  # type: ignore[no-untyped-call]
+        if not n.get("Alive"):
+            continue
+        res: dict[str, Any] = n.get("Resources", {})
+        out.append(NodeInfo(str(n["NodeID"]), str(n.get("NodeManagerAddress", "")), float(res.get("CPU", 0.0)),
+                            float(res.get("GPU", 0.0)), "node:__internal_head__" in res))
+    return sorted(out, key=lambda i: (not i.is_head, i.node_id))
+
+
+def worker_name(node_id: str) -> str:
+    return WORKER_PREFIX + node_id
