@@ -11,14 +11,16 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from civicam.analytics.service import AnalyticsService
 from civicam.config.settings import Settings, get_settings
 from civicam.context import Context, open_context
 from civicam.ingest.service import RecordingService
+
+if TYPE_CHECKING:
+    from civicam.analytics.service import AnalyticsService
 
 log = logging.getLogger("civicam.scale.worker")
 
@@ -41,6 +43,9 @@ class NodeWorker:
         self.recording.start()
         self.analytics: AnalyticsService | None = None
         if self.ctx.settings.analytics.enabled:
+            # Imported only here: the detectors' libraries cost a node without analytics seconds of start-up.
+            from civicam.analytics.service import AnalyticsService
+
             self.analytics = AnalyticsService(self.ctx, log, scope=())
             self.analytics.start()
 
