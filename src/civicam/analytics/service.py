@@ -18,8 +18,10 @@ from queue import Empty, Queue
 from sqlalchemy import select
 
 from civicam.analytics.aggregation import CameraEvent, add_events
+from civicam.analytics.batching import Batcher
+from civicam.analytics.detections import Detections
 from civicam.analytics.faces import ANALYTICS_MIN_SCORE, create_detector
-from civicam.analytics.pipeline import FrameAnalyzer, VideoAnalyzer, sample_frames
+from civicam.analytics.pipeline import Frame, FrameAnalyzer, VideoAnalyzer, sample_frames
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.config.analytics import AnalyticsSettings
 from civicam.context import Context
@@ -90,6 +92,7 @@ class AnalyticsService:
         self._started = False
         self._guard = threading.Lock()
         self._detector_lock = threading.Lock()
+        self._batcher: Batcher | None = None
 
     # --- discovery ---------------------------------------------------------------------------------
 
@@ -152,7 +155,9 @@ class AnalyticsService:
 
     # --- analysis ----------------------------------------------------------------------------------
 
-    def _analyse(self, state: CameraState, seg: SegmentRef) -> list[CameraEvent]:
+    def _analyse(self, state: CameraState, seg: SegmentRef,
+                 decoded: list[tuple[float, Frame, Detections | None]] | None = None) -> list[CameraEvent]:
+        """One segment of one camera; ``decoded``: its frames already sampled and detected (a batch)."""
         out: list[CameraEvent] = []
         prev = state.last
         if prev is None or seg.session != prev.session or seg.start - prev.end > TRACK_BREAK:
@@ -161,8 +166,10 @@ class AnalyticsService:
         assert state.origin is not None
         offset = (seg.start - state.origin).total_seconds()
         fa = state.analyzer.frame_analyzer
-        for t, frame in sample_frames(self.store.local_path(seg.path), state.analyzer.fps):
-            faces, results = fa.analyze_raw(frame)
+        if decoded is None:
+            decoded = [(t, f, None) for t, f in sample_frames(self.store.local_path(seg.path), state.analyzer.fps)]
+        for t, frame, found in decoded:
+            faces, results = fa.analyze_raw(frame, found)
             state.suitability.add(float(h) for h, sc in zip(faces.heights, faces.scores, strict=True)
                                   if sc >= fa.report_score)
             out += self._stamp(state, state.analyzer.tracker.update(offset + t, faces, results))
@@ -204,6 +211,69 @@ class AnalyticsService:
                 state.queued = False
         return True
 
+    def _batch(self) -> Batcher:
+        if self._batcher is None:
+            self._batcher = Batcher(self.settings.detector, self.settings.accelerator)
+        return self._batcher
+
+    def work_batch(self, timeout: float = 0.5) -> int:
+        """The next segment of up to ``batch_cameras`` waiting cameras, their frames detected together.
+
+        Detection, the bulk of the work, runs in shared network runs across cameras (one GPU call for
+        many cameras' frames); tracking and counting then go camera by camera in time order, as in
+        ``work_once``. Returns how many segments were analysed.
+        """
+        try:
+            first = self._ready.get(timeout=timeout)
+        except Empty:
+            return 0
+        cids = [first]
+        while len(cids) < self.settings.batch_cameras:
+            try:
+                cids.append(self._ready.get_nowait())
+            except Empty:
+                break
+        work: list[tuple[CameraState, SegmentRef]] = []
+        for cid in cids:
+            state = self._cameras[cid]
+            with state.lock:
+                seg = state.backlog.popleft() if state.backlog else None
+            if seg is not None:
+                work.append((state, seg))
+        batcher = self._batch()
+        decoded: list[list[tuple[float, Frame]]] = []
+        for state, seg in work:
+            try:
+                decoded.append(list(sample_frames(self.store.local_path(seg.path), state.analyzer.fps,
+                                                  batcher.decoder_for(seg.path, self.store))))
+            except Exception:  # a torn segment: count it against its camera, analyse the others
+                decoded.append([])
+                state.errors += 1
+                self.log.exception("analytics: camera %s segment %s could not be decoded", state.camera_id, seg.id)
+        found = batcher.detect([f for frames in decoded for _, f in frames])
+        i = 0
+        for (state, seg), frames in zip(work, decoded, strict=True):
+            mine = found[i:i + len(frames)]
+            i += len(frames)
+            try:
+                events = self._analyse(state, seg, [(t, f, d) for (t, f), d in zip(frames, mine, strict=True)])
+                if events:
+                    with self.ctx.db.session() as s:
+                        add_events(s, events)
+                state.people += len(events)
+                state.analyzed += 1
+            except Exception:  # one bad segment must not stop analytics for this camera
+                state.errors += 1
+                self.log.exception("analytics: camera %s segment %s failed", state.camera_id, seg.id)
+        for cid in cids:
+            state = self._cameras[cid]
+            with state.lock:
+                if state.backlog:
+                    self._ready.put(cid)
+                else:
+                    state.queued = False
+        return len(work)
+
     def flush(self) -> int:
         """End every open track (on shutdown, or in tests) and store the resulting events."""
         events: list[CameraEvent] = []
@@ -236,7 +306,10 @@ class AnalyticsService:
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():
-            self.work_once()
+            if self.settings.batch_cameras > 1:
+                self.work_batch()
+            else:
+                self.work_once()
 
     def start(self) -> None:
         if not self.settings.enabled:
