@@ -113,3 +113,28 @@ def test_batched_analysis_counts_what_camera_by_camera_analysis_counts(tmp_path:
     # One and two people walk through cameras 1 and 2; of camera 3's three, the 2 s clip counts those
     # whose track completes (the single path is the reference for it).
     assert counts["single"][1] == 1 and counts["single"][2] == 2 and counts["single"][3] >= 2
+
+
+def test_a_scoped_service_analyses_only_its_cameras(tmp_path: Path) -> None:
+    """One cluster node's analytics: the cameras its controller gave it, and none once they are taken away."""
+    ctx = open_context(make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'civicam.db'}"), create=True)
+    with ctx.db.session() as s:
+        region = service.add_region(s, ACTOR, "North")
+        site = service.add_site(s, ACTOR, region, "Mall", "Ana", "ana@mall.example")
+        for n in range(2):
+            cam = service.add_camera(s, ACTOR, ctx.secrets, site.id, f"Door {n}", f"rtsp://127.0.0.1:9/d{n}")
+            cam.status = "accepted"
+    store = store_for(ctx)
+    svc = AnalyticsService(ctx, LOG, scope=[2])
+    svc.poll_once()
+    for cam in (1, 2):
+        face_clip(Path(store.spool(segment_path(cam, T0))), visible_faces(1, 60), 0.4)
+    reconcile(ctx.db, store, LOG)
+    assert svc.poll_once() == 1 and set(svc.health()) == {2}
+    svc.set_scope([])
+    for cam in (1, 2):
+        face_clip(Path(store.spool(segment_path(cam, T0 + timedelta(seconds=2)))), visible_faces(1, 60), 0.4)
+    reconcile(ctx.db, store, LOG)
+    assert svc.poll_once() == 0
+    assert svc.health()[2].backlog == 0  # what was queued for it was dropped with it
+    ctx.close()

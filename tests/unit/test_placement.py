@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 
 import pytest
 
-from civicam.domain.placement import Plan, capacity, fair_shares, plan, round_robin
+from civicam.domain.placement import Plan, analytics_capacity, capacity, fair_shares, plan, round_robin
 
 
 def by_node(assignment: Mapping[int, str]) -> dict[str, list[int]]:
@@ -157,3 +157,14 @@ def test_no_live_node() -> None:
 def test_round_robin_reference() -> None:
     assert round_robin([3, 1, 2], ["b", "a"]) == {1: "a", 2: "b", 3: "a"}
     assert round_robin([1], []) == {}
+
+
+@pytest.mark.parametrize(("nodes", "per_gpu", "slots"), [
+    ({"a": (4, 0), "b": (4, 0)}, None, {"a": 36, "b": 36}),
+    ({"a": (4, 0), "b": (4, 0)}, 50.0, {"a": 36, "b": 36}),  # no GPU in the cluster: the CPUs analyse
+    ({"cpu": (4, 0), "gpu": (4, 2)}, 50.0, {"gpu": 100}),  # GPU nodes take it all once measured
+    ({"cpu": (4, 0), "gpu": (4, 2)}, None, {"cpu": 36, "gpu": 36}),  # not measured: counted by cores
+])
+def test_analytics_capacity(nodes: dict[str, tuple[float, float]], per_gpu: float | None,
+                            slots: dict[str, int]) -> None:
+    assert analytics_capacity(nodes, 9.01, per_gpu) == slots

@@ -69,6 +69,22 @@ def capacity(cores: float, per_core: float) -> int:
     return int(math.floor(cores * per_core + 1e-9))
 
 
+def analytics_capacity(nodes: Mapping[Node, tuple[float, float]], per_core: float,
+                       per_gpu: float | None) -> dict[Node, int]:
+    """Cameras each node may analyse, from its (cores, GPUs): GPU nodes only, by their GPUs, once a per-GPU
+    figure is known; otherwise (no GPU in the cluster, or no measured figure) every node by its cores.
+
+    >>> analytics_capacity({"cpu": (8, 0), "gpu": (8, 1)}, 9.0, 40.0)
+    {'gpu': 40}
+    >>> analytics_capacity({"cpu": (8, 0), "gpu": (8, 1)}, 9.0, None)
+    {'cpu': 72, 'gpu': 72}
+    """
+    gpu = {n: g for n, (_, g) in nodes.items() if g > 0}
+    if gpu and per_gpu is not None:
+        return {n: capacity(g, per_gpu) for n, g in gpu.items()}
+    return {n: capacity(c, per_core) for n, (c, _) in nodes.items()}
+
+
 def fair_shares(total: int, slots: Mapping[Node, int]) -> dict[Node, int]:
     """Split ``total`` cameras over nodes in proportion to their slots, never above them (largest remainder).
 

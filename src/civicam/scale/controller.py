@@ -31,7 +31,7 @@ from sqlalchemy import select
 from civicam.config.settings import Settings, get_settings
 from civicam.context import Context, open_context
 from civicam.db.models import Camera
-from civicam.domain.placement import Plan, capacity, plan
+from civicam.domain.placement import Plan, analytics_capacity, capacity, plan
 from civicam.ingest.service import RecordingService
 from civicam.scale.runtime import CONTROLLER, NAMESPACE, NodeInfo, live_nodes, worker_name
 from civicam.scale.worker import WORKER_OPTIONS, NodeWorkerActor, settings_for_workers
@@ -64,11 +64,7 @@ def recorder_slots(nodes: Mapping[str, NodeInfo], per_core: float) -> dict[str, 
 
 
 def analytics_slots(nodes: Mapping[str, NodeInfo], per_core: float, per_gpu: float | None) -> dict[str, int]:
-    """GPU nodes take analytics when a per-GPU figure is known; without GPUs every node analyses on its CPUs."""
-    gpu = {n: i for n, i in nodes.items() if i.gpus > 0}
-    if gpu and per_gpu is not None:
-        return {n: capacity(i.gpus, per_gpu) for n, i in gpu.items()}
-    return {n: capacity(i.cpus, per_core) for n, i in nodes.items()}
+    return analytics_capacity({n: (i.cpus, i.gpus) for n, i in nodes.items()}, per_core, per_gpu)
 
 
 class Reconciler:
