@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -101,7 +102,7 @@ def main() -> int:
     with RtspServer(cfg["mounts"], port=cfg["rtsp_port"]):
         t0 = time.monotonic()
         cluster = Cluster(initialize_head=True, head_node_args={
-            **node_args, "temp_dir": cfg["ray_temp"],
+            **node_args, "temp_dir": os.path.join(cfg["ray_temp"], "ray"),
             # Node death noticed in ~3 s instead of Ray's default 15+ s; the controller repairs the next round.
             "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3,
                                "health_check_initial_delay_ms": 1000,

@@ -102,8 +102,9 @@ def seed(url_tcp: str, data_dir: Path) -> list[int]:
 
 
 def run_scenario(netns: str, config: dict[str, Any], log: Path) -> dict[str, Any]:
+    # RAY_TMPDIR: Ray keeps its sessions and the "current cluster" file there (else under /tmp/ray).
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_DEDUP_LOGS": "0"}
+           "RAY_DEDUP_LOGS": "0", "RAY_TMPDIR": config["ray_temp"]}
     with open(log, "w", encoding="utf-8") as err:
         proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, str(SCENARIO), json.dumps(config)],
                                 stdout=subprocess.PIPE, stderr=err, text=True, env=env, start_new_session=True)
@@ -137,6 +138,7 @@ def test_node_loss_join_and_controller_failover(
         mounts = [{"path": f"/cam{n}", "source": "file", "file": str(clip), "fps": 10, "shared": True}
                   for n in range(CAMERAS)]
         ray_temp = Path("/tmp") / f"civicam-ray-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths are long
+        ray_temp.mkdir()
         config = {
             "cameras": cams, "mounts": mounts, "rtsp_port": RTSP_PORT, "ray_temp": str(ray_temp),
             "settings": {
