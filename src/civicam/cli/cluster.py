@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
@@ -28,17 +27,9 @@ def _connect(address: str) -> None:
 
 
 def _status(controller: Any, timeout: float) -> dict[str, Any]:
-    import ray
+    from civicam.scale.controller import controller_status
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            st: dict[str, Any] = ray.get(controller.status.remote(), timeout=timeout)
-            return st
-        except ray.exceptions.RayError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)  # Ray is (re)starting the controller; ask again
+    return controller_status(controller, timeout)
 
 
 def _show(st: dict[str, Any]) -> None:
@@ -82,14 +73,11 @@ def status(address: Address = "auto", json_out: Json = False) -> None:
 def stop(address: Address = "auto") -> None:
     """Stop every recorder (each finishes its segment) and the controller."""
     _connect(address)
-    import ray
-
-    from civicam.scale.controller import find_controller
+    from civicam.scale.controller import find_controller, stop_controller
 
     controller = find_controller()
     if controller is None:
         out.print("no civicam controller runs on this cluster; nothing to stop")
         return
-    ray.get(controller.shutdown.remote(), timeout=120)
-    ray.kill(controller, no_restart=True)
+    stop_controller(controller)
     out.print("stopped the controller and every worker")

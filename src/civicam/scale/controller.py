@@ -301,3 +301,22 @@ def find_controller() -> Any | None:
         return ray.get_actor(CONTROLLER, namespace=NAMESPACE)
     except ValueError:
         return None
+
+
+def controller_status(controller: Any, timeout: float) -> dict[str, Any]:
+    """The controller's status, asked again while Ray (re)starts it, until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            st: dict[str, Any] = ray.get(controller.status.remote(), timeout=timeout)
+            return st
+        except RayError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)  # the actor is starting or restarting; ask again
+
+
+def stop_controller(controller: Any, timeout: float = 120) -> None:
+    """Stop every worker (each camera finishes its segment), then the controller for good."""
+    ray.get(controller.shutdown.remote(), timeout=timeout)
+    ray.kill(controller, no_restart=True)
