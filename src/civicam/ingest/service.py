@@ -65,6 +65,8 @@ class RecordingService:
         self._supervisors: dict[int, Supervisor] = {}
         self._specs: dict[int, SourceSpec] = {}
         self._lock = threading.RLock()
+        self._stopping: set[Supervisor] = set()  # stopped by a refresh, not yet joined and forgotten
+        self._stopped = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._wake_cleaner = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -154,6 +156,7 @@ class RecordingService:
                     sup = self._supervisors.pop(cam_id)
                     sup.stop()
                     stopped.append(sup)
+                    self._stopping.add(sup)
                     self._specs.pop(cam_id, None)
                     self._log.info("camera %s: recording stopped", cam_id)
             for cam_id, spec in wanted.items():
@@ -165,13 +168,20 @@ class RecordingService:
                 self._specs[cam_id] = spec
                 sup.start()
                 self._log.info("camera %s: recording started", cam_id)
+        patience = self.settings.connect_timeout_s + self.settings.segment_target_s * 2
+        # Joined before the index writer forgets the camera, so its last segment is written first.
         for sup in stopped:
-            if wait:
-                sup.join(self.settings.connect_timeout_s + self.settings.segment_target_s * 2)
+            sup.join(patience)
             if sup.spec.camera_id not in wanted:
                 # Another process may record it next: what this one remembers of it would be stale then.
                 self.indexer.forget(sup.spec.camera_id)
-        if wait and stopped:
+            with self._stopped:
+                self._stopping.discard(sup)
+                self._stopped.notify_all()
+        if wait:
+            # A refresh of the poll loop may have stopped some of them just before this one: wait for those too.
+            with self._stopped:
+                self._stopped.wait_for(lambda: not self._stopping, timeout=patience * 2)
             self.indexer.flush(30)
 
     def health(self) -> dict[int, CameraHealth]:
