@@ -10,7 +10,7 @@ DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plu
         gstreamer1.0-x gstreamer1.0-tools ffmpeg chromium
 PYTEST_ARGS ?=
 
-.PHONY: run test venv system-deps lint typecheck bench bench-controller clean train-mask train-faces eval-faces web
+.PHONY: run test venv system-deps lint typecheck bench clean train-mask train-faces eval-faces web
 
 run: $(STAMP) web
 	CIVICAM_DATA_DIR=$${CIVICAM_DATA_DIR:-./var/demo} $(VENV)/bin/civicam demo
@@ -61,6 +61,7 @@ bench: $(STAMP) system-deps
 	$(PY) bench/analytics.py
 
 # The cluster controller's decision time for 200,000 cameras (docs/benchmarks.md, "Cluster controller").
+.PHONY: bench-controller
 bench-controller: $(STAMP)
 	nice $(PY) bench/controller.py
 
