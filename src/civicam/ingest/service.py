@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import func, select
 
@@ -32,6 +33,13 @@ def recording_settings(ctx: Context) -> RecordingSettings:
 def store_for(ctx: Context) -> LocalDiskStore:
     """The segment store of the hub: ``<data_dir>/recordings``."""
     return LocalDiskStore(ctx.settings.data_dir / "recordings")
+
+
+@runtime_checkable
+class RecordingHealthSource(Protocol):
+    """Whatever records the hub's cameras, here or on a cluster: the API's recording health reads it."""
+
+    def recording_health(self) -> dict[int, CameraHealth]: ...
 
 
 class RecordingService:
@@ -188,6 +196,9 @@ class RecordingService:
         """Per camera: state and since when, counters, last (redacted) error, and the disk-paused flag."""
         with self._lock:
             return {cam_id: sup.health() for cam_id, sup in self._supervisors.items()}
+
+    def recording_health(self) -> dict[int, CameraHealth]:
+        return self.health()
 
     # -- storage --------------------------------------------------------------------------------------
 

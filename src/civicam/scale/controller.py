@@ -33,6 +33,7 @@ from civicam.context import Context, open_context
 from civicam.db.models import Camera
 from civicam.domain.placement import Plan, analytics_capacity, capacity, plan
 from civicam.ingest.service import RecordingService
+from civicam.ingest.supervisor import CameraHealth
 from civicam.scale.runtime import CONTROLLER, NAMESPACE, NodeInfo, live_nodes, worker_name
 from civicam.scale.worker import WORKER_OPTIONS, NodeWorkerActor, settings_for_workers
 
@@ -237,6 +238,17 @@ class Reconciler:
         return {"rounds": self.rounds, "plan_ms": round(self.last_plan_ms, 3), "nodes": nodes,
                 "unplaced": self.unplaced, "events": list(self.events)}
 
+    def health(self) -> dict[int, CameraHealth]:
+        """Every ready worker's recorder health, merged (a worker that does not answer is left out)."""
+        refs = [s.handle.health.remote() for s in list(self.slots.values()) if s.ready]
+        out: dict[int, CameraHealth] = {}
+        for ref in refs:
+            try:
+                out.update(ray.get(ref, timeout=self.cfg.ping_timeout_s))
+            except RayError:
+                continue
+        return out
+
     def close_workers(self) -> None:
         for node_id, slot in list(self.slots.items()):
             try:
@@ -272,6 +284,10 @@ class Controller:
     def status(self) -> dict[str, Any]:
         with self._lock:
             return self.reconciler.status()
+
+    def health(self) -> dict[int, CameraHealth]:
+        # Not under the round's lock: a handover must not hold the dashboard up, and the slots are only read.
+        return self.reconciler.health()
 
     def shutdown(self) -> None:
         """Stop reconciling and every worker (``civicam cluster stop``); the caller then kills this actor."""
@@ -314,6 +330,12 @@ def controller_status(controller: Any, timeout: float) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)  # the actor is starting or restarting; ask again
+
+
+def cluster_health(controller: Any, timeout: float = 10) -> dict[int, CameraHealth]:
+    """Recorder health of every camera the cluster records, from its workers."""
+    health: dict[int, CameraHealth] = ray.get(controller.health.remote(), timeout=timeout)
+    return health
 
 
 def stop_controller(controller: Any, timeout: float = 120) -> None:

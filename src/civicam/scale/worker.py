@@ -18,6 +18,7 @@ import ray
 from civicam.config.settings import Settings, get_settings
 from civicam.context import Context, open_context
 from civicam.ingest.service import RecordingService
+from civicam.ingest.supervisor import CameraHealth
 
 if TYPE_CHECKING:
     from civicam.analytics.service import AnalyticsService
@@ -64,11 +65,9 @@ class NodeWorker:
                 self.analytics.set_scope(analysing)
         return self.ping()
 
-    def health(self) -> dict[int, dict[str, Any]]:
-        """Per camera this node records: state, segments, reconnects (the dashboard's recording health)."""
-        return {cam: {"state": h.state, "segments": h.segments, "reconnects": h.reconnects,
-                      "last_segment_end": h.last_segment_end.isoformat() if h.last_segment_end else None}
-                for cam, h in self.recording.health().items()}
+    def health(self) -> dict[int, CameraHealth]:
+        """Per camera this node records: the supervisor's health snapshot (errors already redacted)."""
+        return self.recording.health()
 
     def close(self) -> None:
         """Stop everything (each camera finishes its segment); the controller calls it for a graceful exit."""

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from civicam.config.settings import get_settings
 from civicam.db.session import Database
-from civicam.scale.controller import ensure_controller, find_controller
+from civicam.scale.controller import cluster_health, ensure_controller, find_controller
 from civicam.scale.runtime import NAMESPACE, worker_name
 from civicam.storage.models import Segment
 from support.rtsp import RtspServer
@@ -119,6 +119,8 @@ def main() -> int:
             wait_for(lambda: balanced(3, 10), 60, "30 cameras on 3 nodes, 10 each")
             wait_for(lambda: recorded_since(cams, start), 40, "a segment from every camera")
             report["recording_s"] = time.monotonic() - t0
+            # What the dashboard's recording health shows in cluster mode, gathered from the workers.
+            report["health"] = {str(c): h.state for c, h in cluster_health(find_controller()).items()}
 
             # 1. A node dies (SIGKILL of its raylet and workers): its cameras resume on the other two.
             before = holdings(status())

@@ -186,6 +186,9 @@ def check(report: dict[str, Any], url_tcp: str, data_dir: Path) -> None:
         gaps_of[gap.camera_id].append(gap)
     t_remove, t_add, t_kill, t_end = (when(report, k) for k in ("t_remove", "t_add", "t_kill", "t_end"))
 
+    # The recording health the API shows in cluster mode: every camera, online, from the workers.
+    assert report["health"] == {str(c): "online" for c in cams}
+
     # Never two recorders for one camera: its segments never overlap, and its sequence never repeats.
     for cam, rows in by_cam.items():
         assert [r.seq for r in rows] == list(range(len(rows))), f"camera {cam}: sequence numbers repeat or skip"

@@ -8,8 +8,9 @@ from recording_helpers import LOG, add_cameras, fast_settings, new_context, wait
 from sqlalchemy import select
 
 from civicam.db.session import Database
-from civicam.ingest.service import RecordingService
+from civicam.ingest.service import RecordingHealthSource, RecordingService
 from civicam.storage.models import Gap, Segment
+from support.hub import Api
 from support.rtsp import RtspServer
 
 
@@ -59,3 +60,23 @@ def test_handover_keeps_one_recorder_and_one_sequence(rec_server: RtspServer, tm
             after = [r for r in rows if r.start >= g.end]
             assert before and after and before[-1].end == g.start and after[0].start == g.end
     ctx.close()
+
+
+def test_recording_health_reads_whatever_records(sqlite_api: Api, closed_port: int) -> None:
+    """The API's recording health asks the RecordingHealthSource it runs beside: this process's recorders
+    here, a cluster's workers with ``serve --cluster`` (ClusterService, checked in the cluster test)."""
+    ctx = sqlite_api.ctx
+    cam, other = add_cameras(ctx, [f"rtsp://127.0.0.1:{closed_port}/a", f"rtsp://127.0.0.1:{closed_port}/b"])
+    svc = RecordingService(ctx, LOG, settings=fast_settings(), scope=[cam], maintenance=False)
+    assert isinstance(svc, RecordingHealthSource)
+    svc.start()
+    try:
+        sqlite_api.client.app.state.services = [svc]  # type: ignore[attr-defined]
+        headers = sqlite_api.user("watcher", "operator")
+        body = sqlite_api.client.get("/api/recording/health", headers=headers).json()
+        assert body["running"] is True and [c["camera_id"] for c in body["cameras"]] == [cam]
+        sqlite_api.client.app.state.services = []  # type: ignore[attr-defined]
+        assert sqlite_api.client.get("/api/recording/health", headers=headers).json() == {"running": False,
+                                                                                          "cameras": []}
+    finally:
+        svc.close()
