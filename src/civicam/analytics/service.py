@@ -100,7 +100,9 @@ class AnalyticsService:
         state = self._cameras.get(camera_id)
         if state is None:
             s = self.settings
-            detector = create_detector(s.detector, {"min_score": ANALYTICS_MIN_SCORE})
+            shared = self._batch().detector if s.batch_cameras > 1 else None
+            # Batched: every camera uses the node's one shared detector (on its GPU), not a session each.
+            detector = shared if shared is not None else create_detector(s.detector, {"min_score": ANALYTICS_MIN_SCORE})
             analyzer = VideoAnalyzer(FrameAnalyzer(detector=detector), fps=s.fps)
             state = CameraState(camera_id, analyzer, SuitabilityWindow(s.suitability_window),
                                 deque(maxlen=s.max_backlog))
