@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +29,23 @@ class NodeInfo:
     is_head: bool
 
 
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail at once when nothing listens at ``host:port``: Ray itself would retry for minutes."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConnectionError(f"not a host:port address: {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from None
+
+
 def connect(address: str | None) -> None:
     """Join the cluster at ``address`` (``auto``: the one this machine belongs to) in civicam's namespace."""
     if ray.is_initialized():
         return
+    if address and address != "auto" and not address.startswith("ray://"):
+        check_reachable(address)
     ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False,
              logging_level=logging.WARNING, configure_logging=True)
 
