@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +48,14 @@ def connect(address: str | None) -> None:
         return
     if address and address != "auto" and not address.startswith("ray://"):
         check_reachable(address)
+    # ray.init replaces SIGTERM's handler with sys.exit; the hub's server (uvicorn) must keep its own, or a
+    # stop would skip its orderly shutdown (services closed, exports ended).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
     ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False,
              logging_level=logging.WARNING, configure_logging=True)
+    if main and previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def disconnect() -> None:
