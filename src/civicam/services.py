@@ -17,8 +17,16 @@ class Service(Protocol):
     def close(self) -> None: ...
 
 
-def background_services(ctx: Context) -> list[Service]:
-    """Recording first (it never waits on anything else), then analytics of what it wrote, then alerts."""
+def background_services(ctx: Context, cluster: str | None = None) -> list[Service]:
+    """Recording first (it never waits on anything else), then analytics of what it wrote, then alerts.
+
+    ``cluster``: a Ray cluster's address; its controller records and analyses instead of this process.
+    """
+    if cluster is not None:
+        from civicam.scale.service import ClusterService  # imports Ray: only when asked for
+
+        return [ClusterService(ctx, cluster, logging.getLogger("civicam.cluster")),
+                AlertService(ctx, logging.getLogger("civicam.alerts"), interval_s=ctx.settings.alert_interval_s)]
     return [
         RecordingService(ctx, logging.getLogger("civicam.recording")),
         AnalyticsService(ctx, logging.getLogger("civicam.analytics")),

@@ -76,3 +76,65 @@ def test_a_backlog_that_overflows_drops_the_oldest_and_says_so(hub: Context) -> 
     assert svc.poll_once() == 4
     h = svc.health()[1]
     assert (h.backlog, h.dropped_segments) == (2, 2)
+
+
+@pytest.mark.timeout(300)
+def test_batched_analysis_counts_what_camera_by_camera_analysis_counts(tmp_path: Path) -> None:
+    """Three cameras' segments detected in shared network runs (the GPU path, here on the CPU provider)."""
+    counts = {}
+    for mode in ("single", "batch"):
+        ctx = open_context(make_settings(tmp_path / mode, f"sqlite:///{tmp_path / mode}.db"), create=True)
+        with ctx.db.session() as s:
+            region = service.add_region(s, ACTOR, "North")
+            site = service.add_site(s, ACTOR, region, "Mall", "Ana", "ana@mall.example")
+            for n in range(3):
+                cam = service.add_camera(s, ACTOR, ctx.secrets, site.id, f"Door {n}", f"rtsp://127.0.0.1:9/d{n}")
+                cam.status = "accepted"
+        store = store_for(ctx)
+        svc = AnalyticsService(ctx, LOG, settings=AnalyticsSettings(batch_cameras=3 if mode == "batch" else 1))
+        svc.poll_once()
+        for cam in (1, 2, 3):
+            face_clip(Path(store.spool(segment_path(cam, T0))), visible_faces(cam), 2.0)
+        reconcile(ctx.db, store, LOG)
+        assert svc.poll_once() == 3
+        if mode == "batch":
+            assert svc.work_batch(timeout=0) == 3  # all three cameras in one batch
+            assert svc.work_batch(timeout=0) == 0
+        else:
+            while svc.work_once(timeout=0):
+                pass
+        svc.flush()
+        with ctx.db.session() as s:
+            counts[mode] = {cam: total(s, "camera", cam, T0 - timedelta(hours=1), T0 + timedelta(hours=1)).people
+                            for cam in (1, 2, 3)}
+        assert {c: h.analyzed_segments for c, h in svc.health().items()} == {1: 1, 2: 1, 3: 1}
+        ctx.close()
+    assert counts["batch"] == counts["single"]
+    # One and two people walk through cameras 1 and 2; of camera 3's three, the 2 s clip counts those
+    # whose track completes (the single path is the reference for it).
+    assert counts["single"][1] == 1 and counts["single"][2] == 2 and counts["single"][3] >= 2
+
+
+def test_a_scoped_service_analyses_only_its_cameras(tmp_path: Path) -> None:
+    """One cluster node's analytics: the cameras its controller gave it, and none once they are taken away."""
+    ctx = open_context(make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'civicam.db'}"), create=True)
+    with ctx.db.session() as s:
+        region = service.add_region(s, ACTOR, "North")
+        site = service.add_site(s, ACTOR, region, "Mall", "Ana", "ana@mall.example")
+        for n in range(2):
+            cam = service.add_camera(s, ACTOR, ctx.secrets, site.id, f"Door {n}", f"rtsp://127.0.0.1:9/d{n}")
+            cam.status = "accepted"
+    store = store_for(ctx)
+    svc = AnalyticsService(ctx, LOG, scope=[2])
+    svc.poll_once()
+    for cam in (1, 2):
+        face_clip(Path(store.spool(segment_path(cam, T0))), visible_faces(1, 60), 0.4)
+    reconcile(ctx.db, store, LOG)
+    assert svc.poll_once() == 1 and set(svc.health()) == {2}
+    svc.set_scope([])
+    for cam in (1, 2):
+        face_clip(Path(store.spool(segment_path(cam, T0 + timedelta(seconds=2)))), visible_faces(1, 60), 0.4)
+    reconcile(ctx.db, store, LOG)
+    assert svc.poll_once() == 0
+    assert svc.health()[2].backlog == 0  # what was queued for it was dropped with it
+    ctx.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -65,9 +66,12 @@ class FrameAnalyzer:
         self.labeller = labeller if labeller is not None else MaskLabeller()
         self.report_score = report_score
 
-    def analyze_raw(self, frame: Frame) -> tuple[Detections, list[MaskResult]]:
-        """All detections down to the detector's own threshold, with their mask results."""
-        faces = self.detector.detect(frame)
+    def analyze_raw(self, frame: Frame, faces: Detections | None = None) -> tuple[Detections, list[MaskResult]]:
+        """All detections down to the detector's own threshold, with their mask results.
+
+        ``faces``: detections already made for this frame (in a batch with other cameras' frames).
+        """
+        faces = self.detector.detect(frame) if faces is None else faces
         return faces, self.labeller.classify(frame, faces)
 
     def analyze(self, frame: Frame) -> list[FaceResult]:
@@ -85,14 +89,23 @@ class VideoReport:
     suitability: Suitability  # from the heights of confidently detected faces (numbers only)
 
 
-def sample_frames(source: str | Path, fps: float) -> Iterator[tuple[float, Frame]]:
-    """Decode ``source`` with PyAV and yield (seconds, BGR frame) about ``fps`` times per second."""
+def sample_frames(source: str | Path, fps: float, decoder: str | None = None) -> Iterator[tuple[float, Frame]]:
+    """Decode ``source`` with PyAV and yield (seconds, BGR frame) about ``fps`` times per second.
+
+    ``decoder``: an FFmpeg decoder by name (NVDEC's ``h264_cuvid`` on a GPU node, from
+    ``civicam.analytics.accel.choose_decoder``) instead of the stream's default software one.
+    """
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         period = 1.0 / fps
         next_t = 0.0
-        for i, frame in enumerate(container.decode(stream)):
+        decoded: Iterator[Any] = container.decode(stream)
+        if decoder is not None:
+            codec: Any = av.CodecContext.create(decoder, "r")
+            codec.extradata = stream.codec_context.extradata
+            decoded = (f for packet in container.demux(stream) for f in codec.decode(packet))
+        for i, frame in enumerate(decoded):
             t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 25)
             if t + 1e-6 < next_t:
                 continue

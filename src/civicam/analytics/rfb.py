@@ -9,6 +9,7 @@ the original frame. Only boxes leave this module: no landmarks, no embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -36,15 +37,21 @@ class RfbDetector:
     name = "rfb"
 
     def __init__(self, min_score: float = 0.5, side: int = 640, nms_iou: float = 0.4, threads: int = 1,
-                 model_path: Path = DEFAULT_MODEL) -> None:
+                 model_path: Path = DEFAULT_MODEL, providers: Sequence[str] = ("CPUExecutionProvider",),
+                 max_batch: int = 16) -> None:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        # providers: civicam.analytics.accel.choose_providers (CUDA or TensorRT on a GPU node, else CPU).
+        self._session = ort.InferenceSession(str(model_path), opts, providers=list(providers))
+        self.providers = list(self._session.get_providers())
         shape = self._session.get_inputs()[0].shape
         # A graph exported with a fixed input (the published RFB models) gets the frame stretched to it.
         self._fixed = (int(shape[3]), int(shape[2])) if all(isinstance(d, int) for d in shape[2:]) else None
         self.min_score, self.side, self.nms_iou = min_score, side, nms_iou
+        if isinstance(shape[0], int):
+            max_batch = 1  # a graph exported for one image at a time
+        self.max_batch = max_batch
 
     def _input_size(self, w: int, h: int) -> tuple[float, float, int, int]:
         """(x scale, y scale, network width, network height) for a w x h frame."""
@@ -55,6 +62,9 @@ class RfbDetector:
         return s, s, -(-rw // ALIGN) * ALIGN, -(-rh // ALIGN) * ALIGN
 
     def detect(self, frame_bgr: Frame) -> Detections:
+        return self.detect_batch([frame_bgr])[0]
+
+    def _prepare(self, frame_bgr: Frame) -> tuple[npt.NDArray[np.float32], tuple[float, float, int, int, int, int]]:
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame_bgr.dtype} {frame_bgr.shape}")
         h, w = frame_bgr.shape[:2]
@@ -65,15 +75,39 @@ class RfbDetector:
         canvas = np.full((nh, nw, 3), PAD_VALUE, np.uint8)
         canvas[:rh, :rw] = img
         blob = cv2.dnn.blobFromImage(canvas, 1 / 128, (nw, nh), (127, 127, 127), swapRB=True)
-        scores, offsets = self._session.run(None, {"input": blob})
-        face = 1.0 - scores[0, :, 0]
+        return np.asarray(blob, np.float32), (sx, sy, nw, nh, w, h)
+
+    def _finish(self, scores: npt.NDArray[np.float32], offsets: npt.NDArray[np.float32],
+                geometry: tuple[float, float, int, int, int, int]) -> Detections:
+        sx, sy, nw, nh, w, h = geometry
+        face = 1.0 - scores[:, 0]
         keep = np.nonzero(face >= self.min_score)[0]
         if not len(keep):
             return Detections()
-        boxes = decode(offsets[0, keep], priors(nw, nh)[keep]) * np.array([nw / sx, nh / sy, nw / sx, nh / sy],
-                                                                          np.float32)
+        boxes = decode(offsets[keep], priors(nw, nh)[keep]) * np.array([nw / sx, nh / sy, nw / sx, nh / sy],
+                                                                       np.float32)
         best = nms(boxes, face[keep], self.nms_iou)
         kept = keep[best]
-        p_mask = scores[0, kept, MASK_CLASS] / np.maximum(face[kept], 1e-6)
+        p_mask = scores[kept, MASK_CLASS] / np.maximum(face[kept], 1e-6)
         labels = tuple("mask" if p >= 0.5 else "no_mask" for p in p_mask)
         return Detections(boxes[best], face[kept], labels, p_mask).clipped(w, h)
+
+    def detect_batch(self, frames: Sequence[Frame]) -> list[Detections]:
+        """Faces in several frames (several cameras' frames, say) with one network run per batch.
+
+        Frames of one network input size share a run, up to ``max_batch`` at a time: on a GPU that is
+        what keeps the device busy; on a CPU it costs the same as one by one. Results are in input order.
+        """
+        prepared = [self._prepare(f) for f in frames]
+        out: list[Detections | None] = [None] * len(frames)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (_, geometry) in enumerate(prepared):
+            groups.setdefault((geometry[2], geometry[3]), []).append(i)
+        for members in groups.values():
+            for start in range(0, len(members), self.max_batch):
+                chunk = members[start:start + self.max_batch]
+                blob = np.concatenate([prepared[i][0] for i in chunk], axis=0)
+                scores, offsets = self._session.run(None, {"input": blob})
+                for j, i in enumerate(chunk):
+                    out[i] = self._finish(scores[j], offsets[j], prepared[i][1])
+        return [d if d is not None else Detections() for d in out]

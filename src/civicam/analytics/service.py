@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from queue import Empty, Queue
@@ -18,8 +18,10 @@ from queue import Empty, Queue
 from sqlalchemy import select
 
 from civicam.analytics.aggregation import CameraEvent, add_events
+from civicam.analytics.batching import Batcher
+from civicam.analytics.detections import Detections
 from civicam.analytics.faces import ANALYTICS_MIN_SCORE, create_detector
-from civicam.analytics.pipeline import FrameAnalyzer, VideoAnalyzer, sample_frames
+from civicam.analytics.pipeline import Frame, FrameAnalyzer, VideoAnalyzer, sample_frames
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.config.analytics import AnalyticsSettings
 from civicam.context import Context
@@ -73,9 +75,12 @@ class AnalyticsService:
     """start()/close() lifecycle like every hub service; ``poll_once``/``work_once`` drive it in tests."""
 
     def __init__(self, ctx: Context, logger: logging.Logger, *, store: SegmentStore | None = None,
-                 settings: AnalyticsSettings | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 settings: AnalyticsSettings | None = None, clock: Callable[[], datetime] = utcnow,
+                 scope: Collection[int] | None = None) -> None:
         from civicam.ingest.service import store_for
 
+        # None: every accepted camera; else only these (one cluster node's share, see set_scope).
+        self.scope: frozenset[int] | None = None if scope is None else frozenset(scope)
         self.ctx, self.log, self.clock = ctx, logger, clock
         self.settings = settings or ctx.settings.analytics
         self.store = store or store_for(ctx)
@@ -87,6 +92,7 @@ class AnalyticsService:
         self._started = False
         self._guard = threading.Lock()
         self._detector_lock = threading.Lock()
+        self._batcher: Batcher | None = None
 
     # --- discovery ---------------------------------------------------------------------------------
 
@@ -94,27 +100,48 @@ class AnalyticsService:
         state = self._cameras.get(camera_id)
         if state is None:
             s = self.settings
-            detector = create_detector(s.detector, {"min_score": ANALYTICS_MIN_SCORE})
+            shared = self._batch().detector if s.batch_cameras > 1 else None
+            # Batched: every camera uses the node's one shared detector (on its GPU), not a session each.
+            detector = shared if shared is not None else create_detector(s.detector, {"min_score": ANALYTICS_MIN_SCORE})
             analyzer = VideoAnalyzer(FrameAnalyzer(detector=detector), fps=s.fps)
             state = CameraState(camera_id, analyzer, SuitabilityWindow(s.suitability_window),
                                 deque(maxlen=s.max_backlog))
             self._cameras[camera_id] = state
         return state
 
+    def set_scope(self, cameras: Collection[int]) -> None:
+        """Analyse only these cameras from now on; the open tracks of those dropped are ended and stored."""
+        scope = frozenset(cameras)
+        with self._guard:
+            self.scope = scope
+            gone = [self._cameras[c] for c in self._cameras if c not in scope]
+        events: list[CameraEvent] = []
+        for state in gone:
+            with state.lock:
+                state.backlog.clear()
+            events += self._stamp(state, state.analyzer.tracker.flush())
+            state.last = None  # if it comes back, its tracks start afresh
+        if events:
+            with self.ctx.db.session() as s:
+                add_events(s, events)
+
     def poll_once(self) -> int:
         """Queue segments published since the last poll for accepted cameras; returns how many."""
+        scope = self.scope
+        if scope is not None and not scope:
+            return 0
         with self.ctx.db.session() as s:
             if not self._started:
                 # On start, begin at the newest segment: analytics is live, not a re-run of old footage.
                 newest = s.execute(select(Segment.id).order_by(Segment.id.desc()).limit(1)).scalar_one_or_none()
                 self._last_segment_id = newest - 1 if newest else 0
                 self._started = True
-            rows = s.execute(
-                select(Segment.id, Segment.camera_id, Segment.path, Segment.start, Segment.end, Segment.session)
-                .join(Camera, Camera.id == Segment.camera_id)
-                .where(Segment.id > self._last_segment_id, Camera.status == "accepted")
-                .order_by(Segment.id).limit(1000)
-            ).all()
+            query = (select(Segment.id, Segment.camera_id, Segment.path, Segment.start, Segment.end, Segment.session)
+                     .join(Camera, Camera.id == Segment.camera_id)
+                     .where(Segment.id > self._last_segment_id, Camera.status == "accepted"))
+            if scope is not None:
+                query = query.where(Segment.camera_id.in_(sorted(scope)))
+            rows = s.execute(query.order_by(Segment.id).limit(1000)).all()
         for sid, cid, path, start, end, session in rows:
             self._last_segment_id = max(self._last_segment_id, sid)
             with self._guard:
@@ -130,7 +157,9 @@ class AnalyticsService:
 
     # --- analysis ----------------------------------------------------------------------------------
 
-    def _analyse(self, state: CameraState, seg: SegmentRef) -> list[CameraEvent]:
+    def _analyse(self, state: CameraState, seg: SegmentRef,
+                 decoded: list[tuple[float, Frame, Detections | None]] | None = None) -> list[CameraEvent]:
+        """One segment of one camera; ``decoded``: its frames already sampled and detected (a batch)."""
         out: list[CameraEvent] = []
         prev = state.last
         if prev is None or seg.session != prev.session or seg.start - prev.end > TRACK_BREAK:
@@ -139,8 +168,10 @@ class AnalyticsService:
         assert state.origin is not None
         offset = (seg.start - state.origin).total_seconds()
         fa = state.analyzer.frame_analyzer
-        for t, frame in sample_frames(self.store.local_path(seg.path), state.analyzer.fps):
-            faces, results = fa.analyze_raw(frame)
+        if decoded is None:
+            decoded = [(t, f, None) for t, f in sample_frames(self.store.local_path(seg.path), state.analyzer.fps)]
+        for t, frame, found in decoded:
+            faces, results = fa.analyze_raw(frame, found)
             state.suitability.add(float(h) for h, sc in zip(faces.heights, faces.scores, strict=True)
                                   if sc >= fa.report_score)
             out += self._stamp(state, state.analyzer.tracker.update(offset + t, faces, results))
@@ -182,6 +213,69 @@ class AnalyticsService:
                 state.queued = False
         return True
 
+    def _batch(self) -> Batcher:
+        if self._batcher is None:
+            self._batcher = Batcher(self.settings.detector, self.settings.accelerator)
+        return self._batcher
+
+    def work_batch(self, timeout: float = 0.5) -> int:
+        """The next segment of up to ``batch_cameras`` waiting cameras, their frames detected together.
+
+        Detection, the bulk of the work, runs in shared network runs across cameras (one GPU call for
+        many cameras' frames); tracking and counting then go camera by camera in time order, as in
+        ``work_once``. Returns how many segments were analysed.
+        """
+        try:
+            first = self._ready.get(timeout=timeout)
+        except Empty:
+            return 0
+        cids = [first]
+        while len(cids) < self.settings.batch_cameras:
+            try:
+                cids.append(self._ready.get_nowait())
+            except Empty:
+                break
+        work: list[tuple[CameraState, SegmentRef]] = []
+        for cid in cids:
+            state = self._cameras[cid]
+            with state.lock:
+                seg = state.backlog.popleft() if state.backlog else None
+            if seg is not None:
+                work.append((state, seg))
+        batcher = self._batch()
+        decoded: list[list[tuple[float, Frame]]] = []
+        for state, seg in work:
+            try:
+                decoded.append(list(sample_frames(self.store.local_path(seg.path), state.analyzer.fps,
+                                                  batcher.decoder_for(seg.path, self.store))))
+            except Exception:  # a torn segment: count it against its camera, analyse the others
+                decoded.append([])
+                state.errors += 1
+                self.log.exception("analytics: camera %s segment %s could not be decoded", state.camera_id, seg.id)
+        found = batcher.detect([f for frames in decoded for _, f in frames])
+        i = 0
+        for (state, seg), frames in zip(work, decoded, strict=True):
+            mine = found[i:i + len(frames)]
+            i += len(frames)
+            try:
+                events = self._analyse(state, seg, [(t, f, d) for (t, f), d in zip(frames, mine, strict=True)])
+                if events:
+                    with self.ctx.db.session() as s:
+                        add_events(s, events)
+                state.people += len(events)
+                state.analyzed += 1
+            except Exception:  # one bad segment must not stop analytics for this camera
+                state.errors += 1
+                self.log.exception("analytics: camera %s segment %s failed", state.camera_id, seg.id)
+        for cid in cids:
+            state = self._cameras[cid]
+            with state.lock:
+                if state.backlog:
+                    self._ready.put(cid)
+                else:
+                    state.queued = False
+        return len(work)
+
     def flush(self) -> int:
         """End every open track (on shutdown, or in tests) and store the resulting events."""
         events: list[CameraEvent] = []
@@ -214,7 +308,10 @@ class AnalyticsService:
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():
-            self.work_once()
+            if self.settings.batch_cameras > 1:
+                self.work_batch()
+            else:
+                self.work_once()
 
     def start(self) -> None:
         if not self.settings.enabled:

@@ -20,12 +20,13 @@ log = logging.getLogger(__name__)
 ROUTERS = (auth, regions, sites, cameras, users, audit, recordings, live, analytics)
 
 
-def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
-    """The hub's ASGI app; ``with_services`` also runs recording and analytics for the app's lifetime."""
+def create_app(ctx: Context, with_services: bool = False, cluster: str | None = None) -> FastAPI:
+    """The hub's ASGI app; ``with_services`` also runs recording and analytics for the app's lifetime
+    (here, or on the Ray cluster at ``cluster``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = background_services(ctx) if with_services else []
+        services = background_services(ctx, cluster) if with_services else []
         if with_services:
             # This hub is starting: none of its exports can be running; one still marked so was cut short.
             abandoned = abandon_running_exports(ctx.db)

@@ -13,6 +13,7 @@ from civicam.auth.passwords import generate_password, hash_password
 from civicam.auth.users import UserError, create_user
 from civicam.bootstrap import initialise
 from civicam.cli.analyze import app as analyze_app
+from civicam.cli.cluster import cluster_app
 from civicam.cli.common import FAILED, context, fail, local_actor, out, print_json, settings
 from civicam.cli.recordings import export, hold_app, recordings_app
 from civicam.cli.recordings import record as record_command
@@ -31,6 +32,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(recordings_app, name="recordings")
 app.add_typer(hold_app, name="hold")
 app.add_typer(analyze_app, name="analyze")
+app.add_typer(cluster_app, name="cluster")
 app.command("export")(export)
 app.command("record")(record_command)
 
@@ -135,12 +137,15 @@ def audit_list(limit: Annotated[int, typer.Option(min=1, max=10000)] = 50, json_
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        help="Record and analyse on the Ray cluster at this address (host:port or 'auto') instead of in "
+        "this process; see 'civicam cluster'.")] = None,
 ) -> None:
     """Run the hub: API, web dashboard, recording and analytics of accepted cameras."""
     from civicam.server import run
 
     ctx = context()
-    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port)
+    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port, cluster=cluster)
 
 
 @app.command()

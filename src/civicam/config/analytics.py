@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -21,4 +23,12 @@ class AnalyticsSettings(BaseModel):
     min_cell_size: int = Field(
         5, ge=1, description="Aggregates leave out any camera's 15 minutes with fewer people than this (but "
         "some): such a count is a fact about one or a few people. 1: nothing is left out.",
+    )
+    batch_cameras: int = Field(
+        1, ge=1, le=256, description="Cameras whose next segments are analysed together, their frames detected "
+        "in shared network runs (a GPU node's setting); 1: each camera on its own.",
+    )
+    accelerator: Literal["auto", "tensorrt", "cuda", "cpu"] = Field(
+        "auto", description="onnxruntime provider for batched detection and NVDEC decoding: 'auto' takes "
+        "TensorRT, then CUDA, where onnxruntime and FFmpeg have them, else the CPU.",
     )

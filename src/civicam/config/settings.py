@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from civicam.config.analytics import AnalyticsSettings
+from civicam.config.cluster import ClusterSettings
 from civicam.config.recording import RecordingSettings
 from civicam.domain.policy import Policy
 
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     )
     analytics: AnalyticsSettings = Field(
         default_factory=AnalyticsSettings, description="Live entrance analytics of accepted cameras."
+    )
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings, description="Recorders and analytics on a Ray cluster (civicam cluster)."
     )
     alert_webhook_url: str | None = Field(
         None, description="Default webhook that receives new alerts (JSON POST); rules may name their own."

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import func, select
 
@@ -34,8 +35,21 @@ def store_for(ctx: Context) -> LocalDiskStore:
     return LocalDiskStore(ctx.settings.data_dir / "recordings")
 
 
+@runtime_checkable
+class RecordingHealthSource(Protocol):
+    """Whatever records the hub's cameras, here or on a cluster: the API's recording health reads it."""
+
+    def recording_health(self) -> dict[int, CameraHealth]: ...
+
+
 class RecordingService:
-    """Records every camera whose status is 'accepted'; ``start`` returns at once, ``close`` stops everything."""
+    """Records every camera whose status is 'accepted'; ``start`` returns at once, ``close`` stops everything.
+
+    ``scope`` limits it to some of them (one node of a cluster records the cameras its controller gave it;
+    see ``set_scope``). ``maintenance=False`` leaves out start-up repair and the retention cleaner, which
+    must run once per store, not once per node: repair would discard the partial segments other nodes are
+    writing.
+    """
 
     def __init__(
         self,
@@ -45,8 +59,12 @@ class RecordingService:
         settings: RecordingSettings | None = None,
         store: SegmentStore | None = None,
         clock: Callable[[], datetime] = utcnow,
+        scope: Collection[int] | None = None,
+        maintenance: bool = True,
     ) -> None:
         self.ctx = ctx
+        self._scope: frozenset[int] | None = None if scope is None else frozenset(scope)
+        self._maintenance = maintenance
         self.settings = settings or recording_settings(ctx)
         self.store: SegmentStore = store or store_for(ctx)
         self._log = logger
@@ -55,6 +73,8 @@ class RecordingService:
         self._supervisors: dict[int, Supervisor] = {}
         self._specs: dict[int, SourceSpec] = {}
         self._lock = threading.RLock()
+        self._stopping: set[Supervisor] = set()  # stopped by a refresh, not yet joined and forgotten
+        self._stopped = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._wake_cleaner = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -67,10 +87,14 @@ class RecordingService:
         if not self.settings.enabled:
             self._log.info("recording is disabled (recording.enabled = false)")
             return
-        self.reconcile_report = reconcile(self.ctx.db, self.store, self._log)
+        if self._maintenance:
+            self.reconcile_report = reconcile(self.ctx.db, self.store, self._log)
         self.indexer.start()
         self.refresh()
-        for target, name in ((self._poll_loop, "rec-refresh"), (self._cleaner_loop, "rec-cleaner")):
+        loops = [(self._poll_loop, "rec-refresh")]
+        if self._maintenance:
+            loops.append((self._cleaner_loop, "rec-cleaner"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -94,10 +118,33 @@ class RecordingService:
 
     # -- cameras --------------------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Start recorders for newly accepted cameras and stop those no longer accepted or changed."""
+    def set_scope(self, cameras: Collection[int]) -> None:
+        """Record only these cameras (those of them that are accepted) from now on.
+
+        Returns once the cameras dropped from the scope have stopped and their last segments are in the
+        index, so another node may take them over at once: it opens their gap where this one stopped,
+        and the two never record one camera at the same time.
+        """
+        with self._lock:
+            self._scope = frozenset(cameras)
+        if self.settings.enabled:
+            self.refresh(wait=True)
+
+    @property
+    def scope(self) -> frozenset[int] | None:
+        return self._scope
+
+    def refresh(self, wait: bool = False) -> None:
+        """Start recorders for newly accepted cameras and stop those no longer accepted or changed.
+
+        ``wait``: join the stopped recorders and flush the index before returning (a handover).
+        """
         with self.ctx.db.session() as session:
-            cams = session.execute(select(Camera).where(Camera.status == "accepted")).scalars().all()
+            query = select(Camera).where(Camera.status == "accepted")
+            scope = self._scope
+            if scope is not None:
+                query = query.where(Camera.id.in_(sorted(scope)))
+            cams = session.execute(query).scalars().all() if scope is None or scope else []
             wanted: dict[int, SourceSpec] = {}
             for cam in cams:
                 user, pw = credentials(self.ctx.secrets, cam)
@@ -106,13 +153,18 @@ class RecordingService:
                                             self.settings.connect_timeout_s)
             last_end = dict(session.execute(
                 select(Segment.camera_id, func.max(Segment.end)).group_by(Segment.camera_id)).tuples().all())
+        stopped: list[Supervisor] = []
         with self._lock:
             if self._stop.is_set():
                 return
+            if self._scope is not None and self._scope != scope:
+                return  # the scope changed while the database was read; that call's refresh decides
             for cam_id in list(self._supervisors):
                 if self._specs.get(cam_id) != wanted.get(cam_id):
                     sup = self._supervisors.pop(cam_id)
                     sup.stop()
+                    stopped.append(sup)
+                    self._stopping.add(sup)
                     self._specs.pop(cam_id, None)
                     self._log.info("camera %s: recording stopped", cam_id)
             for cam_id, spec in wanted.items():
@@ -124,11 +176,29 @@ class RecordingService:
                 self._specs[cam_id] = spec
                 sup.start()
                 self._log.info("camera %s: recording started", cam_id)
+        patience = self.settings.connect_timeout_s + self.settings.segment_target_s * 2
+        # Joined before the index writer forgets the camera, so its last segment is written first.
+        for sup in stopped:
+            sup.join(patience)
+            if sup.spec.camera_id not in wanted:
+                # Another process may record it next: what this one remembers of it would be stale then.
+                self.indexer.forget(sup.spec.camera_id)
+            with self._stopped:
+                self._stopping.discard(sup)
+                self._stopped.notify_all()
+        if wait:
+            # A refresh of the poll loop may have stopped some of them just before this one: wait for those too.
+            with self._stopped:
+                self._stopped.wait_for(lambda: not self._stopping, timeout=patience * 2)
+            self.indexer.flush(30)
 
     def health(self) -> dict[int, CameraHealth]:
         """Per camera: state and since when, counters, last (redacted) error, and the disk-paused flag."""
         with self._lock:
             return {cam_id: sup.health() for cam_id, sup in self._supervisors.items()}
+
+    def recording_health(self) -> dict[int, CameraHealth]:
+        return self.health()
 
     # -- storage --------------------------------------------------------------------------------------
 

@@ -26,6 +26,11 @@ class _GapOp:
     detail: str
 
 
+@dataclass(frozen=True)
+class _ForgetOp:
+    camera_id: int
+
+
 def next_seq(session: Session, camera_id: int) -> int:
     """The sequence number the camera's next segment gets."""
     last = session.execute(select(func.max(Segment.seq)).where(Segment.camera_id == camera_id)).scalar_one()
@@ -84,7 +89,7 @@ class Indexer:
         self._db = db
         self._linger_s = linger_s
         self._log = logger
-        self._queue: queue.Queue[SegmentDone | _GapOp | None] = queue.Queue()
+        self._queue: queue.Queue[SegmentDone | _GapOp | _ForgetOp | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="rec-indexer", daemon=True)
         self._idle = threading.Event()
         self._idle.set()
@@ -102,6 +107,15 @@ class Indexer:
         self._idle.clear()
         self._queue.put(_GapOp(camera_id, start, reason, detail))
 
+    def forget(self, camera_id: int) -> None:
+        """Drop what this writer remembers of a camera (sequence, open gap) once its queued rows are written.
+
+        For a camera that another process records next (a cluster moved it): its rows would change the
+        sequence number and gaps under this writer's feet.
+        """
+        self._idle.clear()
+        self._queue.put(_ForgetOp(camera_id))
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is committed."""
         return self._idle.wait(timeout)
@@ -113,7 +127,7 @@ class Indexer:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch: list[SegmentDone | _GapOp] = []
+            batch: list[SegmentDone | _GapOp | _ForgetOp] = []
             item = self._queue.get()
             if item is None:
                 stopping = True
@@ -134,7 +148,7 @@ class Indexer:
             if self._queue.empty():
                 self._idle.set()
 
-    def _write(self, batch: Sequence[SegmentDone | _GapOp]) -> None:
+    def _write(self, batch: Sequence[SegmentDone | _GapOp | _ForgetOp]) -> None:
         try:
             with self._db.session() as session:
                 self._apply(session, batch)
@@ -149,12 +163,16 @@ class Indexer:
                 except Exception:  # noqa: BLE001
                     self._log.exception("recording index write failed for camera %s", item.camera_id)
 
-    def _apply(self, session: Session, batch: Sequence[SegmentDone | _GapOp]) -> None:
+    def _apply(self, session: Session, batch: Sequence[SegmentDone | _GapOp | _ForgetOp]) -> None:
         # The Indexer is the only writer of segments and gaps, so it can remember each camera's sequence
         # number and open gap instead of asking the database for them on every segment.
         rows: list[dict[str, object]] = []
         for item in batch:
             cam = item.camera_id
+            if isinstance(item, _ForgetOp):
+                self._seq.pop(cam, None)
+                self._gap.pop(cam, None)
+                continue
             if cam not in self._gap:
                 self._gap[cam] = _open_start(session, cam)
             if isinstance(item, SegmentDone):

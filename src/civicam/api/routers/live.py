@@ -13,7 +13,7 @@ from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
 from civicam.context import Context
 from civicam.domain.roles import Perm
-from civicam.ingest.service import RecordingService, recording_settings
+from civicam.ingest.service import RecordingHealthSource, recording_settings
 from civicam.live import hls
 from civicam.live.edge import live_state
 from civicam.live.serving import (
@@ -148,8 +148,8 @@ def segment_bytes(camera_id: int, mode: Literal["live", "playback"], segment_id:
 def recording_health(actor: Reader, request: Request, ctx: Ctx) -> dict[str, Any]:
     """Per camera: online/reconnecting/offline since when, counters, last error (redacted), disk paused."""
     for svc in getattr(request.app.state, "services", []):
-        if isinstance(svc, RecordingService):
-            health = svc.health()
+        if isinstance(svc, RecordingHealthSource):  # this process's recorders, or the cluster's
+            health = svc.recording_health()
             with ctx.db.session() as session:
                 visible = visible_camera_ids(session, actor, health)
             return {"running": True, "cameras": [
