@@ -112,7 +112,8 @@ class AnalyticsService:
             rows = s.execute(
                 select(Segment.id, Segment.camera_id, Segment.path, Segment.start, Segment.end, Segment.session)
                 .join(Camera, Camera.id == Segment.camera_id)
-                .where(Segment.id > self._last_segment_id, Camera.status == "accepted")
+                .where(Segment.id > self._last_segment_id, Camera.status == "accepted",
+                       Camera.view_only.is_(False))
                 .order_by(Segment.id).limit(1000)
             ).all()
         for sid, cid, path, start, end, session in rows:

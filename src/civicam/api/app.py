@@ -10,14 +10,14 @@ from fastapi import APIRouter, FastAPI
 
 from civicam import __version__
 from civicam.api import errors
-from civicam.api.routers import analytics, audit, auth, cameras, live, recordings, regions, sites, users
+from civicam.api.routers import analytics, audit, auth, cameras, edge, live, recordings, regions, sites, users
 from civicam.context import Context
 from civicam.live.playback import abandon_running_exports
 from civicam.services import background_services
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (auth, regions, sites, cameras, users, audit, recordings, live, analytics)
+ROUTERS = (auth, regions, sites, cameras, users, audit, recordings, live, analytics, edge)
 
 
 def create_app(ctx: Context, with_services: bool = False) -> FastAPI:

@@ -33,6 +33,12 @@ app.add_typer(hold_app, name="hold")
 app.add_typer(analyze_app, name="analyze")
 app.command("export")(export)
 app.command("record")(record_command)
+# --- edge: site gateways ---
+from civicam.cli.edge import edge_app, site_token  # noqa: E402
+
+app.add_typer(edge_app, name="edge")
+site_app.command("token")(site_token)
+# --- end edge ---
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -51,6 +57,11 @@ def init(json_out: Json = False) -> None:
     out.print(f"Initialised civicam in {s.data_dir}")
     out.print(f"Admin user: admin   password: [bold]{result.admin_password}[/bold]")
     out.print("This password is shown only once; store it in your password manager.")
+    from civicam.auth.tls import fingerprint_pem_file, tls_files
+
+    files = tls_files(s)
+    if files is not None:
+        out.print(f"TLS certificate for site gateways: {files[0]} (SHA-256 {fingerprint_pem_file(files[0])})")
 
 
 @user_app.command("add")
@@ -135,12 +146,13 @@ def audit_list(limit: Annotated[int, typer.Option(min=1, max=10000)] = 50, json_
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Serve HTTPS (needed by site gateways).")] = False,
 ) -> None:
     """Run the hub: API, web dashboard, recording and analytics of accepted cameras."""
     from civicam.server import run
 
     ctx = context()
-    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port)
+    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port, tls=tls)
 
 
 @app.command()

@@ -97,7 +97,8 @@ class RecordingService:
     def refresh(self) -> None:
         """Start recorders for newly accepted cameras and stop those no longer accepted or changed."""
         with self.ctx.db.session() as session:
-            cams = session.execute(select(Camera).where(Camera.status == "accepted")).scalars().all()
+            cams = session.execute(select(Camera).where(Camera.status == "accepted", Camera.source == "pull",
+                                                  Camera.view_only.is_(False))).scalars().all()
             wanted: dict[int, SourceSpec] = {}
             for cam in cams:
                 user, pw = credentials(self.ctx.secrets, cam)
