@@ -30,6 +30,7 @@ def edge_run(config: Annotated[Path, typer.Option("--config", help="The gateway'
     except (OSError, ValueError, ValidationError) as exc:
         fail(f"invalid gateway configuration {config}: {exc}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the gateway's own
     log = logging.getLogger("civicam.edge")
     stop = threading.Event()
 

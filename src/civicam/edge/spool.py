@@ -149,9 +149,11 @@ class Spool:
             item = Spooled(done.camera_id, done.path, done.start, done.end, done.bytes, digest,
                            self._take_seq(done.camera_id), done.frames, done.keyframes, done.init_bytes, done.codec,
                            done.width, done.height, done.session)
-            self._write_sidecar(item)
+            # Journal before sidecar: a crash between leaves a segment without a sidecar, which recovery
+            # journals again (same path and digest), never an uploaded segment missing from the journal.
             with open(self.root / "recorded.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(item.to_json()) + "\n")
+            self._write_sidecar(item)
             self._ready.setdefault(item.local_id, {})[item.path] = item
             self._apply_quota()
         self._on_change()
