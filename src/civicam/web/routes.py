@@ -359,8 +359,8 @@ def site_page(request: Request, site_id: int, page: int = Query(1, ge=1)) -> HTM
         info = {"id": site.id, "name": site.name, "region": region.name if region else "?",
                 "region_id": site.region_id, "contact_name": site.contact_name,
                 "contact_email": site.contact_email, "contact_phone": site.contact_phone}
-        cam_rows = [{"id": c.id, "name": c.name, "status": c.status, "health": health.get(c.id, {}).get("state")}
-                    for c in cams]
+        cam_rows = [{"id": c.id, "name": c.name, "status": c.status, "health": health.get(c.id, {}).get("state"),
+                     "view_only": c.view_only, "source": c.source} for c in cams]
     return render(request, "site.html", actor, token, site=info, cameras=cam_rows, pg=pager)
 
 
