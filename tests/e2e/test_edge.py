@@ -112,8 +112,8 @@ def test_hub_outage_sigkill_and_quota(tmp_path: Path, rtsp_server: RtspServer) -
         assert waiting_a >= OUTAGE_S / TARGET_S * 0.7, f"gateway A kept recording: {waiting_a} segments spooled"
         biggest = max(e["bytes"] for e in gw_b.recorded())
         assert peak_b <= quota + biggest, f"gateway B's spool reached {peak_b} bytes over its quota {quota}"
+        restarted = datetime.now().astimezone()  # before the start: a gateway may call as soon as it listens
         hub.start()
-        restarted = datetime.now().astimezone()
 
         # --- catch-up; gateway A is killed mid-upload and restarted ----------------------------------
         incoming = hub.data_dir / "recordings" / "incoming"

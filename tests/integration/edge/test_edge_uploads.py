@@ -20,6 +20,7 @@ from civicam.ingest.service import store_for
 from civicam.ingest.uploads import UploadError, UploadService, segment_meta
 from civicam.registry import service
 from civicam.storage.models import Gap, Segment
+from support.hub import ADMIN_PASSWORD, Api
 
 ACTOR = Actor(name="test", source="pytest", role="admin")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -145,3 +146,32 @@ def test_spool_quota_drops_oldest_and_merges_one_gap(tmp_path: Path) -> None:
     assert again.recover() == 0
     assert [k.seq for k in again.pending(1)] == [3, 4, 5]
     assert again._take_seq(1) == 6
+
+
+def test_token_api_and_site_page(sqlite_api: Api) -> None:
+    """The dashboard's site page drives the same token API: admins issue/rotate/revoke, operators may not."""
+    site_a, _ = sites(sqlite_api.ctx)
+    admin = sqlite_api.login("admin", ADMIN_PASSWORD)
+    c = sqlite_api.client
+    r = c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin)
+    assert r.status_code == 200 and r.json()["token"].startswith("cst_")
+    assert c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin).status_code == 409
+    rotated = c.post(f"/api/sites/{site_a}/token", json={"action": "rotate"}, headers=admin).json()["token"]
+    gw = {"Authorization": f"Bearer {rotated}"}
+    assert c.post("/api/edge/health", json={"spool_bytes": 5}, headers=gw).status_code == 200
+    old = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert c.post("/api/edge/health", json={}, headers=old).status_code == 401
+    status = c.get(f"/api/sites/{site_a}/gateway", headers=admin).json()
+    assert status["enrolled"] and status["health"] == {"spool_bytes": 5} and status["last_contact"]
+    operator = sqlite_api.user("op", "operator")
+    assert c.post(f"/api/sites/{site_a}/token", json={"action": "revoke"}, headers=operator).status_code == 403
+    assert c.post(f"/api/sites/{site_a}/token", json={"action": "revoke"}, headers=admin).json()["revoked"] == 1
+    assert c.post("/api/edge/health", json={}, headers=gw).status_code == 401
+    # A gateway camera marked view-only shows so on the site page.
+    UploadService(sqlite_api.ctx.db, store_for(sqlite_api.ctx)).register_camera(site_a, "Lobby", True,
+                                                                                {"verdict": "accepted"})
+    r = c.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD, "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303
+    page = c.get(f"/sites/{site_a}")
+    assert page.status_code == 200, page.text
+    assert 'data-testid="view-only"' in page.text and "Site gateway" in page.text
