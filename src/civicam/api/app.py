@@ -41,6 +41,9 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
             ahead = getattr(app.state, "blur_ahead", None)
             if ahead is not None:
                 ahead.close()
+            relays = getattr(app.state, "relays", None)  # made by the first view of a view-only camera
+            if relays is not None:
+                relays.close()
             exports = getattr(app.state, "export_workers", None)  # made by the first export request
             if exports is not None:
                 exports.close()

@@ -335,7 +335,7 @@ def camera_page(request: Request, camera_id: int) -> HTMLResponse:
         site = s.get(Site, cam.site_id)
         camera = {"id": cam.id, "name": cam.name, "url": redact(cam.url), "status": cam.status, "site_id": cam.site_id,
                   "site": site.name if site else "?", "created_at": cam.created_at, "probed_at": cam.probed_at,
-                  "has_credentials": cam.has_credentials}
+                  "has_credentials": cam.has_credentials, "view_only": cam.view_only, "source": cam.source}
         probe = _probe_view(service.latest_probe(s, cam.id))
     health = _recording_health(request).get(camera_id)
     return render(request, "camera.html", actor, token, camera=camera, probe=probe, health=health)
