@@ -88,6 +88,7 @@ class HubClient:
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 443
         self._http: httpx.Client | None = None
+        self._tried: set[str] = set()  # segments whose upload was attempted in this run
 
     def close(self) -> None:
         if self._http is not None:
@@ -159,11 +160,21 @@ class HubClient:
                 "sha256": item.sha256, "seq": item.seq, "frames": item.frames, "keyframes": item.keyframes,
                 "init_bytes": item.init_bytes, "codec": item.codec, "width": item.width, "height": item.height,
                 "session": item.session}
-        r = self.request("POST", "/api/edge/uploads",
-                         headers={"Upload-Length": str(item.bytes), "Upload-Metadata": encode_metadata(meta)})
+        headers = {"Upload-Length": str(item.bytes), "Upload-Metadata": encode_metadata(meta)}
+        # First try: the segment's bytes ride on the creation request (tus creation-with-upload), so a segment
+        # costs one request. A retry creates without a body: the hub may hold some bytes already, and the
+        # answer's offset says where to continue.
+        first = item.path not in self._tried
+        self._tried.add(item.path)
+        if first:
+            r = self.request("POST", "/api/edge/uploads", content=_read(path, 0, self.cfg.chunk_bytes),
+                             headers={**headers, "Content-Type": "application/offset+octet-stream"})
+        else:
+            r = self.request("POST", "/api/edge/uploads", headers=headers)
         if r.status_code not in (200, 201):
             raise self._refusal(r)
         if "Civicam-Stored" in r.headers:
+            self._tried.discard(item.path)
             return int(r.headers["Civicam-Stored"])
         location = r.headers["Location"]
         offset = int(r.headers.get("Upload-Offset", "0"))
@@ -181,6 +192,7 @@ class HubClient:
             if r.status_code != 204:
                 raise self._refusal(r)
             if "Civicam-Stored" in r.headers:
+                self._tried.discard(item.path)
                 return int(r.headers["Civicam-Stored"])
             new_offset = int(r.headers["Upload-Offset"])
             if new_offset <= offset:

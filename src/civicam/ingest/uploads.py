@@ -268,12 +268,15 @@ class UploadService:
         with self._locks_guard:
             self._busy.discard(upload_id)
 
-    def _complete(self, site_id: int, upload_id: str) -> int:
+    def _complete(self, site_id: int, upload_id: str, written: int = 0, resumed: bool = False,
+                  digest: str | None = None) -> int:
         rel = _incoming(upload_id)
         path = self.store.local_path(rel)
-        digest = _sha256_file(path)
+        digest = digest or _sha256_file(path)
         with self.db.session() as s:
             row = self._get(s, site_id, upload_id)
+            row.received_bytes += written
+            row.resumes += int(resumed)
             if digest != row.sha256:
                 # Start over: the bytes on the hub are not the segment; the gateway's copy is kept and resent.
                 os.truncate(path, 0)
@@ -334,6 +337,7 @@ class Appender:
         self.length = length
         self.stored: int | None = done
         self._written = 0
+        self._hash = hashlib.sha256() if offset == 0 else None
         self._fh = open(svc.store.local_path(_incoming(upload_id)), "ab") if done is None else None
 
     def write(self, chunk: bytes) -> None:
@@ -342,6 +346,8 @@ class Appender:
         if self.offset + self._written + len(chunk) > self.length:
             raise UploadError(400, "too_long", "The body runs past Upload-Length.")
         self._fh.write(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
         self._written += len(chunk)
 
     def close(self) -> tuple[int, int | None]:
@@ -352,15 +358,18 @@ class Appender:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
-            with self._svc.db.session() as s:
-                row = self._svc._get(s, self._site_id, self.upload_id)
-                row.received_bytes += self._written
-                if self.offset > 0 and self._written > 0:
-                    row.resumes += 1
             new_offset = self.offset + self._written
+            resumed = self.offset > 0 and self._written > 0
             if new_offset < self.length:
+                with self._svc.db.session() as s:
+                    row = self._svc._get(s, self._site_id, self.upload_id)
+                    row.received_bytes += self._written
+                    row.resumes += int(resumed)
                 return new_offset, None
-            return self.length, self._svc._complete(self._site_id, self.upload_id)
+            # One transaction for the byte count, the index row and "done"; the digest was taken on the way
+            # when the whole segment came in this request.
+            digest = self._hash.hexdigest() if self._hash is not None else None
+            return self.length, self._svc._complete(self._site_id, self.upload_id, self._written, resumed, digest)
         finally:
             if self._fh is not None and not self._fh.closed:
                 self._fh.close()

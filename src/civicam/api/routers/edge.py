@@ -85,17 +85,43 @@ def report_camera(body: CameraReport, site_id: GatewaySite, svc: Uploads) -> Res
 
 
 @router.post("/edge/uploads")
-def create_upload(site_id: GatewaySite, svc: Uploads,
-                  upload_length: Annotated[int, Header()], upload_metadata: Annotated[str, Header()]) -> Response:
+async def create_upload(request: Request, site_id: GatewaySite, svc: Uploads,
+                        upload_length: Annotated[int, Header()], upload_metadata: Annotated[str, Header()],
+                        content_type: Annotated[str, Header()] = "") -> Response:
+    """Create (or find) the upload; with a body (tus creation-with-upload) its first bytes come along, which
+    for a segment sent in one piece makes the whole delivery one request."""
     try:
-        created = svc.create(site_id, segment_meta(parse_metadata(upload_metadata)), upload_length)
+        meta = segment_meta(parse_metadata(upload_metadata))
+        created = await run_in_threadpool(svc.create, site_id, meta, upload_length)
     except UploadError as exc:
         return _refused(exc)
-    headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(created.offset)}
-    if created.stored_segment is not None:
-        headers["Civicam-Stored"] = str(created.stored_segment)
-        return Response(status_code=200, headers=headers)
+    offset, stored = created.offset, created.stored_segment
+    with_body = content_type.split(";")[0].strip() == "application/offset+octet-stream"
+    if with_body and stored is None and offset == 0:
+        # A body for an upload the hub already has bytes of is not read: the answer's offset says where to go on.
+        try:
+            offset, stored = await _append(request, svc, site_id, created.upload_id, 0)
+        except UploadError as exc:
+            return _refused(exc)
+    headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset)}
+    if stored is not None:
+        headers["Civicam-Stored"] = str(stored)
+        return Response(status_code=200 if created.stored_segment is not None else 201, headers=headers)
     return Response(status_code=201, headers=headers)
+
+
+async def _append(request: Request, svc: UploadService, site_id: int, upload_id: str,
+                  offset: int) -> tuple[int, int | None]:
+    writer = await run_in_threadpool(svc.appender, site_id, upload_id, offset)
+    try:
+        async for chunk in request.stream():
+            writer.write(chunk)
+    except ClientDisconnect:
+        pass  # the link broke: what arrived is kept and the gateway resumes from it (close below)
+    except BaseException:
+        await run_in_threadpool(writer.close)
+        raise
+    return await run_in_threadpool(writer.close)
 
 
 @router.head("/edge/uploads/{upload_id}")
@@ -117,16 +143,7 @@ async def upload_append(upload_id: str, request: Request, site_id: GatewaySite, 
     if content_type.split(";")[0].strip() != "application/offset+octet-stream":
         return JSONResponse({"detail": "Content-Type must be application/offset+octet-stream."}, 415, headers=TUS)
     try:
-        writer = await run_in_threadpool(svc.appender, site_id, upload_id, upload_offset)
-    except UploadError as exc:
-        return _refused(exc)
-    try:
-        try:
-            async for chunk in request.stream():
-                writer.write(chunk)
-        except ClientDisconnect:
-            pass  # the link broke: what arrived is kept and the gateway resumes from it (close below)
-        offset, stored = await run_in_threadpool(writer.close)
+        offset, stored = await _append(request, svc, site_id, upload_id, upload_offset)
     except UploadError as exc:
         return _refused(exc)
     headers = {**TUS, "Upload-Offset": str(offset)}
