@@ -6,6 +6,7 @@ hub's database read directly."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,18 @@ from civicam.auth.tls import generate_self_signed
 from civicam.ingest.uploads import encode_metadata
 from support.edge import Gateway, Hub, Relay, sha256_file, wait_for
 from support.rtsp import RtspServer
-from support.rtsp_fixtures import SECURE_PASSWORD, SECURE_USER
+from support.rtsp_fixtures import SECURE_PASSWORD, SECURE_USER, STANDARD_MOUNTS
+from support.services import require
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
+
+
+@pytest.fixture
+def cameras(rtsp_available: bool) -> Iterator[RtspServer]:
+    """An RTSP server of the test's own (a SIGKILLed gateway's reset connections stay within it)."""
+    require(rtsp_available, "GStreamer RTSP server (python3-gi + gir1.2-gst-rtsp-server-1.0)")
+    with RtspServer([m for m in STANDARD_MOUNTS if m["path"] in ("/good", "/secure")]) as server:
+        yield server
 
 TARGET_S = 2.0
 OUTAGE_S = 120.0  # the issue's "hub stopped for 2 minutes"
@@ -76,7 +86,7 @@ def contiguous(segs: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
             if b["start"] - a["end"] > timedelta(milliseconds=1)]
 
 
-def test_hub_outage_sigkill_and_quota(tmp_path: Path, rtsp_server: RtspServer) -> None:
+def test_hub_outage_sigkill_and_quota(tmp_path: Path, cameras: RtspServer) -> None:
     """Hub stopped for 2 minutes while two gateways record: afterwards every segment is on the hub exactly
     once with equal digests and no gap (gateway A, killed with SIGKILL mid-upload during the catch-up and
     restarted), live first; gateway B's small quota dropped the oldest and the hub has one gap with the
@@ -87,12 +97,12 @@ def test_hub_outage_sigkill_and_quota(tmp_path: Path, rtsp_server: RtspServer) -
     tok_a, tok_b = hub.token(site_a), hub.token(site_b)
     hub.start()
     gw_a = Gateway(tmp_path / "gw-a", hub, tok_a["hub_fingerprint"], tok_a["token"],
-                   [{"name": "Door", "url": rtsp_server.url("/secure"), "username": SECURE_USER,
+                   [{"name": "Door", "url": cameras.url("/secure"), "username": SECURE_USER,
                      "password_env": "DOOR_PASSWORD"}], chunk_bytes=32 * 1024)
     gw_a.env["DOOR_PASSWORD"] = SECURE_PASSWORD
     quota = 700_000
     gw_b = Gateway(tmp_path / "gw-b", hub, tok_b["hub_fingerprint"], tok_b["token"],
-                   [{"name": "Hall", "url": rtsp_server.url("/good")}], quota_bytes=quota)
+                   [{"name": "Hall", "url": cameras.url("/good")}], quota_bytes=quota)
     gw_a.start()
     gw_b.start()
     try:
@@ -186,7 +196,7 @@ def test_hub_outage_sigkill_and_quota(tmp_path: Path, rtsp_server: RtspServer) -
     assert hub.query("SELECT url FROM cameras WHERE id = ?", cam_a)[0][0].startswith("edge://")
 
 
-def test_link_cut_resume_and_refusals(tmp_path: Path, rtsp_server: RtspServer) -> None:
+def test_link_cut_resume_and_refusals(tmp_path: Path, cameras: RtspServer) -> None:
     """The link cut mid-upload resumes at its offset; a wrong certificate, a revoked token, another site's
     camera and a tampered segment are refused with clear errors, the spool kept, retried where it helps."""
     hub = Hub(tmp_path / "hub")
@@ -197,9 +207,9 @@ def test_link_cut_resume_and_refusals(tmp_path: Path, rtsp_server: RtspServer) -
     relay = Relay(hub.port, rate=60_000)
     relay.open()
     gw_a = Gateway(tmp_path / "gw-a", hub, tok_a["hub_fingerprint"], tok_a["token"],
-                   [{"name": "Door", "url": rtsp_server.url("/good")}], hub_url=f"https://127.0.0.1:{relay.port}")
+                   [{"name": "Door", "url": cameras.url("/good")}], hub_url=f"https://127.0.0.1:{relay.port}")
     other = generate_self_signed(tmp_path / "other.crt", tmp_path / "other.key")
-    gw_b = Gateway(tmp_path / "gw-b", hub, other, tok_b["token"], [{"name": "Hall", "url": rtsp_server.url("/good")}])
+    gw_b = Gateway(tmp_path / "gw-b", hub, other, tok_b["token"], [{"name": "Hall", "url": cameras.url("/good")}])
     gw_a.start()
     gw_b.start()
     incoming = hub.data_dir / "recordings" / "incoming"
