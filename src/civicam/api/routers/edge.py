@@ -9,6 +9,7 @@ indexed; that is the gateway's signal to delete its copy.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -173,6 +174,8 @@ def report_gap(body: GapReport, site_id: GatewaySite, svc: Uploads) -> Response:
 @router.post("/edge/health")
 def report_health(body: dict[str, Any], site_id: GatewaySite, request: Request, ctx: Ctx) -> dict[str, str]:
     """The gateway's own health (spool use, upload lag) and each camera's; kept for the site page."""
+    if len(json.dumps(body)) > 64 * 1024:
+        raise HTTPException(413, "A health report is at most 64 KiB.")
     token = bearer_token(request) or ""
     with ctx.db.session() as s:
         row = site_tokens.site_for_token(s, token)
