@@ -118,8 +118,12 @@ def test_hub_outage_sigkill_and_quota(tmp_path: Path, cameras: RtspServer) -> No
         while time.monotonic() - stopped < OUTAGE_S:
             peak_b = max(peak_b, sum(p.stat().st_size for p in gw_b.waiting() if p.exists()))
             time.sleep(1.0)
-        waiting_a = len(gw_a.waiting())
-        assert waiting_a >= OUTAGE_S / TARGET_S * 0.7, f"gateway A kept recording: {waiting_a} segments spooled"
+        # Kept recording: the spooled segments cover the outage (stream time; a loaded box's encoder may
+        # stretch GOPs, so their number is not the measure).
+        names = {p.name for p in gw_a.waiting()}
+        covered = sum((datetime.fromisoformat(e["end"]) - datetime.fromisoformat(e["start"])).total_seconds()
+                      for e in journal_by_start(gw_a).values() if Path(e["path"]).name in names)
+        assert covered >= OUTAGE_S * 0.8, f"gateway A kept recording: {covered:.0f} s spooled in the outage"
         biggest = max(e["bytes"] for e in gw_b.recorded())
         assert peak_b <= quota + biggest, f"gateway B's spool reached {peak_b} bytes over its quota {quota}"
         restarted = datetime.now().astimezone()  # before the start: a gateway may call as soon as it listens
