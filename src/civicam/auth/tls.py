@@ -81,3 +81,9 @@ def ensure_certificate(settings: Settings) -> str | None:
         return None
     cert, key = default_tls_files(settings)
     return generate_self_signed(cert, key)
+
+
+def hub_fingerprint(settings: Settings) -> str | None:
+    """The fingerprint gateways pin: of the certificate the hub serves, if it has one."""
+    files = tls_files(settings)
+    return fingerprint_pem_file(files[0]) if files else None

@@ -57,8 +57,8 @@ def site_token(
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Issue the site gateway's enrolment token (shown once), rotate it, or revoke it."""
-    from civicam.api.routers.edge import hub_fingerprint
     from civicam.auth import site_tokens
+    from civicam.auth.tls import hub_fingerprint
 
     if rotate and revoke:
         fail("--rotate and --revoke exclude each other.")
@@ -75,7 +75,7 @@ def site_token(
         fail(str(exc))
     except site_tokens.SiteTokenError as exc:
         fail(str(exc), FAILED)
-    fingerprint = hub_fingerprint(ctx)
+    fingerprint = hub_fingerprint(ctx.settings)
     if json_out:
         print_json({"site_id": site_id, "token": issued.token, "hub_fingerprint": fingerprint})
         return

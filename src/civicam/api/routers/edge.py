@@ -23,8 +23,7 @@ from civicam.api.deps import Ctx, bearer_token, require
 from civicam.api.state import shared
 from civicam.audit.log import Actor
 from civicam.auth import site_tokens
-from civicam.auth.tls import fingerprint_pem_file, tls_files
-from civicam.context import Context
+from civicam.auth.tls import hub_fingerprint
 from civicam.db.base import utcnow
 from civicam.db.models import Site
 from civicam.domain.roles import Perm
@@ -205,7 +204,7 @@ def site_token(site_id: int, body: TokenAction, actor: Writer, ctx: Ctx) -> dict
             raise HTTPException(404, str(exc)) from None
         except site_tokens.SiteTokenError as exc:
             raise HTTPException(409, str(exc)) from None
-    return {"site_id": site_id, "token": issued.token, "hub_fingerprint": hub_fingerprint(ctx)}
+    return {"site_id": site_id, "token": issued.token, "hub_fingerprint": hub_fingerprint(ctx.settings)}
 
 
 @router.get("/sites/{site_id}/gateway")
@@ -219,9 +218,3 @@ def site_gateway(site_id: int, actor: Reader, ctx: Ctx) -> dict[str, Any]:
                 "token_issued": row.created_at.isoformat() if row else None,
                 "last_contact": row.last_contact.isoformat() if row and row.last_contact else None,
                 "health": row.health if row else None}
-
-
-def hub_fingerprint(ctx: Context) -> str | None:
-    """The fingerprint gateways pin: of the certificate the hub serves, if it has one."""
-    files = tls_files(ctx.settings)
-    return fingerprint_pem_file(files[0]) if files else None
