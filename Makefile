@@ -10,7 +10,7 @@ DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plu
         gstreamer1.0-x gstreamer1.0-tools ffmpeg chromium
 PYTEST_ARGS ?=
 
-.PHONY: run test venv system-deps lint typecheck bench clean train-mask train-faces eval-faces web fuzz
+.PHONY: run test venv system-deps lint typecheck bench clean train-mask train-faces eval-faces web fuzz bench-edge
 
 run: $(STAMP) web
 	CIVICAM_DATA_DIR=$${CIVICAM_DATA_DIR:-./var/demo} $(VENV)/bin/civicam demo
@@ -74,6 +74,11 @@ fuzz: $(STAMP)
 .PHONY: bench-controller
 bench-controller: $(STAMP)
 	nice $(PY) bench/controller.py
+
+# --- edge: hub receiving from site gateways vs pulling (docs/benchmarks.md#edge-gateways); the issue's size ---
+bench-edge: $(STAMP) system-deps
+	nice $(PY) bench/edge.py --gateways $${GATEWAYS:-20} --cameras $${CAMERAS:-10} --seconds 60 --outage 120
+# --- end edge ---
 
 # The training venv (PyTorch on CPU; a GPU is used where one is present).
 TRAIN_STAMP := .venv-train/.installed

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from civicam.audit.log import Actor, record
 from civicam.auth.passwords import generate_password
+from civicam.auth.tls import ensure_certificate
 from civicam.auth.users import create_user
 from civicam.config.settings import Settings
 from civicam.context import Context, open_context
@@ -24,6 +25,7 @@ class InitResult:
 def initialise(settings: Settings, actor: Actor) -> InitResult:
     """Idempotent: a hub that already has users is left exactly as it was."""
     ctx = open_context(settings, create=True)
+    ensure_certificate(settings)  # for site gateways to pin; served when the hub runs with TLS
     with ctx.db.session() as s:
         if s.execute(select(func.count()).select_from(User)).scalar_one() > 0:
             return InitResult(ctx, False, None)

@@ -7,13 +7,19 @@ import logging
 import uvicorn
 
 from civicam.api.app import create_app
+from civicam.auth.tls import tls_files
 from civicam.context import Context
 
 log = logging.getLogger("civicam")
 
 
-def run(ctx: Context, host: str, port: int, cluster: str | None = None) -> None:
-    """Serve until stopped; ``cluster``: recording and analytics run on that Ray cluster, not here."""
+def run(ctx: Context, host: str, port: int, cluster: str | None = None, tls: bool = False) -> None:
+    """Serve until stopped; ``cluster``: recording and analytics run on that Ray cluster, not here;
+    ``tls``: serve HTTPS (site gateways pin the hub's certificate)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(ctx, with_services=True, cluster=cluster)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    files = tls_files(ctx.settings) if tls or ctx.settings.tls else None
+    if (tls or ctx.settings.tls) and files is None:
+        raise SystemExit("TLS asked for but no certificate: set tls_cert and tls_key, or run 'civicam init'.")
+    uvicorn.run(app, host=host, port=port, log_level="info",
+                ssl_certfile=str(files[0]) if files else None, ssl_keyfile=str(files[1]) if files else None)

@@ -138,7 +138,8 @@ class AnalyticsService:
                 self._started = True
             query = (select(Segment.id, Segment.camera_id, Segment.path, Segment.start, Segment.end, Segment.session)
                      .join(Camera, Camera.id == Segment.camera_id)
-                     .where(Segment.id > self._last_segment_id, Camera.status == "accepted"))
+                     .where(Segment.id > self._last_segment_id, Camera.status == "accepted",
+                            Camera.view_only.is_(False)))
             if scope is not None:
                 query = query.where(Segment.camera_id.in_(sorted(scope)))
             rows = s.execute(query.order_by(Segment.id).limit(1000)).all()

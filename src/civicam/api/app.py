@@ -10,14 +10,14 @@ from fastapi import APIRouter, FastAPI
 
 from civicam import __version__
 from civicam.api import errors
-from civicam.api.routers import analytics, audit, auth, cameras, live, recordings, regions, sites, users
+from civicam.api.routers import analytics, audit, auth, cameras, edge, live, recordings, regions, sites, users
 from civicam.context import Context
 from civicam.live.playback import abandon_running_exports
 from civicam.services import background_services
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (auth, regions, sites, cameras, users, audit, recordings, live, analytics)
+ROUTERS = (auth, regions, sites, cameras, users, audit, recordings, live, analytics, edge)
 
 
 def create_app(ctx: Context, with_services: bool = False, cluster: str | None = None) -> FastAPI:
@@ -42,6 +42,9 @@ def create_app(ctx: Context, with_services: bool = False, cluster: str | None = 
             ahead = getattr(app.state, "blur_ahead", None)
             if ahead is not None:
                 ahead.close()
+            relays = getattr(app.state, "relays", None)  # made by the first view of a view-only camera
+            if relays is not None:
+                relays.close()
             exports = getattr(app.state, "export_workers", None)  # made by the first export request
             if exports is not None:
                 exports.close()

@@ -35,6 +35,12 @@ app.add_typer(analyze_app, name="analyze")
 app.add_typer(cluster_app, name="cluster")
 app.command("export")(export)
 app.command("record")(record_command)
+# --- edge: site gateways ---
+from civicam.cli.edge import edge_app, site_token  # noqa: E402
+
+app.add_typer(edge_app, name="edge")
+site_app.command("token")(site_token)
+# --- end edge ---
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -53,6 +59,11 @@ def init(json_out: Json = False) -> None:
     out.print(f"Initialised civicam in {s.data_dir}")
     out.print(f"Admin user: admin   password: [bold]{result.admin_password}[/bold]")
     out.print("This password is shown only once; store it in your password manager.")
+    from civicam.auth.tls import fingerprint_pem_file, tls_files
+
+    files = tls_files(s)
+    if files is not None:
+        out.print(f"TLS certificate for site gateways: {files[0]} (SHA-256 {fingerprint_pem_file(files[0])})")
 
 
 @user_app.command("add")
@@ -140,12 +151,13 @@ def serve(
     cluster: Annotated[str | None, typer.Option(
         help="Record and analyse on the Ray cluster at this address (host:port or 'auto') instead of in "
         "this process; see 'civicam cluster'.")] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Serve HTTPS (needed by site gateways).")] = False,
 ) -> None:
     """Run the hub: API, web dashboard, recording and analytics of accepted cameras."""
     from civicam.server import run
 
     ctx = context()
-    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port, cluster=cluster)
+    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port, cluster=cluster, tls=tls)
 
 
 @app.command()

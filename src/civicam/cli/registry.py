@@ -102,6 +102,8 @@ def camera_add(
     url: Annotated[str, typer.Option(help="rtsp://, http(s)://, file:// URL or a local path.")],
     username: Annotated[str | None, typer.Option(help="Stream username.")] = None,
     password_stdin: Annotated[bool, typer.Option(help="Read the stream password from standard input.")] = False,
+    view_only: Annotated[bool, typer.Option("--view-only", help="Watched live on demand only: never recorded "
+                                            "or analysed.")] = False,
     json_out: Json = False,
 ) -> None:
     """Register a camera (pending until probed). Prints its id."""
@@ -109,8 +111,10 @@ def camera_add(
     ctx = context()
     try:
         with ctx.db.session() as s:
-            cam = service.add_camera(s, local_actor(), ctx.secrets, site, name, url, username, password)
-            data = {"id": cam.id, "name": cam.name, "url": redact(cam.url), "status": cam.status}
+            cam = service.add_camera(s, local_actor(), ctx.secrets, site, name, url, username, password,
+                                     view_only=view_only)
+            data = {"id": cam.id, "name": cam.name, "url": redact(cam.url), "status": cam.status,
+                    "view_only": cam.view_only}
     except (service.RegistryError, service.NotFound) as exc:
         fail(str(exc))
     print_json(data) if json_out else out.print(data["id"])

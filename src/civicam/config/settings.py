@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         None, description="Default webhook that receives new alerts (JSON POST); rules may name their own."
     )
     alert_interval_s: float = Field(60.0, gt=0, description="How often alert rules are evaluated.")
+    # --- edge: TLS for site gateways ---
+    tls: bool = Field(False, description="Serve HTTPS (site gateways require it): the operator's tls_cert/tls_key, "
+                      "else the certificate 'civicam init' generated in <data_dir>/tls.")
+    tls_cert: Path | None = Field(None, description="PEM certificate the hub serves (the operator's own).")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    # --- end edge ---
     environment: str = Field("development", description="development or production; production refuses weak set-ups.")
 
     @field_validator("data_dir")

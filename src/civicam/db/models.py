@@ -58,12 +58,31 @@ class Camera(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     probed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Watched live only: probed and admitted like any camera, never recorded or analysed (relayed on demand).
+    view_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "pull": the hub reads the camera's stream; "edge": the site's gateway records it and uploads segments,
+    # and the hub never connects into the site (the URL is then only a label, the credentials stay there).
+    source: Mapped[str] = mapped_column(String(8), default="pull")
 
     site: Mapped[Site] = relationship(back_populates="cameras")
 
     @property
     def has_credentials(self) -> bool:
         return self.username_enc is not None or self.query_secrets_enc is not None
+
+
+class SiteToken(Base):
+    """A site gateway's enrolment token (only its SHA-256 is stored), and what the gateway last reported."""
+
+    __tablename__ = "site_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Probe(Base):

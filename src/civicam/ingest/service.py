@@ -140,7 +140,8 @@ class RecordingService:
         ``wait``: join the stopped recorders and flush the index before returning (a handover).
         """
         with self.ctx.db.session() as session:
-            query = select(Camera).where(Camera.status == "accepted")
+            query = select(Camera).where(Camera.status == "accepted", Camera.source == "pull",
+                                         Camera.view_only.is_(False))
             scope = self._scope
             if scope is not None:
                 query = query.where(Camera.id.in_(sorted(scope)))

@@ -20,6 +20,8 @@ def _targets(ctx: Context, actor: Actor, camera_ids: Sequence[int]) -> list[Prob
             camera = service.get_camera(session, actor, cid)
             if camera.status == "disabled":
                 raise service.RegistryError(f"Camera {cid} is disabled; enable it (set it to pending) first.")
+            if camera.source == "edge":
+                raise service.RegistryError(f"Camera {cid} is behind a site gateway; the gateway probes it.")
             user, pw = service.credentials(ctx.secrets, camera)
             targets.append(ProbeTarget(service.stream_url(ctx.secrets, camera), user, pw,
                                        service.policy_for(session, ctx.settings.policy, camera)))

@@ -146,6 +146,7 @@ def add_camera(
     url: str,
     username: str | None = None,
     password: str | None = None,
+    view_only: bool = False,
 ) -> Camera:
     site = get_site(session, actor, site_id)
     name = _name(name, "camera")
@@ -163,14 +164,15 @@ def add_camera(
         raise RegistryError(f"Camera '{name}' already exists at site {site.id}.")
     camera = Camera(site_id=site.id, name=name, url=parsed.url, username_enc=secrets.seal(user),
                     password_enc=secrets.seal(pw), query_secrets_enc=secrets.seal(parsed.query_secrets),
-                    status="pending")
+                    status="pending", view_only=view_only)
     session.add(camera)
     try:
         session.flush()
     except IntegrityError:
         raise RegistryError(f"Camera '{name}' already exists at site {site.id}.") from None
     record(session, actor, "camera.create", "camera", camera.id,
-           {"name": name, "site_id": site.id, "url": parsed.url, "has_credentials": camera.has_credentials})
+           {"name": name, "site_id": site.id, "url": parsed.url, "has_credentials": camera.has_credentials,
+            "view_only": view_only})
     return camera
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicam.db.base import Base, UTCDateTime, utcnow
@@ -98,3 +99,30 @@ class Export(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     unblurred: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EdgeUpload(Base):
+    """One segment a site gateway is uploading (resumable): its key, digest, and whether it is stored.
+
+    (camera, start) is unique: a retried or duplicated upload of the same segment finds this row, so a
+    segment is stored once whatever the gateway or the network does.
+    """
+
+    __tablename__ = "edge_uploads"
+    __table_args__ = (UniqueConstraint("camera_id", "start", name="uq_edge_uploads_camera_start"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    sha256: Mapped[str] = mapped_column(String(64))
+    length: Mapped[int] = mapped_column(BigInteger)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open, done
+    # Bytes the hub received for it in all, and how often it continued at an offset > 0: the resume oracle.
+    received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    resumes: Mapped[int] = mapped_column(Integer, default=0)
+    segment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -335,7 +335,7 @@ def camera_page(request: Request, camera_id: int) -> HTMLResponse:
         site = s.get(Site, cam.site_id)
         camera = {"id": cam.id, "name": cam.name, "url": redact(cam.url), "status": cam.status, "site_id": cam.site_id,
                   "site": site.name if site else "?", "created_at": cam.created_at, "probed_at": cam.probed_at,
-                  "has_credentials": cam.has_credentials}
+                  "has_credentials": cam.has_credentials, "view_only": cam.view_only, "source": cam.source}
         probe = _probe_view(service.latest_probe(s, cam.id))
     health = _recording_health(request).get(camera_id)
     return render(request, "camera.html", actor, token, camera=camera, probe=probe, health=health)
@@ -359,8 +359,8 @@ def site_page(request: Request, site_id: int, page: int = Query(1, ge=1)) -> HTM
         info = {"id": site.id, "name": site.name, "region": region.name if region else "?",
                 "region_id": site.region_id, "contact_name": site.contact_name,
                 "contact_email": site.contact_email, "contact_phone": site.contact_phone}
-        cam_rows = [{"id": c.id, "name": c.name, "status": c.status, "health": health.get(c.id, {}).get("state")}
-                    for c in cams]
+        cam_rows = [{"id": c.id, "name": c.name, "status": c.status, "health": health.get(c.id, {}).get("state"),
+                     "view_only": c.view_only, "source": c.source} for c in cams]
     return render(request, "site.html", actor, token, site=info, cameras=cam_rows, pg=pager)
 
 

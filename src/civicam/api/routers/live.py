@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from civicam.api.deps import Ctx, DbSession, require
+from civicam.api.state import shared
 from civicam.audit.log import Actor, record
 from civicam.context import Context
+from civicam.db.base import utcnow
+from civicam.db.models import Camera
 from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingHealthSource, recording_settings
+from civicam.ingest.sources import SourceSpec
 from civicam.live import hls
 from civicam.live.edge import live_state
+from civicam.live.relay import RelayService
 from civicam.live.serving import (
+    CACHE_BLURRED,
+    CACHE_UNBLURRED,
     blurred_live_window,
     grant_ok,
     part_response,
+    segment_response,
     segment_store,
     serve_segment,
     view_grant,
 )
-from civicam.registry.service import get_camera, visible_camera_ids
+from civicam.registry.service import credentials, get_camera, stream_url, visible_camera_ids
 from civicam.storage.index import discontinuities, latest_segments
 from civicam.storage.models import Segment
 
@@ -39,13 +50,15 @@ HOLD_MAX_S = 8.0  # ... but under hls.js's 10 s time-to-first-byte limit for pla
 
 
 @router.get("/cameras/{camera_id}/live.m3u8")
-def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
+def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, request: Request,
                 unblurred_reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
     """Start watching live: audited once here; the player then polls the media playlist unaudited.
 
     Faces are blurred unless a user with ``view_unblurred`` states a reason, which is audited.
     """
-    get_camera(session, actor, camera_id)
+    camera = get_camera(session, actor, camera_id)
+    if camera.view_only:
+        return _relay_master(camera, actor, session, ctx, request, unblurred_reason)
     segs = latest_segments(session, camera_id, recording_settings(ctx).live_segments)
     if not segs:
         raise HTTPException(404, "Nothing recorded yet for this camera.")
@@ -64,6 +77,83 @@ def _discontinuities(ctx: Context, segs: list[Segment]) -> int:
         return 0
     with ctx.db.session() as session:
         return discontinuities.at(session, segs[0].camera_id, segs[0].seq)
+
+
+# -- view-only cameras: relayed on demand, never recorded (live/relay.py) ---------------------------------
+
+RELAY_FIRST_SEGMENT_S = 20.0
+
+
+def relays(request: Request, ctx: Context) -> RelayService:
+    return shared(request, "relays", lambda: RelayService(
+        ctx.settings.data_dir / "relay", recording_settings(ctx), logging.getLogger("civicam.live.relay"), utcnow))
+
+
+def _relay_master(camera: Camera, actor: Actor, session: Session, ctx: Context, request: Request,
+                  unblurred_reason: str | None) -> Response:
+    if camera.source == "edge":
+        raise HTTPException(501, "Live relay of a view-only camera behind a site gateway is not available yet.")
+    if camera.status != "accepted":
+        raise HTTPException(409, "This view-only camera has not been accepted by its probe.")
+    grant = view_grant(ctx, actor, camera.id, unblurred_reason)
+    user, pw = credentials(ctx.secrets, camera)
+    settings = recording_settings(ctx)
+    spec = SourceSpec(camera.id, stream_url(ctx.secrets, camera), user, pw, settings.rtsp_transport,
+                      settings.connect_timeout_s)
+    relay = relays(request, ctx).watch(spec)
+    deadline = time.monotonic() + RELAY_FIRST_SEGMENT_S
+    while not relay.window():  # the first segment of a camera nobody was pulling: a few seconds
+        if time.monotonic() > deadline:
+            raise HTTPException(503, "The view-only camera sent no video yet; try again.",
+                                headers={"Retry-After": "2"})
+        time.sleep(0.1)
+        relay.touch()
+    record(session, actor, "live.view", "camera", camera.id,
+           {"blurred": grant is None, "relay": True, "unblurred_reason": unblurred_reason if grant else None})
+    segs = relay.window()
+    media = "relay/media.m3u8" + (f"?grant={grant}" if grant else "")
+    body = hls.master_playlist(media, bandwidth=hls.bandwidth_of(segs), width=segs[-1].width,
+                               height=segs[-1].height, blurred=grant is None)
+    return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
+
+
+@router.get("/cameras/{camera_id}/relay/media.m3u8")
+def relay_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, grant: str | None = None) -> Response:
+    """The relayed live playlist of a view-only camera (whole segments, blurred unless granted)."""
+    _visible(ctx, actor, camera_id)
+    grant_ok(ctx, actor, camera_id, grant)
+    relay = relays(request, ctx).get(camera_id)
+    if relay is None:
+        raise HTTPException(404, "Nobody was watching, so the relay stopped; open the live view again.")
+    body = hls.media_playlist(relay.window(), live=True, query=f"grant={grant}" if grant else "",
+                              target_s=recording_settings(ctx).segment_target_s, map_each=True)
+    return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
+
+
+@router.get("/cameras/{camera_id}/relay/segments/{seq}/{part}")
+def relay_segment(camera_id: int, seq: int, part: Literal["init.mp4", "media.m4s"], actor: Viewer, ctx: Ctx,
+                  request: Request, grant: str | None = None) -> Response:
+    _visible(ctx, actor, camera_id)
+    unblurred = grant_ok(ctx, actor, camera_id, grant)
+    relay = relays(request, ctx).get(camera_id)
+    seg = relay.find(seq) if relay is not None else None
+    if relay is None or seg is None:
+        raise HTTPException(404, "That relayed segment is gone.")
+    rng = request.headers.get("range")
+    if unblurred:
+        return segment_response(relay.store.local_path(seg.path), seg.init_bytes, part, rng, CACHE_UNBLURRED)
+    try:
+        blurred = relay.cache.get(seg)
+    except FileNotFoundError:
+        raise HTTPException(404, "That relayed segment is gone.") from None
+    return segment_response(blurred.path, blurred.init_bytes, part, rng, CACHE_BLURRED)
+
+
+@router.get("/cameras/{camera_id}/relay")
+def relay_status(camera_id: int, actor: Viewer, ctx: Ctx, request: Request) -> dict[str, Any]:
+    """Whether the hub is pulling this view-only camera now (it stops seconds after the last viewer)."""
+    _visible(ctx, actor, camera_id)
+    return {"camera_id": camera_id, "relaying": camera_id in relays(request, ctx).active()}
 
 
 def _visible(ctx: Context, actor: Actor, camera_id: int) -> None:

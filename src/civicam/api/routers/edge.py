@@ -1,0 +1,220 @@
+"""Site gateways: enrolment tokens (admins), and what gateways send (cameras, resumable segment uploads, gaps,
+health), each request authenticated by the site's token and confined to that site's cameras.
+
+Uploads speak tus 1.0.0 (core + creation; https://tus.io/protocols/resumable-upload): POST creates (or, for
+the same camera, start and SHA-256, finds) the upload, HEAD tells the offset the hub has, PATCH appends at
+that offset. The hub answers ``Civicam-Stored: <segment id>`` only once the segment is verified, stored and
+indexed; that is the gateway's signal to delete its copy.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from civicam.api.deps import Ctx, bearer_token, require
+from civicam.api.state import shared
+from civicam.audit.log import Actor
+from civicam.auth import site_tokens
+from civicam.auth.tls import hub_fingerprint
+from civicam.db.base import utcnow
+from civicam.db.models import Site
+from civicam.domain.roles import Perm
+from civicam.ingest.service import store_for
+from civicam.ingest.uploads import UploadError, UploadService, parse_metadata, segment_meta
+
+router = APIRouter(tags=["edge"])
+TUS = {"Tus-Resumable": "1.0.0"}
+Writer = Annotated[Actor, Depends(require(Perm.registry_write))]
+Reader = Annotated[Actor, Depends(require(Perm.registry_read))]
+
+
+def uploads(request: Request, ctx: Ctx) -> UploadService:
+    return shared(request, "edge_uploads", lambda: UploadService(ctx.db, store_for(ctx)))
+
+
+Uploads = Annotated[UploadService, Depends(uploads)]
+
+
+def gateway_site(request: Request, ctx: Ctx) -> int:
+    """The site whose live token the request carries; 401 with a clear reason otherwise."""
+    token = bearer_token(request)
+    if token is None or not token.startswith(site_tokens.PREFIX):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "A site gateway token is required (Bearer cst_...).",
+                            headers={"WWW-Authenticate": "Bearer"})
+    with ctx.db.session() as s:
+        row = site_tokens.site_for_token(s, token)
+        if row is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "This site token is revoked or unknown; ask the hub's "
+                                "admin for a new one (civicam site token SITE --rotate).",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return row.site_id
+
+
+GatewaySite = Annotated[int, Depends(gateway_site)]
+
+
+def _refused(exc: UploadError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=exc.status, headers=TUS)
+
+
+# -- what gateways send -----------------------------------------------------------------------------------
+
+
+class CameraReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    view_only: bool = False
+    probe: dict[str, Any]
+
+
+@router.post("/edge/cameras")
+def report_camera(body: CameraReport, site_id: GatewaySite, svc: Uploads) -> Response:
+    """A gateway's camera and its probe verdict; returns the hub's camera id and its next sequence number."""
+    try:
+        return JSONResponse(svc.register_camera(site_id, body.name, body.view_only, body.probe))
+    except UploadError as exc:
+        return _refused(exc)
+
+
+@router.post("/edge/uploads")
+async def create_upload(request: Request, site_id: GatewaySite, svc: Uploads,
+                        upload_length: Annotated[int, Header()], upload_metadata: Annotated[str, Header()],
+                        content_type: Annotated[str, Header()] = "") -> Response:
+    """Create (or find) the upload; with a body (tus creation-with-upload) its first bytes come along, which
+    for a segment sent in one piece makes the whole delivery one request."""
+    try:
+        meta = segment_meta(parse_metadata(upload_metadata))
+        created = await run_in_threadpool(svc.create, site_id, meta, upload_length)
+    except UploadError as exc:
+        return _refused(exc)
+    offset, stored = created.offset, created.stored_segment
+    with_body = content_type.split(";")[0].strip() == "application/offset+octet-stream"
+    if with_body and stored is None and offset == 0:
+        # A body for an upload the hub already has bytes of is not read: the answer's offset says where to go on.
+        try:
+            offset, stored = await _append(request, svc, site_id, created.upload_id, 0)
+        except UploadError as exc:
+            return _refused(exc)
+    headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset)}
+    if stored is not None:
+        headers["Civicam-Stored"] = str(stored)
+        return Response(status_code=200 if created.stored_segment is not None else 201, headers=headers)
+    return Response(status_code=201, headers=headers)
+
+
+async def _append(request: Request, svc: UploadService, site_id: int, upload_id: str,
+                  offset: int) -> tuple[int, int | None]:
+    writer = await run_in_threadpool(svc.appender, site_id, upload_id, offset)
+    try:
+        async for chunk in request.stream():
+            writer.write(chunk)
+    except ClientDisconnect:
+        pass  # the link broke: what arrived is kept and the gateway resumes from it (close below)
+    except BaseException:
+        await run_in_threadpool(writer.close)
+        raise
+    return await run_in_threadpool(writer.close)
+
+
+@router.head("/edge/uploads/{upload_id}")
+def upload_offset(upload_id: str, site_id: GatewaySite, svc: Uploads) -> Response:
+    try:
+        offset, length, stored = svc.status(site_id, upload_id)
+    except UploadError as exc:
+        return Response(status_code=exc.status, headers=TUS)
+    headers = {**TUS, "Upload-Offset": str(offset), "Upload-Length": str(length), "Cache-Control": "no-store"}
+    if stored is not None:
+        headers["Civicam-Stored"] = str(stored)
+    return Response(status_code=200, headers=headers)
+
+
+@router.patch("/edge/uploads/{upload_id}")
+async def upload_append(upload_id: str, request: Request, site_id: GatewaySite, svc: Uploads,
+                        upload_offset: Annotated[int, Header()],
+                        content_type: Annotated[str, Header()] = "") -> Response:
+    if content_type.split(";")[0].strip() != "application/offset+octet-stream":
+        return JSONResponse({"detail": "Content-Type must be application/offset+octet-stream."}, 415, headers=TUS)
+    try:
+        offset, stored = await _append(request, svc, site_id, upload_id, upload_offset)
+    except UploadError as exc:
+        return _refused(exc)
+    headers = {**TUS, "Upload-Offset": str(offset)}
+    if stored is not None:
+        headers["Civicam-Stored"] = str(stored)
+    return Response(status_code=204, headers=headers)
+
+
+class GapReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    camera_id: int
+    start: datetime
+    end: datetime
+    detail: str = Field(default="", max_length=1000)
+
+
+@router.post("/edge/gaps")
+def report_gap(body: GapReport, site_id: GatewaySite, svc: Uploads) -> Response:
+    """Segments the gateway had to drop (its spool quota was reached): a gap with their bounds."""
+    try:
+        gap_id = svc.gap(site_id, body.camera_id, body.start, body.end, body.detail or "spool quota reached")
+    except UploadError as exc:
+        return _refused(exc)
+    return JSONResponse({"id": gap_id})
+
+
+@router.post("/edge/health")
+def report_health(body: dict[str, Any], site_id: GatewaySite, request: Request, ctx: Ctx) -> dict[str, str]:
+    """The gateway's own health (spool use, upload lag) and each camera's; kept for the site page."""
+    if len(json.dumps(body)) > 64 * 1024:
+        raise HTTPException(413, "A health report is at most 64 KiB.")
+    token = bearer_token(request) or ""
+    with ctx.db.session() as s:
+        row = site_tokens.site_for_token(s, token)
+        if row is not None:
+            row.last_contact = utcnow()
+            row.health = body
+    return {"status": "ok", "site_id": str(site_id)}
+
+
+# -- what admins do ---------------------------------------------------------------------------------------
+
+
+class TokenAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(pattern="^(issue|rotate|revoke)$")
+
+
+@router.post("/sites/{site_id}/token")
+def site_token(site_id: int, body: TokenAction, actor: Writer, ctx: Ctx) -> dict[str, Any]:
+    """Issue, rotate or revoke the site's gateway token; a new token is in this answer only."""
+    with ctx.db.session() as s:
+        try:
+            if body.action == "revoke":
+                return {"site_id": site_id, "revoked": site_tokens.revoke(s, actor, site_id)}
+            issued = site_tokens.issue(s, actor, site_id, rotate=body.action == "rotate")
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except site_tokens.SiteTokenError as exc:
+            raise HTTPException(409, str(exc)) from None
+    return {"site_id": site_id, "token": issued.token, "hub_fingerprint": hub_fingerprint(ctx.settings)}
+
+
+@router.get("/sites/{site_id}/gateway")
+def site_gateway(site_id: int, actor: Reader, ctx: Ctx) -> dict[str, Any]:
+    """Whether the site has a live token, when its gateway last called, and what it reported."""
+    with ctx.db.session() as s:
+        if s.get(Site, site_id) is None or (actor.site_id is not None and actor.site_id != site_id):
+            raise HTTPException(404, f"Site {site_id} not found.")
+        row = site_tokens.active_token(s, site_id)
+        return {"site_id": site_id, "enrolled": row is not None,
+                "token_issued": row.created_at.isoformat() if row else None,
+                "last_contact": row.last_contact.isoformat() if row and row.last_contact else None,
+                "health": row.health if row else None}

@@ -1,0 +1,213 @@
+"""The gateway's only channel: HTTPS out to the hub, the hub's certificate pinned, the site token on each call.
+
+Pinning: before any request the gateway reads the certificate the hub presents (no data sent), compares
+its SHA-256 with the fingerprint given at enrolment, and then trusts exactly that certificate for the TLS
+handshakes that carry requests. A different certificate fails the handshake, so the token never reaches
+anyone but the pinned hub.
+
+Uploads are tus 1.0.0 (core + creation) against ``/api/edge/uploads``; see ``api/routers/edge.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from civicam.auth.tls import fingerprint_der
+from civicam.edge.config import EdgeConfig
+from civicam.edge.spool import GapEvent, Spooled
+from civicam.ingest.uploads import encode_metadata
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+class HubUnreachable(Exception):
+    """The hub could not be reached or answered 5xx: keep the spool and retry with backoff."""
+
+
+class PinMismatch(Exception):
+    """The server presented a certificate other than the pinned one: nothing was sent to it."""
+
+
+class HubRefused(Exception):
+    """The hub refused the request (the message says why): 401 token, 403 camera of another site, 409, 4xx."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"hub refused ({status} {code}): {message}")
+        self.status = status
+        self.code = code
+
+
+class DigestMismatch(HubRefused):
+    """The hub received bytes whose SHA-256 is not the announced one (nothing stored)."""
+
+
+def fetch_certificate(host: str, port: int, timeout_s: float) -> bytes:
+    """The DER certificate a TLS server presents; nothing is sent but the handshake."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=timeout_s) as sock, \
+            ctx.wrap_socket(sock, server_hostname=host) as tls:
+        der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError("the server presented no certificate")
+    return der
+
+
+def pinned_context(host: str, port: int, fingerprint: str, timeout_s: float) -> ssl.SSLContext:
+    """A client context that trusts only the hub certificate whose SHA-256 is ``fingerprint``."""
+    der = fetch_certificate(host, port, timeout_s)
+    got = fingerprint_der(der)
+    if got != fingerprint:
+        raise PinMismatch(f"the server at {host}:{port} presented a certificate with SHA-256 {got}, not the pinned "
+                          f"{fingerprint}; refusing to talk to it (re-enrol if the hub's certificate was replaced)")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The pinned certificate is the trust anchor itself; the name in it is irrelevant (it may be an address).
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.load_verify_locations(cadata=ssl.DER_cert_to_PEM_cert(der))
+    return ctx
+
+
+class HubClient:
+    """Thread-safe enough for one lane per camera: httpx.Client is shared; a broken pin rebuilds it."""
+
+    def __init__(self, cfg: EdgeConfig, logger: logging.Logger) -> None:
+        self.cfg = cfg
+        self._log = logger
+        parts = urlsplit(cfg.hub_url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 443
+        self._http: httpx.Client | None = None
+        self._tried: set[str] = set()  # segments whose upload was attempted in this run
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            try:
+                ctx = pinned_context(self._host, self._port, self.cfg.hub_fingerprint, self.cfg.http_timeout_s)
+            except PinMismatch:
+                raise
+            except (OSError, ssl.SSLError) as exc:
+                raise HubUnreachable(f"cannot reach the hub at {self._host}:{self._port}: {exc}") from None
+            self._http = httpx.Client(base_url=self.cfg.hub_url, verify=ctx, timeout=self.cfg.http_timeout_s)
+        return self._http
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**TUS, "Authorization": f"Bearer {self.cfg.site_token()}", **kwargs.pop("headers", {})}
+        try:
+            response = self._client().request(method, path, headers=headers, **kwargs)
+        except httpx.ConnectError as exc:
+            self.close()  # the next call checks the pin again: the hub may come back with another certificate
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise PinMismatch(f"the hub's certificate no longer matches the pinned fingerprint: {exc}") from None
+            raise HubUnreachable(f"cannot reach the hub: {exc}") from None
+        except (httpx.TransportError, OSError) as exc:
+            self.close()
+            raise HubUnreachable(f"connection to the hub failed: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500:
+            raise HubUnreachable(f"the hub answered {response.status_code}")
+        return response
+
+    @staticmethod
+    def _refusal(response: httpx.Response) -> HubRefused:
+        try:
+            body = response.json()
+            detail, code = str(body.get("detail")), str(body.get("code", ""))
+        except ValueError:
+            detail, code = response.text[:200], ""
+        cls = DigestMismatch if response.status_code == 460 else HubRefused
+        return cls(response.status_code, code or {401: "unauthorised", 403: "forbidden"}.get(
+            response.status_code, "refused"), detail)
+
+    # -- calls ----------------------------------------------------------------------------------------
+
+    def register_camera(self, name: str, view_only: bool, probe: dict[str, Any]) -> dict[str, Any]:
+        r = self.request("POST", "/api/edge/cameras", json={"name": name, "view_only": view_only, "probe": probe})
+        if r.status_code != 200:
+            raise self._refusal(r)
+        data: dict[str, Any] = r.json()
+        return data
+
+    def send_gap(self, hub_camera: int, event: GapEvent) -> None:
+        r = self.request("POST", "/api/edge/gaps", json={"camera_id": hub_camera, "start": event.start.isoformat(),
+                                                          "end": event.end.isoformat(),
+                                                          "detail": "spool quota reached at the site gateway"})
+        if r.status_code != 200:
+            raise self._refusal(r)
+
+    def health(self, body: dict[str, Any]) -> None:
+        r = self.request("POST", "/api/edge/health", json=body)
+        if r.status_code != 200:
+            raise self._refusal(r)
+
+    def upload(self, hub_camera: int, item: Spooled, path: str) -> int:
+        """Deliver one segment (resuming where the hub is); returns the hub's segment id once it is stored."""
+        meta = {"camera_id": hub_camera, "start": item.start.isoformat(), "end": item.end.isoformat(),
+                "sha256": item.sha256, "seq": item.seq, "frames": item.frames, "keyframes": item.keyframes,
+                "init_bytes": item.init_bytes, "codec": item.codec, "width": item.width, "height": item.height,
+                "session": item.session}
+        headers = {"Upload-Length": str(item.bytes), "Upload-Metadata": encode_metadata(meta)}
+        # First try: the segment's bytes ride on the creation request (tus creation-with-upload), so a segment
+        # costs one request. A retry creates without a body: the hub may hold some bytes already, and the
+        # answer's offset says where to continue.
+        first = item.path not in self._tried
+        self._tried.add(item.path)
+        if first:
+            r = self.request("POST", "/api/edge/uploads", content=_read(path, 0, self.cfg.chunk_bytes),
+                             headers={**headers, "Content-Type": "application/offset+octet-stream"})
+        else:
+            r = self.request("POST", "/api/edge/uploads", headers=headers)
+        if r.status_code not in (200, 201):
+            raise self._refusal(r)
+        if "Civicam-Stored" in r.headers:
+            self._tried.discard(item.path)
+            return int(r.headers["Civicam-Stored"])
+        location = r.headers["Location"]
+        offset = int(r.headers.get("Upload-Offset", "0"))
+        while True:
+            r = self.request("PATCH", location, content=_read(path, offset, self.cfg.chunk_bytes),
+                             headers={"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+            if r.status_code == 409 and r.json().get("code") in ("offset_mismatch", "busy"):
+                head = self.request("HEAD", location)
+                if head.status_code != 200:
+                    raise self._refusal(head)
+                if "Civicam-Stored" in head.headers:
+                    return int(head.headers["Civicam-Stored"])
+                offset = int(head.headers["Upload-Offset"])
+                continue
+            if r.status_code != 204:
+                raise self._refusal(r)
+            if "Civicam-Stored" in r.headers:
+                self._tried.discard(item.path)
+                return int(r.headers["Civicam-Stored"])
+            new_offset = int(r.headers["Upload-Offset"])
+            if new_offset <= offset:
+                raise HubUnreachable("the hub did not advance the upload offset")
+            offset = new_offset
+
+
+def _read(path: str, offset: int, size: int) -> Iterator[bytes]:
+    """The file from ``offset``, at most ``size`` bytes, in 64 KiB pieces (streamed, not held in memory)."""
+    left = size
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while left > 0:
+            block = fh.read(min(65536, left))
+            if not block:
+                return
+            left -= len(block)
+            yield block

@@ -1,0 +1,383 @@
+"""The hub's side of segment uploads from site gateways: tus-style resumable uploads, idempotent per segment.
+
+No HTTP here (the router in ``api/routers/edge.py`` maps it): an upload is created for one segment, keyed
+by (camera, start) with its SHA-256; bytes are appended at the offset the hub has (which survives any
+broken connection: it is the size of the incoming file); when the last byte arrives the digest is checked,
+the file is published into the recordings store and indexed, and the upload is marked done in the same
+commit as the index row. Only that answer tells the gateway it may delete its copy, so a segment is
+stored exactly once whatever is retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from civicam.audit.log import Actor, record
+from civicam.db.base import utcnow
+from civicam.db.models import Camera, Probe
+from civicam.db.session import Database
+from civicam.domain.segments import SegmentDone, segment_path
+from civicam.storage.backend import LocalDiskStore
+from civicam.storage.index import add_segment, next_seq
+from civicam.storage.models import EdgeUpload, Gap, Segment
+
+MAX_SEGMENT_BYTES = 512 * 1024 * 1024
+INCOMING = "incoming"  # under the store root; not a segment name, so reconcile and the cleaner leave it alone
+EDGE_QUOTA_GAP = "edge_quota"
+
+
+class UploadError(Exception):
+    """A refused request: ``status`` is the HTTP status, ``code`` a stable word, the message says what to do."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SegmentMeta:
+    """What a gateway says about the segment it uploads (tus ``Upload-Metadata``)."""
+
+    camera_id: int
+    start: datetime
+    end: datetime
+    sha256: str
+    seq: int
+    frames: int
+    keyframes: int
+    init_bytes: int
+    codec: str
+    width: int
+    height: int
+    session: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"camera_id": self.camera_id, "start": self.start.isoformat(), "end": self.end.isoformat(),
+                "sha256": self.sha256, "seq": self.seq, "frames": self.frames, "keyframes": self.keyframes,
+                "init_bytes": self.init_bytes, "codec": self.codec, "width": self.width, "height": self.height,
+                "session": self.session}
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs. Total: bad input raises UploadError."""
+    out: dict[str, str] = {}
+    if len(header) > 8192:
+        raise UploadError(400, "bad_metadata", "Upload-Metadata is too long.")
+    for item in filter(None, (p.strip() for p in header.split(","))):
+        key, _, value = item.partition(" ")
+        try:
+            out[key] = base64.b64decode(value.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise UploadError(400, "bad_metadata", f"Upload-Metadata value of {key!r} is not base64 text.") from None
+    return out
+
+
+def encode_metadata(values: dict[str, Any]) -> str:
+    return ",".join(f"{k} {base64.b64encode(str(v).encode()).decode()}" for k, v in values.items())
+
+
+def segment_meta(values: dict[str, str]) -> SegmentMeta:
+    """Validate the metadata of one segment; every field is required."""
+    try:
+        start = datetime.fromisoformat(values["start"])
+        end = datetime.fromisoformat(values["end"])
+        sha = values["sha256"].lower()
+        meta = SegmentMeta(int(values["camera_id"]), start, end, sha, int(values["seq"]), int(values["frames"]),
+                           int(values["keyframes"]), int(values["init_bytes"]), values["codec"][:32],
+                           int(values["width"]), int(values["height"]), values["session"][:32])
+    except KeyError as exc:
+        raise UploadError(400, "bad_metadata", f"Upload-Metadata lacks {exc.args[0]!r}.") from None
+    except ValueError as exc:
+        raise UploadError(400, "bad_metadata", f"Upload-Metadata has a bad value: {exc}.") from None
+    if start.tzinfo is None or end.tzinfo is None or not start < end <= start + timedelta(hours=1):
+        raise UploadError(400, "bad_metadata", "start and end must be aware times, start < end, under an hour.")
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise UploadError(400, "bad_metadata", "sha256 must be 64 hex digits.")
+    if meta.seq < 0 or meta.frames < 0 or meta.init_bytes < 0:
+        raise UploadError(400, "bad_metadata", "seq, frames and init_bytes must not be negative.")
+    return meta
+
+
+@dataclass(frozen=True)
+class Created:
+    """The answer to a creation request: continue ``upload_id`` at ``offset``, or it is already stored."""
+
+    upload_id: str
+    offset: int
+    stored_segment: int | None = None
+
+
+def _incoming(upload_id: str) -> str:
+    return f"{INCOMING}/{upload_id}.upload"
+
+
+class UploadService:
+    """Creates, resumes and completes uploads into the hub's recordings store (``store``) and index."""
+
+    def __init__(self, db: Database, store: LocalDiskStore) -> None:
+        self.db = db
+        self.store = store
+        self._locks_guard = threading.Lock()
+        self._busy: set[str] = set()
+
+    # -- cameras ---------------------------------------------------------------------------------------
+
+    def register_camera(self, site_id: int, name: str, view_only: bool, probe: dict[str, Any]) -> dict[str, Any]:
+        """The gateway's camera ``name`` at its site, created on first report; stores the probe's verdict.
+
+        The hub gets a label, never the camera's address or credentials: those stay in the gateway's config.
+        """
+        verdict = probe.get("verdict")
+        if verdict not in ("accepted", "rejected"):
+            raise UploadError(400, "bad_probe", "probe.verdict must be 'accepted' or 'rejected'.")
+        name = name.strip()
+        if not 0 < len(name) <= 200:
+            raise UploadError(400, "bad_name", "The camera name must be 1-200 characters.")
+        actor = Actor(name=f"site:{site_id}", source="gateway", role="site_rep", site_id=site_id)
+        with self.db.session() as s:
+            cam = s.execute(select(Camera).where(Camera.site_id == site_id, Camera.name == name)).scalar_one_or_none()
+            if cam is not None and cam.source != "edge":
+                raise UploadError(409, "name_taken", f"Camera '{name}' at site {site_id} is pulled by the hub; "
+                                  "give the gateway's camera another name.")
+            if cam is None:
+                cam = Camera(site_id=site_id, name=name, url=f"edge://site{site_id}/{name}", source="edge",
+                             status="pending", view_only=view_only)
+                s.add(cam)
+                s.flush()
+                record(s, actor, "camera.create", "camera", cam.id,
+                       {"name": name, "site_id": site_id, "source": "edge", "view_only": view_only})
+            old = cam.status
+            if cam.status != "disabled":
+                cam.status = verdict
+            cam.view_only = view_only
+            cam.probed_at = utcnow()
+            raw_measured, raw_reasons = probe.get("measured"), probe.get("reasons")
+            measured: dict[str, Any] = raw_measured if isinstance(raw_measured, dict) else {}
+            reasons: list[Any] = raw_reasons if isinstance(raw_reasons, list) else []
+            s.add(Probe(camera_id=cam.id, verdict=verdict, measured=measured, reasons=reasons))
+            record(s, actor, "camera.probe", "camera", cam.id,
+                   {"verdict": verdict, "from": old, "by": "gateway",
+                    "reasons": [r.get("code") for r in reasons if isinstance(r, dict)]})
+            return {"id": cam.id, "status": cam.status, "view_only": cam.view_only, "next_seq": next_seq(s, cam.id)}
+
+    def _camera_of_site(self, s: Session, site_id: int, camera_id: int) -> Camera:
+        cam = s.get(Camera, camera_id)
+        if cam is None or cam.site_id != site_id:
+            raise UploadError(403, "wrong_site", f"Camera {camera_id} does not belong to site {site_id}; "
+                              "this site's token uploads only its own cameras.")
+        if cam.source != "edge":
+            raise UploadError(403, "not_edge", f"Camera {camera_id} is pulled by the hub, not sent by a gateway.")
+        if cam.view_only:
+            raise UploadError(403, "view_only", f"Camera {camera_id} is view-only: it is never recorded.")
+        return cam
+
+    # -- uploads ---------------------------------------------------------------------------------------
+
+    def create(self, site_id: int, meta: SegmentMeta, length: int) -> Created:
+        """Create the upload of one segment, or find the one already made for the same (camera, start)."""
+        if not 0 < length <= MAX_SEGMENT_BYTES:
+            raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
+        with self.db.session() as s:
+            self._camera_of_site(s, site_id, meta.camera_id)
+            found = self._find(s, meta, length)
+            if found is not None:
+                return found
+            upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
+                                start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
+                                meta=meta.as_dict(), status="open", received_bytes=0, resumes=0)
+            s.add(upload)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
+                                  "retry.") from None
+            self.store.spool(_incoming(upload.id))
+            open(self.store.local_path(_incoming(upload.id)), "ab").close()
+            return Created(upload.id, 0)
+
+    def _find(self, s: Session, meta: SegmentMeta, length: int) -> Created | None:
+        row = s.execute(select(EdgeUpload).where(EdgeUpload.camera_id == meta.camera_id,
+                                                 EdgeUpload.start == meta.start)).scalar_one_or_none()
+        if row is None:
+            if s.execute(select(Segment.id).where(Segment.camera_id == meta.camera_id,
+                                                  Segment.start == meta.start)).first() is not None:
+                raise UploadError(409, "conflict", "The hub already holds a segment of this camera at this start.")
+            return None
+        if row.sha256 != meta.sha256 or row.length != length:
+            raise UploadError(409, "conflict", f"A different segment (SHA-256 {row.sha256[:12]}...) of camera "
+                              f"{meta.camera_id} at {meta.start.isoformat()} is already on the hub.")
+        if row.status == "done":
+            return Created(row.id, row.length, row.segment_id)
+        return Created(row.id, self._offset(row.id))
+
+    def _offset(self, upload_id: str) -> int:
+        try:
+            return os.path.getsize(self.store.local_path(_incoming(upload_id)))
+        except FileNotFoundError:
+            return 0
+
+    def status(self, site_id: int, upload_id: str) -> tuple[int, int, int | None]:
+        """(offset, length, stored segment id or None) of an upload of this site."""
+        with self.db.session() as s:
+            row = self._get(s, site_id, upload_id)
+            if row.status == "done":
+                return row.length, row.length, row.segment_id
+            return self._offset(upload_id), row.length, None
+
+    def _get(self, s: Session, site_id: int, upload_id: str) -> EdgeUpload:
+        row = s.get(EdgeUpload, upload_id) if len(upload_id) == 32 else None
+        if row is None or row.site_id != site_id:
+            raise UploadError(404, "unknown_upload", f"Upload {upload_id} not found; create it again.")
+        return row
+
+    def appender(self, site_id: int, upload_id: str, offset: int) -> Appender:
+        """Start writing at ``offset`` (which must be the hub's); one writer per upload at a time."""
+        with self.db.session() as s:
+            row = self._get(s, site_id, upload_id)
+            done = row.segment_id if row.status == "done" else None
+            length = row.length
+        with self._locks_guard:
+            if upload_id in self._busy:
+                raise UploadError(409, "busy", f"Upload {upload_id} is being written by another request; retry.")
+            self._busy.add(upload_id)
+        try:
+            current = length if done is not None else self._offset(upload_id)
+            if offset != current:
+                raise UploadError(409, "offset_mismatch", f"Upload-Offset {offset} is not the hub's offset "
+                                  f"{current}; ask with HEAD and continue there.")
+            return Appender(self, site_id, upload_id, offset, length, done)
+        except BaseException:
+            self._release(upload_id)
+            raise
+
+    def _release(self, upload_id: str) -> None:
+        with self._locks_guard:
+            self._busy.discard(upload_id)
+
+    def _complete(self, site_id: int, upload_id: str, written: int = 0, resumed: bool = False,
+                  digest: str | None = None) -> int:
+        rel = _incoming(upload_id)
+        path = self.store.local_path(rel)
+        digest = digest or _sha256_file(path)
+        with self.db.session() as s:
+            row = self._get(s, site_id, upload_id)
+            row.received_bytes += written
+            row.resumes += int(resumed)
+            if digest != row.sha256:
+                # Start over: the bytes on the hub are not the segment; the gateway's copy is kept and resent.
+                os.truncate(path, 0)
+                raise UploadError(460, "digest_mismatch", f"SHA-256 of the received bytes is {digest}, not "
+                                  f"{row.sha256} as announced; nothing was stored, send the segment again.")
+            meta = row.meta
+            final = segment_path(row.camera_id, row.start)
+            size = self.store.publish(rel, final)
+            # Published before the commit: a crash between leaves a file that start-up repair indexes; the
+            # retried upload then finds the segment by (camera, start) below.
+            seg = s.execute(select(Segment).where(Segment.camera_id == row.camera_id, Segment.start == row.start)
+                            ).scalar_one_or_none()
+            if seg is None:
+                seg = add_segment(s, SegmentDone(row.camera_id, final, row.start, row.end, size, int(meta["frames"]),
+                                                 int(meta["keyframes"]), int(meta["init_bytes"]), str(meta["codec"]),
+                                                 int(meta["width"]), int(meta["height"]), str(meta["session"])),
+                                  seq=int(meta["seq"]))
+                s.flush()
+            row.status = "done"
+            row.segment_id = seg.id
+            row.completed_at = utcnow()
+            return seg.id
+
+    # -- gaps and health -------------------------------------------------------------------------------
+
+    def gap(self, site_id: int, camera_id: int, start: datetime, end: datetime, detail: str) -> int:
+        """Segments the gateway dropped (spool quota) as a closed gap; adjacent reports merge, repeats are no-ops."""
+        if start.tzinfo is None or end.tzinfo is None or not start < end:
+            raise UploadError(400, "bad_gap", "A gap needs aware start < end.")
+        with self.db.session() as s:
+            self._camera_of_site(s, site_id, camera_id)
+            near = s.execute(select(Gap).where(Gap.camera_id == camera_id, Gap.reason == EDGE_QUOTA_GAP,
+                                               Gap.start <= end + timedelta(milliseconds=1),
+                                               Gap.end >= start - timedelta(milliseconds=1))
+                             .order_by(Gap.start)).scalars().all()
+            if near:
+                first = near[0]
+                first.start = min(first.start, start, *(g.start for g in near))
+                first.end = max(end, *(g.end for g in near if g.end is not None))
+                for extra in near[1:]:
+                    s.delete(extra)
+                return first.id
+            row = Gap(camera_id=camera_id, start=start, end=end, reason=EDGE_QUOTA_GAP, detail=detail[:1000])
+            s.add(row)
+            s.flush()
+            return row.id
+
+
+class Appender:
+    """Bytes of one PATCH going to the incoming file; ``close`` keeps what came (a broken connection included)."""
+
+    def __init__(self, svc: UploadService, site_id: int, upload_id: str, offset: int, length: int,
+                 done: int | None) -> None:
+        self._svc = svc
+        self._site_id = site_id
+        self.upload_id = upload_id
+        self.offset = offset
+        self.length = length
+        self.stored: int | None = done
+        self._written = 0
+        self._hash = hashlib.sha256() if offset == 0 else None
+        self._fh = open(svc.store.local_path(_incoming(upload_id)), "ab") if done is None else None
+
+    def write(self, chunk: bytes) -> None:
+        if self._fh is None:
+            return  # already stored: the bytes are the ones the hub has; nothing to write
+        if self.offset + self._written + len(chunk) > self.length:
+            raise UploadError(400, "too_long", "The body runs past Upload-Length.")
+        self._fh.write(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
+        self._written += len(chunk)
+
+    def close(self) -> tuple[int, int | None]:
+        """Make the bytes durable and, when the upload is complete, verify, store and index it."""
+        try:
+            if self._fh is None:
+                return self.length, self.stored
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            new_offset = self.offset + self._written
+            resumed = self.offset > 0 and self._written > 0
+            if new_offset < self.length:
+                with self._svc.db.session() as s:
+                    row = self._svc._get(s, self._site_id, self.upload_id)
+                    row.received_bytes += self._written
+                    row.resumes += int(resumed)
+                return new_offset, None
+            # One transaction for the byte count, the index row and "done"; the digest was taken on the way
+            # when the whole segment came in this request.
+            digest = self._hash.hexdigest() if self._hash is not None else None
+            return self.length, self._svc._complete(self._site_id, self.upload_id, self._written, resumed, digest)
+        finally:
+            if self._fh is not None and not self._fh.closed:
+                self._fh.close()
+            self._svc._release(self.upload_id)
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
