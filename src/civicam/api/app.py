@@ -44,6 +44,9 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
             exports = getattr(app.state, "export_workers", None)  # made by the first export request
             if exports is not None:
                 exports.close()
+            probes = getattr(app.state, "probe_jobs", None)  # made by the first wizard probe (web/routers/onboard)
+            if probes is not None:
+                probes.close()
             for svc in reversed(services):
                 svc.close()
 
