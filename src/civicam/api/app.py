@@ -6,10 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from civicam import __version__
 from civicam.api import errors
+from civicam.api.policy import enforce
 from civicam.api.routers import analytics, audit, auth, cameras, live, recordings, regions, sites, users
 from civicam.context import Context
 from civicam.live.playback import abandon_running_exports
@@ -50,7 +51,8 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
             for svc in reversed(services):
                 svc.close()
 
-    app = FastAPI(title="civicam", version=__version__, lifespan=lifespan,
+    # Every route, API and dashboard alike, passes the one access policy first (civicam.domain.access).
+    app = FastAPI(title="civicam", version=__version__, lifespan=lifespan, dependencies=[Depends(enforce)],
                   description="Privacy-first city video hub: counts and measures, never identifies.")
     app.state.ctx = ctx
     errors.install(app)

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from civicam import __version__
 from civicam.api.deps import SESSION_COOKIE, client_address
+from civicam.api.policy import NotSignedIn
 from civicam.audit.log import Actor
 from civicam.auth.users import user_for_token
 from civicam.context import Context
@@ -33,7 +34,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
-class LoginRequired(Exception):
+class LoginRequired(NotSignedIn):
     """No valid browser session: pages redirect to the sign-in page, ``/web/api`` answers 401."""
 
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from civicam.api.policy import NotSignedIn
 from civicam.domain.urls import redact
 from civicam.registry import service
 from civicam.web.csrf import CSRFMiddleware
@@ -30,6 +31,8 @@ def install(app: FastAPI) -> None:
     app.add_middleware(CSRFMiddleware)
 
     async def login_required(request: Request, _exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "Sign in first."}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         if request.url.path.startswith("/web/api/"):
             return JSONResponse({"detail": "Sign in first."}, status_code=401)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -51,6 +54,7 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"detail": redact(str(exc))}, status_code=403)
         return error_page(request, 403, "Not allowed", str(exc))
 
+    app.add_exception_handler(NotSignedIn, login_required)  # the access policy's "sign in first"
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(PageError, page_error)
     # The API maps these to JSON already; on pages they become readable HTML pages instead.
