@@ -109,7 +109,8 @@ def camera_add(
     ctx = context()
     try:
         with ctx.db.session() as s:
-            cam = service.add_camera(s, local_actor(), ctx.secrets, site, name, url, username, password)
+            cam = service.add_camera(s, local_actor(), ctx.secrets, site, name, url, username, password,
+                                     media_dirs=ctx.settings.registry.media_dirs, policy=ctx.settings.policy)
             data = {"id": cam.id, "name": cam.name, "url": redact(cam.url), "status": cam.status}
     except (service.RegistryError, service.NotFound) as exc:
         fail(str(exc))
