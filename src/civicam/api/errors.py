@@ -18,8 +18,9 @@ def install(app: FastAPI) -> None:
 
         return respond
 
-    async def sign_in(_request: Request, _exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": "Sign in first."}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    async def sign_in(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc) or "Sign in first."}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
 
     app.add_exception_handler(NotSignedIn, sign_in)
     app.add_exception_handler(RegistryError, handler(400))

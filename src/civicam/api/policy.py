@@ -29,6 +29,9 @@ from civicam.storage.models import Export, Hold
 class NotSignedIn(Exception):
     """No valid session or token: the API answers 401, pages redirect to the sign-in page."""
 
+    def __init__(self, message: str = "Sign in first.") -> None:
+        super().__init__(message)
+
 
 def route_template(request: Request) -> str | None:
     """The matched route's full path template (``/api/cameras/{camera_id}``), prefixes included."""
@@ -121,7 +124,8 @@ def enforce(request: Request) -> None:
     with ctx.db.session() as session:
         user = user_for_token(session, token) if token else None
         if user is None:
-            raise NotSignedIn()
+            raise NotSignedIn("Your session has expired or was revoked; sign in again." if token else
+                              "Sign in first.")
         role, own_site = user.role, user.site_id
         named = named_object(rule.target, request.path_params) if rule.target not in (Target.none, Target.own) \
             else None

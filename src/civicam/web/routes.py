@@ -30,11 +30,12 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(HERE / "static"), check_dir=True), name="static")
     app.add_middleware(CSRFMiddleware)
 
-    async def login_required(request: Request, _exc: Exception) -> Response:
+    async def login_required(request: Request, exc: Exception) -> Response:
+        detail = str(exc) or "Sign in first."
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": "Sign in first."}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         if request.url.path.startswith("/web/api/"):
-            return JSONResponse({"detail": "Sign in first."}, status_code=401)
+            return JSONResponse({"detail": detail}, status_code=401)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
