@@ -39,12 +39,13 @@ def route_template(request: Request) -> str | None:
     if route is None:
         return None
     paths: dict[int, str] | None = getattr(request.app.state, "route_templates", None)
-    if paths is None:
-        # Routers are included lazily by FastAPI (their routes know only their own path): map each
-        # original route to its full path once; the route table is fixed after the app was built.
+    if paths is None or id(route) not in paths:
+        # Routers are included lazily by FastAPI (their routes know only their own path, without the
+        # prefixes they were included under): map each original route to its full path, again when a
+        # route was added since. A route still not found gets no template, so no rule: refused.
         paths = {id(rc.original_route): rc.path for rc in iter_route_contexts(request.app.routes) if rc.path}
         request.app.state.route_templates = paths
-    return paths.get(id(route), getattr(route, "path", None))
+    return paths.get(id(route))
 
 
 # The path parameter that names each kind of object, and how a refusal names it.
