@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from civicam.audit.log import Actor
+from civicam.config.settings import Settings
 from civicam.context import Context
 from civicam.demo_media import entrance_video, write_clip
 from civicam.registry import service
@@ -41,9 +42,26 @@ def synth_video(path: Path, width: int, height: int, fps: int, seconds: float) -
     return write_clip(path, width, height, fps, frames(), "rgb24")
 
 
+def media_dir(settings: Settings) -> Path:
+    return settings.data_dir / "demo-media"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo hub's settings: its generated clips' folder is a media directory, so its admin may register
+    them as cameras (local files are refused everywhere else)."""
+    dirs = settings.registry.media_dirs
+    if media_dir(settings) in dirs:
+        return settings
+    registry = settings.registry.model_copy(update={"media_dirs": [*dirs, media_dir(settings)]})
+    return settings.model_copy(update={"registry": registry})
+
+
 def build_demo(ctx: Context, actor: Actor, seconds: float = 30.0) -> list[int]:
-    """Register the demo region, site and cameras (once) and probe them; returns the camera ids."""
-    media = ctx.settings.data_dir / "demo-media"
+    """Register the demo region, site and cameras (once) and probe them; returns the camera ids.
+
+    ``ctx.settings`` must list the demo's media folder as a media directory (``demo_settings``).
+    """
+    media = media_dir(ctx.settings)
     with ctx.db.session() as s:
         try:
             region = service.find_region(s, "Demo City")
@@ -63,6 +81,7 @@ def build_demo(ctx: Context, actor: Actor, seconds: float = 30.0) -> list[int]:
         clip = (entrance_video(stem.with_suffix(".people.mp4"), w, h, fps, seconds, seed=len(ids) + 1)
                 if name.startswith("Entrance") else synth_video(stem.with_suffix(".mp4"), w, h, fps, seconds))
         with ctx.db.session() as s:
-            ids.append(service.add_camera(s, actor, ctx.secrets, site_id, name, str(clip)).id)
+            ids.append(service.add_camera(s, actor, ctx.secrets, site_id, name, str(clip),
+                                          media_dirs=ctx.settings.registry.media_dirs).id)
     probe_cameras(ctx, actor, ids, seconds=3.0)
     return ids

@@ -20,7 +20,13 @@ ADMIN_PASSWORD = "Adm1n-test-pass"
 ACTOR = Actor(name="test", source="pytest", role="admin")
 
 
+# The suite's webhook receivers listen on loopback, which a hub refuses by default: test hubs allow it
+# explicitly (tests of the refusal pass their own, empty, list).
+TEST_WEBHOOK_NETWORKS = ["127.0.0.0/8"]
+
+
 def make_settings(data_dir: Path, database_url: str, **extra: object) -> Settings:
+    extra.setdefault("alert_webhook_allow_networks", TEST_WEBHOOK_NETWORKS)
     return get_settings(data_dir=data_dir, database_url=database_url, **extra)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import select
@@ -18,7 +20,9 @@ from civicam.context import Context
 from civicam.db.base import utcnow
 from civicam.db.models import Site
 from civicam.domain.compliance import Rule, breaches
+from civicam.domain.netpolicy import IPAddress
 from civicam.domain.urls import redact
+from civicam.registry.addresses import AddressNotAllowed, Resolver, resolve_host, webhook_addresses
 
 SYSTEM = Actor(name="system:alerts", source="hub", role="admin")
 
@@ -83,21 +87,48 @@ def payload(alert: Alert, site: Site, rule: AlertRule) -> dict[str, object]:
     }
 
 
+def _pinned_request(client: httpx.Client, url: str, address: IPAddress, body: dict[str, object]) -> httpx.Request:
+    """A POST to ``url`` that connects to ``address`` (checked a moment ago) instead of resolving the host
+    again; the Host header and TLS (SNI and certificate) still name the host."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    ip = f"[{address}]" if address.version == 6 else str(address)
+    netloc = ip if parts.port is None else f"{ip}:{parts.port}"
+    target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    headers = {"Host": parts.netloc.rsplit("@", 1)[-1]}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return client.build_request("POST", target, json=body, headers=headers, extensions=extensions)
+
+
 def deliver(url: str, body: dict[str, object], attempts: int = 3, timeout_s: float = 5.0,
-            backoff_s: float = 0.5, wait: Callable[[float], object] | None = None) -> str | None:
-    """POST ``body``; retried with backoff. Returns None on success, else the last error (redacted)."""
+            backoff_s: float = 0.5, wait: Callable[[float], object] | None = None,
+            allow: Sequence[str] = (), resolve: Resolver = resolve_host) -> str | None:
+    """POST ``body``; retried with backoff. Returns None on success, else the last error (redacted).
+
+    Before every attempt the host is resolved and every address checked (``webhook_addresses``: public
+    ones only, or inside ``allow``), and the request goes to an address so checked, never to one the host
+    resolves to a moment later. Redirects are not followed.
+    """
     pause = wait or threading.Event().wait
     error = "not attempted"
-    for attempt in range(attempts):
-        try:
-            r = httpx.post(url, json=body, timeout=timeout_s)
-            if r.status_code < 300:
-                return None
-            error = f"HTTP {r.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        if attempt + 1 < attempts:
-            pause(backoff_s * 2**attempt)
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+        for attempt in range(attempts):
+            try:
+                addresses = webhook_addresses(url, allow, resolve)
+            except AddressNotAllowed as exc:
+                return redact(f"refused: {exc}")  # retrying cannot make the address allowed
+            try:
+                r = client.send(_pinned_request(client, url, addresses[0], body))
+                if r.status_code < 300:
+                    return None
+                error = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            if attempt + 1 < attempts:
+                pause(backoff_s * 2**attempt)
     return redact(error)
 
 
@@ -123,7 +154,7 @@ class AlertService:
                     jobs.append((alert.id, url, payload(alert, site, rule)))
             ids = [a.id for a in new]
         for alert_id, url, body in jobs:
-            error = deliver(url, body, wait=self._stop.wait)
+            error = deliver(url, body, wait=self._stop.wait, allow=self.ctx.settings.alert_webhook_allow_networks)
             with self.ctx.db.session() as s:
                 row = s.get(Alert, alert_id)
                 if row is not None:

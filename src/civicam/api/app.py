@@ -6,10 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from civicam import __version__
 from civicam.api import errors
+from civicam.api.policy import enforce
 from civicam.api.routers import analytics, audit, auth, cameras, edge, live, recordings, regions, sites, users
 from civicam.context import Context
 from civicam.live.playback import abandon_running_exports
@@ -48,10 +49,14 @@ def create_app(ctx: Context, with_services: bool = False, cluster: str | None = 
             exports = getattr(app.state, "export_workers", None)  # made by the first export request
             if exports is not None:
                 exports.close()
+            probes = getattr(app.state, "probe_jobs", None)  # made by the first wizard probe (web/routers/onboard)
+            if probes is not None:
+                probes.close()
             for svc in reversed(services):
                 svc.close()
 
-    app = FastAPI(title="civicam", version=__version__, lifespan=lifespan,
+    # Every route, API and dashboard alike, passes the one access policy first (civicam.domain.access).
+    app = FastAPI(title="civicam", version=__version__, lifespan=lifespan, dependencies=[Depends(enforce)],
                   description="Privacy-first city video hub: counts and measures, never identifies.")
     app.state.ctx = ctx
     errors.install(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from civicam.api.policy import NotSignedIn
 from civicam.auth.users import UserError
 from civicam.domain.urls import redact
 from civicam.registry.service import Forbidden, NotFound, RegistryError
@@ -17,6 +18,11 @@ def install(app: FastAPI) -> None:
 
         return respond
 
+    async def sign_in(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc) or "Sign in first."}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    app.add_exception_handler(NotSignedIn, sign_in)
     app.add_exception_handler(RegistryError, handler(400))
     app.add_exception_handler(UserError, handler(400))
     app.add_exception_handler(NotFound, handler(404))

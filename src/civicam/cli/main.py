@@ -167,10 +167,10 @@ def demo(
     no_serve: Annotated[bool, typer.Option(help="Set the demo up, then exit instead of serving.")] = False,
 ) -> None:
     """Set up a demo region, site and cameras from generated video, probe them, and serve the hub."""
-    from civicam.demo import build_demo
+    from civicam.demo import build_demo, demo_settings
     from civicam.server import run
 
-    cfg = settings()
+    cfg = demo_settings(settings())
     marker = cfg.data_dir / "DEMO"
     if cfg.data_dir.exists() and any(cfg.data_dir.iterdir()) and not marker.exists():
         fail(f"{cfg.data_dir} holds a hub that is not a demo; point CIVICAM_DATA_DIR elsewhere for the demo.")

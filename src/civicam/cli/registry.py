@@ -36,6 +36,32 @@ def region_add(name: str, json_out: Json = False) -> None:
     print_json(data) if json_out else out.print(f"region {data['id']} '{data['name']}' added")
 
 
+@region_app.command("networks")
+def region_networks(
+    region: Annotated[str, typer.Argument(help="Region name or id.")],
+    cidrs: Annotated[list[str] | None, typer.Argument(help="Camera networks, e.g. 10.20.0.0/16; none: any.")] = None,
+    json_out: Json = False,
+) -> None:
+    """Set the networks (CIDRs) the region's cameras must be in; with none given, lift the limit."""
+    ctx = context()
+    try:
+        with ctx.db.session() as s:
+            found = service.find_region(s, region)
+            policy = {k: v for k, v in (found.policy or {}).items() if k != "camera_networks"}
+            if cidrs:
+                policy["camera_networks"] = list(cidrs)
+            found = service.set_region_policy(s, local_actor(), found, policy)
+            nets: list[str] | None = (found.policy or {}).get("camera_networks")
+            data: dict[str, object] = {"id": found.id, "name": found.name, "camera_networks": nets}
+    except (service.RegistryError, service.NotFound) as exc:
+        fail(str(exc))
+    if json_out:
+        print_json(data)
+    else:
+        shown = ", ".join(nets or []) or "any network"
+        out.print(f"region {data['id']} '{data['name']}': cameras in {shown}")
+
+
 @region_app.command("list")
 def region_list(json_out: Json = False) -> None:
     """List regions."""
@@ -112,7 +138,8 @@ def camera_add(
     try:
         with ctx.db.session() as s:
             cam = service.add_camera(s, local_actor(), ctx.secrets, site, name, url, username, password,
-                                     view_only=view_only)
+                                     view_only=view_only, media_dirs=ctx.settings.registry.media_dirs,
+                                     policy=ctx.settings.policy)
             data = {"id": cam.id, "name": cam.name, "url": redact(cam.url), "status": cam.status,
                     "view_only": cam.view_only}
     except (service.RegistryError, service.NotFound) as exc:

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from civicam.config.analytics import AnalyticsSettings
 from civicam.config.cluster import ClusterSettings
 from civicam.config.recording import RecordingSettings
+from civicam.config.registry import RegistrySettings
 from civicam.domain.policy import Policy
 
 
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         None, description="Default webhook that receives new alerts (JSON POST); rules may name their own."
     )
+    alert_webhook_allow_networks: list[str] = Field(
+        default_factory=list, description="Networks (CIDRs) webhooks may reach although they are loopback or private "
+        "(tests, development); by default webhooks go to public addresses only.",
+    )
+    registry: RegistrySettings = Field(
+        default_factory=RegistrySettings, description="Camera registry: media directories for local files."
+    )
     alert_interval_s: float = Field(60.0, gt=0, description="How often alert rules are evaluated.")
     # --- edge: TLS for site gateways ---
     tls: bool = Field(False, description="Serve HTTPS (site gateways require it): the operator's tls_cert/tls_key, "
@@ -60,6 +68,13 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("alert_webhook_allow_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        from civicam.domain.netpolicy import networks
+
+        return [str(n) for n in networks(value)]
 
     @property
     def effective_database_url(self) -> str:

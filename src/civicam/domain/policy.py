@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Policy(BaseModel):
@@ -20,6 +21,23 @@ class Policy(BaseModel):
     # Frame rates are measured from timestamps over a few seconds, so a 25 fps camera reads 24.97 or
     # 25.03; the tolerance keeps a camera that meets the policy from failing on rounding.
     fps_tolerance: float = Field(0.5, ge=0, description="Slack applied to both frame-rate bounds.")
+    camera_networks: tuple[str, ...] | None = Field(
+        None, description="Networks (CIDRs) a camera's address must lie in; None: any. Set per region to keep "
+        "a region's cameras on its own camera network (checked when a camera is added and when it is probed).",
+    )
+
+    @field_validator("camera_networks")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        out = []
+        for text in value:
+            try:
+                out.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"'{text}' is not a network in CIDR notation (e.g. 10.20.0.0/16)") from None
+        return tuple(out)
 
     def merged(self, overrides: dict[str, object] | None) -> Policy:
         """This policy with a region's overrides applied (unknown keys are rejected)."""

@@ -39,6 +39,30 @@ GRANTS: dict[Role, frozenset[Perm]] = {
 }
 
 
+class SiteScope(StrEnum):
+    """Which sites' objects (cameras, recordings, alerts...) a role reaches."""
+
+    all_sites = "all_sites"
+    own_site = "own_site"
+    no_site = "no_site"
+
+
+SCOPES: dict[Role, SiteScope] = {
+    Role.admin: SiteScope.all_sites,
+    Role.operator: SiteScope.all_sites,
+    Role.site_rep: SiteScope.own_site,
+    Role.auditor: SiteScope.all_sites,  # reads the registry (and the log) city-wide, but no video
+}
+
+
+def scope_of(role: str) -> SiteScope:
+    """The role's object scope; unknown roles reach nothing."""
+    try:
+        return SCOPES[Role(role)]
+    except ValueError:
+        return SiteScope.no_site
+
+
 def allows(role: str, perm: Perm) -> bool:
     """Whether ``role`` carries ``perm``; unknown roles carry nothing.
 
@@ -52,7 +76,8 @@ def allows(role: str, perm: Perm) -> bool:
 
 
 def sees_site(role: str, own_site_id: int | None, site_id: int) -> bool:
-    """Site representatives see only their own site; every other role sees all sites."""
-    if role == Role.site_rep:
+    """Site representatives see only their own site; every other role sees all sites (``SCOPES``)."""
+    scope = scope_of(role)
+    if scope is SiteScope.own_site:
         return own_site_id is not None and own_site_id == site_id
-    return True
+    return scope is SiteScope.all_sites

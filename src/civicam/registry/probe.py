@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -26,6 +28,14 @@ Verdict = Literal["accepted", "rejected"]
 # How much of an open stream to read when checking whether it also plays without credentials.
 _NO_AUTH_CHECK_S = 0.5
 
+# Findings that describe the network path rather than a camera: told apart, they would make the probe a
+# port scanner (closed: refused at once; filtered: a timeout; open but no camera: garbage). For callers who
+# may not see them (non-admins) they become one ``unreachable`` verdict, answered at one time class.
+NETWORK_CODES = frozenset({"unreachable", "timeout", "stream_error", "no_video", "probe_error"})
+OPAQUE_UNREACHABLE = Reason(
+    "unreachable", "The camera could not be reached, or what answers there is not a camera stream. Check the "
+    "address, the port and the network path from the hub to the camera.")
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -43,6 +53,18 @@ class ProbeResult:
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(r.code for r in self.reasons)
+
+    @property
+    def network_failure(self) -> bool:
+        """Whether the probe failed on the way to the camera (see ``NETWORK_CODES``)."""
+        return any(code in NETWORK_CODES for code in self.codes)
+
+    def opaque(self) -> ProbeResult:
+        """The result as told to those who may not learn the state of the network path: a network failure of
+        any kind is the same ``unreachable`` with nothing measured."""
+        if not self.network_failure:
+            return self
+        return ProbeResult("rejected", Measurement(), (OPAQUE_UNREACHABLE,))
 
     def to_dict(self) -> dict[str, Any]:
         m = self.measured
@@ -144,19 +166,29 @@ def probe_many(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     concurrency: int = 16,
     on_result: Callable[[int, ProbeResult], None] | None = None,
+    uniform_failures: bool = False,
 ) -> list[ProbeResult]:
     """Probe ``targets`` with at most ``concurrency`` at a time; results in input order.
 
     Threads suffice: PyAV releases the GIL while it waits on the network and decodes. ``on_result``
     is called in the caller's thread, as each probe finishes, with the target's index.
+    ``uniform_failures``: a network failure is answered only once the probe's full deadline
+    (``seconds + timeout_s``) has passed, so a refused port takes as long as a filtered one.
     """
     policy = policy or Policy.model_validate({})
     results: list[ProbeResult | None] = [None] * len(targets)
+
+    def one(t: ProbeTarget) -> ProbeResult:
+        started = time.monotonic()
+        result = probe_stream(t.url, t.username, t.password, t.policy or policy, seconds, timeout_s)
+        if uniform_failures and result.network_failure:
+            left = started + seconds + timeout_s - time.monotonic()
+            if left > 0:
+                threading.Event().wait(left)  # padding the answer to the deadline, not synchronisation
+        return result
+
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="probe") as pool:
-        futures: dict[Future[ProbeResult], int] = {
-            pool.submit(probe_stream, t.url, t.username, t.password, t.policy or policy, seconds, timeout_s): i
-            for i, t in enumerate(targets)
-        }
+        futures: dict[Future[ProbeResult], int] = {pool.submit(one, t): i for i, t in enumerate(targets)}
         for future in as_completed(futures):
             index = futures[future]
             try:

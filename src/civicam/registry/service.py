@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from civicam.db.models import Camera, Probe, Region, Site
 from civicam.domain.policy import Policy
 from civicam.domain.roles import Role, sees_site
 from civicam.domain.urls import InvalidStreamURL, parse_stream_url, with_credentials
+from civicam.registry.addresses import AddressNotAllowed, Resolver, check_camera_url, resolve_host
 from civicam.registry.secrets import SecretBox
 
 CAMERA_STATUSES = ("pending", "accepted", "rejected", "disabled")
@@ -146,13 +148,30 @@ def add_camera(
     url: str,
     username: str | None = None,
     password: str | None = None,
+    *,
     view_only: bool = False,
+    media_dirs: Sequence[Path] = (),
+    policy: Policy | None = None,
+    resolve: Resolver = resolve_host,
 ) -> Camera:
+    """Register a camera (status pending until probed).
+
+    The URL must pass the address policy (``registry.addresses``): local files only for admins and only
+    inside ``media_dirs``; inside the region's ``camera_networks`` when the region (or ``policy``) sets them.
+    """
     site = get_site(session, actor, site_id)
     name = _name(name, "camera")
     try:
         parsed = parse_stream_url(url)
     except InvalidStreamURL as exc:
+        raise RegistryError(str(exc)) from None
+    region = session.get(Region, site.region_id)
+    try:
+        effective = (policy or Policy()).merged(region.policy if region else None)
+        check_camera_url(parsed.url, actor.role, media_dirs, effective, resolve)
+    except AddressNotAllowed as exc:
+        if exc.code == "local_file_not_allowed" and actor.role != Role.admin:
+            raise Forbidden(str(exc)) from None
         raise RegistryError(str(exc)) from None
     # Credentials given as options win over ones embedded in the URL; either way they leave the URL.
     user = username if username is not None else parsed.username

@@ -13,7 +13,7 @@ request (POST/PUT/PATCH/DELETE) that authenticates with the cookie must also car
 * When the browser sends an ``Origin`` header on an unsafe request it must be this hub's own origin.
 
 ``CSRFMiddleware`` enforces the header for ``/api/`` and ``/web/api/``; the HTML form routes (sign-in,
-sign-out) check the form field and the origin themselves (see ``routes.py``).
+sign-out) check the form field and the origin themselves (see ``routers/session.py``).
 """
 
 from __future__ import annotations

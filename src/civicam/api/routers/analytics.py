@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,8 +22,10 @@ from civicam.audit.log import Actor, record
 from civicam.db.base import utcnow
 from civicam.db.models import Site
 from civicam.domain.compliance import Interval, Published, published_total
-from civicam.domain.roles import Perm, Role
+from civicam.domain.roles import Perm, Role, allows
+from civicam.domain.urls import redact
 from civicam.registry import service
+from civicam.registry.addresses import AddressNotAllowed, webhook_addresses
 
 router = APIRouter(tags=["analytics"])
 Reader = Annotated[Actor, Depends(require(Perm.analytics_read))]
@@ -75,6 +78,35 @@ class RuleIn(BaseModel):
 class RulePublic(RuleIn):
     model_config = ConfigDict(from_attributes=True)
     id: int
+    webhook_url: str | None = Field(None, description="Shown in full only to those who may manage alerts; "
+                                    "to other readers only its origin (``https://host/…``).")
+
+    @classmethod
+    def shown_to(cls, actor: Actor, rule: AlertRule) -> RulePublic:
+        public = cls.model_validate(rule)
+        if public.webhook_url and not allows(actor.role, Perm.alerts_write):
+            public = public.model_copy(update={"webhook_url": webhook_origin(public.webhook_url)})
+        return public
+
+
+def webhook_origin(url: str) -> str:
+    """Only where a webhook goes (scheme and host): its path and query often carry the receiver's secret.
+
+    >>> webhook_origin("https://user:pw@hooks.example:8443/T000/B000/XXXX?token=1")
+    'https://hooks.example:8443/…'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/…"
+
+
+def _audited(body: RuleIn) -> dict[str, Any]:
+    """The rule as audited: the webhook included (where alerts go is a fact an auditor needs), credentials
+    redacted."""
+    data = body.model_dump()
+    data["webhook_url"] = redact(body.webhook_url) if body.webhook_url else None
+    return data
 
 
 class AlertPublic(BaseModel):
@@ -181,7 +213,12 @@ def ack_alert(alert_id: int, actor: Writer, session: DbSession, body: AckIn | No
     return acknowledge(session, actor, alert, body.note if body else "")
 
 
-def _validate_rule(session: Session, actor: Actor, body: RuleIn) -> None:
+def _validate_rule(session: Session, actor: Actor, body: RuleIn, allow: list[str]) -> None:
+    if body.webhook_url:
+        try:
+            webhook_addresses(body.webhook_url, allow)
+        except AddressNotAllowed as exc:
+            raise service.RegistryError(redact(str(exc))) from None
     if body.site_id is not None and body.region_id is not None:
         raise service.RegistryError("A rule covers one site or one region, not both.")
     if body.site_id is not None:
@@ -193,20 +230,20 @@ def _validate_rule(session: Session, actor: Actor, body: RuleIn) -> None:
 
 
 @router.get("/alert-rules", response_model=list[RulePublic])
-def list_rules(actor: Reader, session: DbSession) -> Sequence[AlertRule]:
+def list_rules(actor: Reader, session: DbSession) -> list[RulePublic]:
     stmt = select(AlertRule).order_by(AlertRule.id)
     if actor.role == Role.site_rep:
         stmt = stmt.where(AlertRule.site_id == actor.site_id)
-    return session.execute(stmt).scalars().all()
+    return [RulePublic.shown_to(actor, r) for r in session.execute(stmt).scalars().all()]
 
 
 @router.post("/alert-rules", response_model=RulePublic, status_code=201)
-def create_rule(body: RuleIn, actor: Writer, session: DbSession) -> AlertRule:
-    _validate_rule(session, actor, body)
+def create_rule(body: RuleIn, actor: Writer, session: DbSession, ctx: Ctx) -> AlertRule:
+    _validate_rule(session, actor, body, ctx.settings.alert_webhook_allow_networks)
     rule = AlertRule(**body.model_dump())
     session.add(rule)
     session.flush()
-    record(session, actor, "alert_rule.create", "alert_rule", rule.id, body.model_dump(exclude={"webhook_url"}))
+    record(session, actor, "alert_rule.create", "alert_rule", rule.id, _audited(body))
     return rule
 
 
@@ -218,12 +255,12 @@ def _own_rule(session: Session, actor: Actor, rule_id: int) -> AlertRule:
 
 
 @router.put("/alert-rules/{rule_id}", response_model=RulePublic)
-def update_rule(rule_id: int, body: RuleIn, actor: Writer, session: DbSession) -> AlertRule:
+def update_rule(rule_id: int, body: RuleIn, actor: Writer, session: DbSession, ctx: Ctx) -> AlertRule:
     rule = _own_rule(session, actor, rule_id)
-    _validate_rule(session, actor, body)
+    _validate_rule(session, actor, body, ctx.settings.alert_webhook_allow_networks)
     for key, value in body.model_dump().items():
         setattr(rule, key, value)
-    record(session, actor, "alert_rule.update", "alert_rule", rule.id, body.model_dump(exclude={"webhook_url"}))
+    record(session, actor, "alert_rule.update", "alert_rule", rule.id, _audited(body))
     return rule
 
 

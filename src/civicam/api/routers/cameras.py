@@ -56,7 +56,8 @@ def list_cameras(
 @router.post("/cameras", response_model=CameraPublic, status_code=201)
 def create_camera(body: CameraCreate, actor: Writer, session: DbSession, ctx: Ctx) -> CameraPublic:
     camera = service.add_camera(session, actor, ctx.secrets, body.site_id, body.name, body.url, body.username,
-                                body.password)
+                                body.password, media_dirs=ctx.settings.registry.media_dirs,
+                                policy=ctx.settings.policy)
     return camera_public(session, camera)
 
 

@@ -32,8 +32,8 @@
     for (;;) {
       const total = job.expected_s + 1;
       bar.value = Math.min(95, (100 * job.elapsed_s) / total);
-      if (job.state !== "running") break;
-      const phase = job.elapsed_s < 1 ? "connecting to the camera" : job.elapsed_s < job.expected_s ? "reading the stream" : "measuring and judging";
+      if (job.state !== "running" && job.state !== "queued") break;
+      const phase = job.state === "queued" ? "waiting for a free probe slot" : job.elapsed_s < 1 ? "connecting to the camera" : job.elapsed_s < job.expected_s ? "reading the stream" : "measuring and judging";
       say("probe-status", `Probing: ${phase} (${job.elapsed_s.toFixed(1)} s of about ${job.expected_s} s).`);
       await new Promise((r) => setTimeout(r, 400));
       try { job = await api("GET", `/web/api/probe-jobs/${job.id}`); }
