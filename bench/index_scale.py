@@ -190,7 +190,8 @@ _FILL = """INSERT INTO {table} (camera_id, seq, start, "end", path, bytes, keyfr
           || to_char(s AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS.US') || 'Z.mp4',
         1500000, 3, 150, 800, 'h264', 1280, 720, 's0', now()
       FROM generate_series(%(c0)s::int, %(c1)s::int) c, generate_series(%(k0)s::int, %(k1)s::int) k,
-           LATERAL (SELECT %(t0)s::timestamptz + make_interval(secs => k * %(step)s::float8 + (c %% 997) * 0.006) s) x"""
+           LATERAL (SELECT %(t0)s::timestamptz
+                    + make_interval(secs => k * %(step)s::float8 + (c %% 997) * 0.006) s) x"""
 
 
 def dense_cameras(rows: int, days: int) -> int:

@@ -141,7 +141,7 @@ def retirable(tables: list[DayTable], oldest_kept: datetime, holds: list[HoldSpa
     return out
 
 
-def retire(engine: Engine, table: DayTable, delete_file: Callable[[str], None], logger: logging.Logger,
+def retire(engine: Engine, table: DayTable, delete_file: Callable[[int, str], None], logger: logging.Logger,
            limit: int) -> tuple[int, bool]:
     """Detach ``table`` (if still attached), delete up to ``limit`` of its files and their rows; drop it once
     empty. Returns (files deleted, finished). Rows leave the index before their files, as everywhere."""
@@ -160,8 +160,8 @@ def retire(engine: Engine, table: DayTable, delete_file: Callable[[str], None], 
                 forget(engine)
                 logger.info("retention dropped the day %s", table.day.isoformat())
                 return done, True
-            for _, path in page:
-                delete_file(path)
+            for seg_id, path in page:
+                delete_file(int(seg_id), str(path))
             conn.execute(text(f"DELETE FROM {table.name} WHERE id = ANY(:ids)"), {"ids": [i for i, _ in page]})
             done += len(page)
     return done, False
