@@ -14,6 +14,7 @@ from civicam.auth.users import UserError, create_user
 from civicam.bootstrap import initialise
 from civicam.cli.analyze import app as analyze_app
 from civicam.cli.common import FAILED, context, fail, local_actor, out, print_json, settings
+from civicam.cli.plan import plan_command
 from civicam.cli.recordings import export, hold_app, recordings_app
 from civicam.cli.recordings import record as record_command
 from civicam.cli.registry import camera_app, region_app, site_app
@@ -33,6 +34,7 @@ app.add_typer(hold_app, name="hold")
 app.add_typer(analyze_app, name="analyze")
 app.command("export")(export)
 app.command("record")(record_command)
+app.command("plan")(plan_command)
 
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 

@@ -43,9 +43,11 @@ class Recorded:
 
 
 @pytest.fixture(scope="module")
-def recorded(rec_server: RtspServer, tmp_path_factory: pytest.TempPathFactory, closed_port: int) -> Iterator[Recorded]:
-    """Two live cameras and one dead one recorded by one service for RECORD_S seconds (kept running)."""
-    ctx = new_context(tmp_path_factory.mktemp("hub"))
+def recorded(rec_server: RtspServer, tmp_path_factory: pytest.TempPathFactory, closed_port: int,
+             module_db_url: str) -> Iterator[Recorded]:
+    """Two live cameras and one dead one recorded by one service for RECORD_S seconds (kept running), on
+    SQLite and on PostgreSQL (the index, gaps, grants, exports and audit all go through the database)."""
+    ctx = new_context(tmp_path_factory.mktemp("hub"), module_db_url)
     cams = add_cameras(ctx, [rec_server.url("/cam1"), rec_server.url("/cam2"),
                              f"rtsp://127.0.0.1:{closed_port}/nothing"])
     service = RecordingService(ctx, LOG, settings=fast_settings())
