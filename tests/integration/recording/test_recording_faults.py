@@ -72,10 +72,9 @@ def test_server_restart_records_gap_and_resumes(clip: Path, tmp_path: Path) -> N
         ctx.close()
 
 
-def test_sigkill_mid_segment_is_repaired_on_restart(clip: Path, tmp_path: Path, db_url: str) -> None:
-    """On SQLite and PostgreSQL: index = store after a crash, whichever database holds the index."""
+def test_sigkill_mid_segment_is_repaired_on_restart(clip: Path, tmp_path: Path) -> None:
     server = RtspServer([file_mount("/cam", clip)]).start()
-    ctx = new_context(tmp_path, db_url)
+    ctx = new_context(tmp_path)
     service: RecordingService | None = None
     log = open(tmp_path / "recorder.log", "w")  # noqa: SIM115
     proc: subprocess.Popen[bytes] | None = None
