@@ -100,10 +100,12 @@ def plan(inp: PlanInput) -> Plan:
     nodes = max(1, math.ceil((rec_cores + ana_cores) / inp.cores_per_node))
     bits_s = inp.cameras * inp.bitrate_kbps * 1000
     per_day = bits_s / 8 * 86400
+    node_sources = (m.RECORD_CPU_S_PER_STREAM_MINUTE,) + (
+        (m.DECODE_MS_PER_FRAME, m.DETECT_AND_LABEL_MS_PER_FRAME) if gpus is None else ())
     lines = [
-        Line("recording cores", rec_cores, "cores", f"{inp.cameras} streams x CPU per stream / {u:.0%} busy",
+        Line("recording cores", rec_cores, "cores", f"{inp.cameras:,} streams x CPU per stream / {u:.0%} busy",
              (m.RECORD_CPU_S_PER_STREAM_MINUTE,)),
-        Line("analysed cameras", analysed, "cameras", f"{inp.analytics_share:.0%} of {inp.cameras}"),
+        Line("analysed cameras", analysed, "cameras", f"{inp.analytics_share:.0%} of {inp.cameras:,}"),
         Line("analytics cores (CPU)", ana_cores if gpus is None else 0.0, "cores",
              f"{inp.source_fps:g} fps decoded + {inp.analytics_fps:g} fps analysed per camera / {u:.0%} busy"
              if gpus is None else "analysis on GPUs (--cameras-per-gpu)",
@@ -111,14 +113,12 @@ def plan(inp: PlanInput) -> Plan:
         Line("GPUs", None if gpus is None else gpus, "GPUs",
              "not measured: civicam has no per-GPU figure (no GPU lent); give --cameras-per-gpu"
              if gpus is None else f"{analysed} cameras / {inp.cameras_per_gpu:g} per GPU (your figure)"),
-        Line("recording + analytics nodes", nodes, "nodes", f"cores / {inp.cores_per_node} per node",
-             (m.RECORD_CPU_S_PER_STREAM_MINUTE,) + ((m.DECODE_MS_PER_FRAME, m.DETECT_AND_LABEL_MS_PER_FRAME)
-                                                    if gpus is None else ())),
+        Line("recording + analytics nodes", nodes, "nodes", f"cores / {inp.cores_per_node} per node", node_sources),
         Line("index writes", rows_s, "rows/s", f"one row per {inp.segment_s:g} s segment per camera"),
         Line("index cores (writer + PostgreSQL)", idx_cores, "cores", f"rows/s / rows per core-second / {u:.0%} busy",
              (m.INDEX_ROWS_PER_CORE_SECOND,)),
-        Line("ingest bandwidth", bits_s / 1e9, "Gbit/s", f"{inp.cameras} x {inp.bitrate_kbps:g} kbit/s"),
-        Line("ingest per node", bits_s / 1e9 / nodes, "Gbit/s", f"over {nodes} nodes"),
+        Line("ingest bandwidth", bits_s / 1e9, "Gbit/s", f"{inp.cameras:,} x {inp.bitrate_kbps:g} kbit/s"),
+        Line("ingest per node", bits_s / 1e9 / nodes, "Gbit/s", f"over {nodes} nodes", node_sources),
         Line("storage per day", per_day, "bytes", "bitrate x 86,400 s"),
         Line("storage for retention", per_day * inp.retention_days, "bytes", f"{inp.retention_days:g} days"),
     ]
