@@ -152,6 +152,7 @@ def test_export_starts_at_keyframe_before_from(recorded: Recorded, tmp_path: Pat
         assert ev[-1].detail["unblurred"] is True and ev[-1].detail["unblurred_reason"] == "evidence for case 42"
 
 
+@pytest.mark.parametrize("module_db_url", ["sqlite"], indirect=True)  # frames only: no database in it
 def test_export_spanning_segments_with_a_look_ahead_transform(recorded: Recorded, tmp_path: Path) -> None:
     """The transform seam: frames decoded, passed through a transform that holds frames back (as blurring
     does to look ahead), re-encoded; every frame comes out once, in order, the held ones at the end."""
