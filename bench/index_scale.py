@@ -149,7 +149,8 @@ def w_copy(url: str, cams: range, start: datetime, batch: int, table: str = "rec
 
 
 METHODS: dict[str, Callable[[str, range, datetime, int], tuple[int, float]]] = {
-    "row at a time (ORM, commit each) [reference]": w_orm_row, "Indexer today (SQLAlchemy multi-row)": w_indexer,
+    "row at a time (ORM, commit each) [reference]": w_orm_row,
+    "the Indexer before COPY (SQLAlchemy multi-row insert)": w_indexer,
     "psycopg executemany (pipelined)": w_executemany, "multi-row INSERT VALUES": w_multirow, "COPY": w_copy,
     "COPY into the single table (no partitions)": lambda u, c, s, b: w_copy(u, c, s, b, "plain_segments"),
 }

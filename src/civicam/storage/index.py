@@ -75,7 +75,7 @@ def insert_segments(session: Session, rows: Sequence[dict[str, object]]) -> None
     if not rows:
         return
     conn = session.connection()
-    if not partitioned(conn):
+    if not partitioned(conn) or conn.dialect.driver != "psycopg":  # COPY through psycopg 3 only
         session.execute(insert(Segment), list(rows))
         return
     now = utcnow()
