@@ -24,6 +24,7 @@ migrations (the index partitioned by day, migration 0008) and registers 200,000 
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing as mp
 import os
 import statistics
@@ -43,7 +44,7 @@ from sqlalchemy import create_engine, insert, text
 from civicam.db.session import Database, upgrade
 from civicam.domain.segments import segment_path
 from civicam.ingest.recorder import SegmentDone
-from civicam.storage.index import add_segment, segment_row
+from civicam.storage.index import Indexer, add_segment, segment_row
 from civicam.storage.models import Segment
 from civicam.storage.partitions import day_of, ensure_days
 
@@ -91,9 +92,11 @@ def w_orm_row(url: str, cams: range, start: datetime, batch: int) -> tuple[int, 
 
 
 def _pool_cpu(db: Database) -> float:
-    """CPU of the backend behind the pool's one connection (one thread: the pool reuses it)."""
+    """CPU of every backend this writer process opened that its pool still holds (tagged by PGAPPNAME)."""
     with db.engine.connect() as c:
-        return cpu_s(int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()))
+        pids = c.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"),
+                         {"a": os.environ.get("PGAPPNAME", "")}).scalars().all()
+    return sum(cpu_s(int(p)) for p in pids)
 
 
 def w_indexer(url: str, cams: range, start: datetime, batch: int) -> tuple[int, float]:
@@ -101,6 +104,20 @@ def w_indexer(url: str, cams: range, start: datetime, batch: int) -> tuple[int, 
     for i in range(0, len(cams), batch):
         with db.session() as s:
             s.execute(insert(Segment), [segment_row(done_for(c, start), 0) for c in cams[i:i + batch]])
+    backend = _pool_cpu(db)
+    db.close()
+    return len(cams), backend
+
+
+def w_indexer_copy(url: str, cams: range, start: datetime, batch: int) -> tuple[int, float]:
+    """The hub's own path end to end: SegmentDone events into the Indexer thread (COPY on PostgreSQL)."""
+    db = Database(url)
+    indexer = Indexer(db, logging.getLogger("bench.indexer"))
+    indexer.start()
+    for cam in cams:
+        indexer.segment(done_for(cam, start))
+    indexer.flush(600)
+    indexer.close()
     backend = _pool_cpu(db)
     db.close()
     return len(cams), backend
@@ -153,11 +170,13 @@ METHODS: dict[str, Callable[[str, range, datetime, int], tuple[int, float]]] = {
     "the Indexer before COPY (SQLAlchemy multi-row insert)": w_indexer,
     "psycopg executemany (pipelined)": w_executemany, "multi-row INSERT VALUES": w_multirow, "COPY": w_copy,
     "COPY into the single table (no partitions)": lambda u, c, s, b: w_copy(u, c, s, b, "plain_segments"),
+    "the Indexer now (SegmentDone events in, COPY out)": w_indexer_copy,
 }
 
 
 def _worker(args: tuple[str, str, range, datetime, int], out: mp.Queue) -> None:  # type: ignore[type-arg]
     name, url, cams, start, batch = args
+    os.environ["PGAPPNAME"] = f"civicam-bench-{os.getpid()}"  # libpq tags this process's connections
     t_cpu = time.process_time()
     n, backend = METHODS[name](url, cams, start, batch)
     out.put((n, backend, time.process_time() - t_cpu))

@@ -59,6 +59,20 @@ def test_one_batch_keeps_the_order_of_segments_and_gaps(ctx: Context) -> None:
         (open_gap,) = gaps_between(s, b, None, None)
         assert open_gap.end is None
         assert [g.seq for g in segments_between(s, b, None, None)] == [0]
+    # A restarted writer knows nothing: it learns b's sequence and open gap from the database (in one
+    # query per batch of cameras) and goes on from them.
+    again = Indexer(ctx.db, logging.getLogger("test.indexer"), linger_s=0.05)
+    again.start()
+    resumed = T0 + timedelta(seconds=30)
+    try:
+        again.segment(_done(b, resumed))
+        assert again.flush(30)
+    finally:
+        again.close()
+    with ctx.db.session() as s:
+        assert [g.seq for g in segments_between(s, b, None, None)] == [0, 1]
+        (closed,) = gaps_between(s, b, None, None)
+        assert closed.end == resumed
 
 
 def test_a_bad_row_does_not_lose_the_rest_of_its_batch(ctx: Context, caplog: pytest.LogCaptureFixture) -> None:

@@ -184,10 +184,33 @@ class Indexer:
                 except Exception:  # noqa: BLE001
                     self._log.exception("recording index write failed for camera %s", item.camera_id)
 
+    def _warm(self, session: Session, cams: set[int]) -> None:
+        """Learn the sequence numbers and open gaps of the batch's cameras not seen yet, a few queries for
+        them all: after a restart every camera is new, and two queries per camera held a city's first
+        round of segments to under a thousand rows a second (docs/benchmarks.md "Index at scale")."""
+        new = sorted(c for c in cams if c not in self._gap or c not in self._seq)
+        for i in range(0, len(new), 500):
+            chunk = new[i:i + 500]
+            seqs = {cam: last for cam, last in session.execute(
+                select(Segment.camera_id, func.max(Segment.seq)).where(Segment.camera_id.in_(chunk))
+                .group_by(Segment.camera_id)).tuples()}
+            gaps: dict[int, datetime] = {}
+            for cam, start in session.execute(select(Gap.camera_id, Gap.start)
+                                              .where(Gap.camera_id.in_(chunk), Gap.end.is_(None))
+                                              .order_by(Gap.id)).tuples():
+                gaps[cam] = start  # the newest open gap wins, as in _open_start
+            for cam in chunk:
+                if cam not in self._seq:
+                    last = seqs.get(cam)
+                    self._seq[cam] = 0 if last is None else int(last) + 1
+                if cam not in self._gap:
+                    self._gap[cam] = gaps.get(cam)
+
     def _apply(self, session: Session, batch: Sequence[SegmentDone | _GapOp]) -> None:
         # The Indexer is the only writer of segments and gaps, so it can remember each camera's sequence
         # number and open gap instead of asking the database for them on every segment.
         rows: list[dict[str, object]] = []
+        self._warm(session, {item.camera_id for item in batch})
         for item in batch:
             cam = item.camera_id
             if cam not in self._gap:
