@@ -39,11 +39,11 @@ ANALYTICS_CAMERAS_PER_CORE_AT_5_FPS = Measured(
     9.01, "cameras per core analysed at 5 fps (decoded fully at 25 fps)",
     'docs/benchmarks.md "Analytics", "Cameras ... one core sustains"', "2026-12-01")
 
-# Index: segment rows written per core-second, the writer's and its PostgreSQL backend's CPU together,
-# by COPY into the day-partitioned index (what the Indexer does on PostgreSQL), one writer process.
+# Index: segment rows written per core-second, the writer's and its PostgreSQL backends' CPU together,
+# by the hub's Indexer (COPY into the day-partitioned index) in steady state, one writer process.
 INDEX_ROWS_PER_CORE_SECOND = Measured(
-    20_344, "index rows per core-second (COPY, writer + PostgreSQL backend CPU)",
-    'docs/benchmarks.md "Index at scale", write paths, "COPY", 1 writer', "2026-12-01")
+    21_311, "index rows per core-second (Indexer, COPY; writer + PostgreSQL backend CPU)",
+    'docs/benchmarks.md "Index at scale", "the Indexer now, steady state", 1 writer', "2026-12-01")
 
 # The hub's default segment length (config/recording.py ``segment_target_s``): one index row per segment.
 DEFAULT_SEGMENT_S = 4.0
