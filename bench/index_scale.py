@@ -8,8 +8,10 @@ migrations (the index partitioned by day, migration 0008) and registers 200,000 
 1. Write paths, each writing the rows 200,000 cameras publish (one segment each, 6 s of the city):
    the reference is the row-at-a-time path (one ORM insert and one commit per segment, what every
    segment cost before the Indexer batched them), then the Indexer's SQLAlchemy multi-row insert,
-   psycopg ``executemany`` (pipelined), one multi-row ``INSERT ... VALUES`` per batch, and ``COPY``;
-   with 1 and 2 writer processes. CPU is the writer processes' plus their PostgreSQL backends' (from
+   psycopg ``executemany`` (pipelined), one multi-row ``INSERT ... VALUES`` per batch, ``COPY`` (into
+   the partitioned index and into the single table), and the hub's Indexer end to end (a freshly started
+   one, and one that knows the cameras); with 1 and 2 writer processes (``--methods``: indices into
+   this list). CPU is the writer processes' plus their PostgreSQL backends' (from
    /proc), so "rows per core-second" counts both ends; PostgreSQL's WAL writer and checkpointer are not
    counted (the server is shared with other sessions' tests).
 2. Fill: ``--fill`` rows over 3 days (half dense: a few cameras with a 6 s segment after another; half spread
