@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from civicam.context import Context, open_context
-from support.databases import PostgresTemplates, SqliteTemplates, postgres_available
+from support.databases import PostgresTemplates, SqliteTemplates, fresh_database, postgres_available
 from support.hub import Api, api_for, make_settings
 from support.rtsp_fixtures import *  # noqa: F401,F403  (the RTSP server fixtures, suite-wide)
 from support.services import MISSING, require
@@ -63,6 +63,17 @@ def db_url(
     url = postgres_templates.fresh()
     yield url
     postgres_templates.drop(url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_db_url(
+    request: pytest.FixtureRequest, sqlite_templates: SqliteTemplates, postgres_templates: PostgresTemplates | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """``db_url`` for a hub a whole module shares (a recording kept running through its tests)."""
+    with fresh_database(str(request.param), sqlite_templates, postgres_templates,
+                        tmp_path_factory.mktemp(f"db-{request.param}")) as url:
+        yield url
 
 
 @pytest.fixture

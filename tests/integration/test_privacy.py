@@ -10,6 +10,7 @@ nearly all must be, which also shows that the oracle can tell.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,9 +61,11 @@ def _walkers() -> list[Walker]:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> tuple[Context, list[Image], list[list[Box]]]:
+def hub(tmp_path_factory: pytest.TempPathFactory,
+        module_db_url: str) -> Iterator[tuple[Context, list[Image], list[list[Box]]]]:
+    """The hub on SQLite, and on PostgreSQL for the test whose grants and audit live in the database."""
     root = tmp_path_factory.mktemp("privacy")
-    ctx = open_context(make_settings(root / "data", f"sqlite:///{root / 'civicam.db'}"), create=True)
+    ctx = open_context(make_settings(root / "data", module_db_url), create=True)
     with ctx.db.session() as s:
         region = service.add_region(s, ACTOR, "North")
         site = service.add_site(s, ACTOR, region, "Mall", "Ana", "ana@mall.example")
@@ -75,7 +78,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> tuple[Context, list[Image],
     truth = walkers_clip(path, _walkers(), SECONDS)
     sources = decode(path)  # the recorded frames: what the camera sent, after its own encoding
     assert reconcile(ctx.db, store, logging.getLogger("test")).indexed == 1
-    return ctx, sources, truth
+    yield ctx, sources, truth
+    ctx.close()
 
 
 def _served(client: TestClient, headers: dict[str, str], master_url: str) -> bytes:
@@ -155,6 +159,8 @@ def test_live_view_is_blurred_and_unblurred_needs_permission_and_reason(
 
 
 @pytest.mark.timeout(400)
+# Blurring an export does not depend on the database (the live test covers PostgreSQL): SQLite only.
+@pytest.mark.parametrize("module_db_url", ["sqlite"], indirect=True)
 def test_exports_are_blurred_unless_permitted_with_a_reason(
         hub: tuple[Context, list[Image], list[list[Box]]], tmp_path: Path) -> None:
     hub_ctx, sources, truth = hub

@@ -48,11 +48,14 @@ def _segment(api: Api) -> tuple[int, int]:
         return cam.id, row.id
 
 
-@pytest.mark.parametrize("mode", ["live", "playback"])
-@pytest.mark.parametrize("part", ["init.mp4", "media.m4s"])
-def test_unblurred_segments_are_no_store_and_blurred_ones_cache(sqlite_api: Api, tmp_path: Path, mode: str,
+# Each case on SQLite, and one on PostgreSQL too (grants and the unblurred check read the database; the
+# headers do not depend on which one).
+@pytest.mark.parametrize(("mode", "part", "db_url"), [
+    ("live", "init.mp4", "sqlite"), ("live", "media.m4s", "sqlite"), ("playback", "init.mp4", "sqlite"),
+    ("playback", "media.m4s", "sqlite"), pytest.param("live", "media.m4s", "postgres", marks=pytest.mark.postgres),
+], indirect=["db_url"])
+def test_unblurred_segments_are_no_store_and_blurred_ones_cache(api: Api, tmp_path: Path, mode: str,
                                                                  part: str) -> None:
-    api = sqlite_api
     cam, seg = _segment(api)
     blurred = tmp_path / "blurred.mp4"
     blurred.write_bytes(b"i" * INIT + b"m" * 50)

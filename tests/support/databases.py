@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from sqlalchemy import create_engine
 
 from civicam.db.session import upgrade
+from support.services import require
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -73,3 +75,21 @@ def iterate(templates: PostgresTemplates) -> Iterator[str]:
         yield url
     finally:
         templates.drop(url)
+
+
+@contextmanager
+def fresh_database(kind: str, sqlite_templates: SqliteTemplates, postgres_templates: PostgresTemplates | None,
+                   directory: Path) -> Iterator[str]:
+    """A fresh migrated database of ``kind`` ("sqlite" or "postgres"), dropped afterwards. A missing
+    PostgreSQL skips on a laptop and fails under CI."""
+    if kind == "sqlite":
+        directory.mkdir(parents=True, exist_ok=True)
+        yield sqlite_templates.fresh(directory)
+        return
+    require(postgres_templates is not None, "PostgreSQL at 127.0.0.1:5432")
+    assert postgres_templates is not None
+    url = postgres_templates.fresh()
+    try:
+        yield url
+    finally:
+        postgres_templates.drop(url)

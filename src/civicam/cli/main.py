@@ -15,6 +15,7 @@ from civicam.bootstrap import initialise
 from civicam.cli.analyze import app as analyze_app
 from civicam.cli.cluster import cluster_app
 from civicam.cli.common import FAILED, context, fail, local_actor, out, print_json, settings
+from civicam.cli.plan import plan_command
 from civicam.cli.recordings import export, hold_app, recordings_app
 from civicam.cli.recordings import record as record_command
 from civicam.cli.registry import camera_app, region_app, site_app
@@ -35,6 +36,7 @@ app.add_typer(analyze_app, name="analyze")
 app.add_typer(cluster_app, name="cluster")
 app.command("export")(export)
 app.command("record")(record_command)
+app.command("plan")(plan_command)
 # --- edge: site gateways ---
 from civicam.cli.edge import edge_app, site_token  # noqa: E402
 

@@ -37,6 +37,7 @@ from civicam.domain.retention import (
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import delete_segment_rows
 from civicam.storage.models import Export, Hold, RetentionRule, Segment
+from civicam.storage.partitions import day_tables, partitioned, retirable, retire
 
 
 def space_of(store: SegmentStore, settings: RecordingSettings) -> Space:
@@ -102,6 +103,33 @@ def candidates(session: Session, now: datetime, places: dict[int, Place], rules:
     return list(found.values()), cut
 
 
+def retire_days(db: Database, store: SegmentStore, now: datetime, longest: timedelta, holds: list[HoldSpan],
+                logger: logging.Logger, on_delete: Callable[[int], None] | None, limit: int) -> int:
+    """Whole days whose every segment has expired under the longest rule and that no hold touches leave the
+    index as one partition (PostgreSQL), their files after them; a day left half done by a crash is
+    finished first. Returns the files deleted (at most ``limit``)."""
+    with db.engine.connect() as conn:
+        tables = day_tables(conn)
+    todo = [t for t in tables if not t.attached] + retirable(tables, now - longest, holds)
+    deleted = 0
+    for table in todo:
+        if deleted >= limit:
+            break
+
+        def drop_file(seg_id: int, path: str) -> None:
+            store.delete(path)
+            if on_delete is not None:
+                on_delete(seg_id)
+
+        try:
+            n, _ = retire(db.engine, table, drop_file, logger, limit - deleted)
+        except Exception:  # noqa: BLE001  (a lock not had in time): the next pass tries again
+            logger.exception("could not retire the day %s", table.day.isoformat())
+            break
+        deleted += n
+    return deleted
+
+
 def clean(db: Database, store: SegmentStore, settings: RecordingSettings, now: datetime,
           logger: logging.Logger, on_delete: Callable[[int], None] | None = None,
           limit: int = CANDIDATES_PER_PASS) -> Decision:
@@ -115,6 +143,13 @@ def clean(db: Database, store: SegmentStore, settings: RecordingSettings, now: d
             select(RetentionRule.scope, RetentionRule.scope_id, RetentionRule.max_age_s)).tuples()]
         places = {cid: Place(sid, rid) for cid, sid, rid in session.execute(
             select(Camera.id, Camera.site_id, Site.region_id).join(Site, Site.id == Camera.site_id)).tuples()}
+    if partitioned(db.engine):
+        limit -= retire_days(db, store, now, max([default_max_age, *(r.max_age for r in rules)]), holds, logger,
+                             on_delete, limit)
+        if limit <= 0:
+            return Decision()  # the whole pass went on whole days; the rest waits for the next one
+        space = space_of(store, settings)
+    with db.session() as session:
         segs, more = candidates(session, now, places, rules, default_max_age, holds, space, limit)
     decision = decide(segs, now=now, places=places, rules=rules, default_max_age=default_max_age, holds=holds,
                       space=space)

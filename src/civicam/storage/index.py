@@ -8,14 +8,16 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from civicam.db.base import utcnow
 from civicam.db.session import Database
 from civicam.domain.segments import SegmentDone
 from civicam.storage.models import Gap, Hold, Segment
+from civicam.storage.partitions import day_of, ensure_days, partitioned
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,32 @@ def segment_row(done: SegmentDone, seq: int) -> dict[str, object]:
     return {"camera_id": done.camera_id, "seq": seq, "start": done.start, "end": done.end, "path": done.path,
             "bytes": done.bytes, "keyframes": done.keyframes, "frames": done.frames, "init_bytes": done.init_bytes,
             "codec": done.codec, "width": done.width, "height": done.height, "session": done.session}
+
+
+_COPY_COLUMNS = ("camera_id", "seq", "start", "end", "path", "bytes", "keyframes", "frames", "init_bytes", "codec",
+                 "width", "height", "session", "created_at")
+
+
+def insert_segments(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Insert many segment rows in the session's transaction: COPY on PostgreSQL, a multi-row INSERT elsewhere.
+
+    COPY writes twice the rows per core-second of the multi-row INSERT (writer and server CPU together) and
+    is the only path measured to keep up with a city's 20,000-50,000 rows a second on a few cores
+    (docs/benchmarks.md "Index at scale").
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    if not partitioned(conn) or conn.dialect.driver != "psycopg":  # COPY through psycopg 3 only
+        session.execute(insert(Segment), list(rows))
+        return
+    now = utcnow()
+    cols = ", ".join(f'"{c}"' for c in _COPY_COLUMNS)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY {Segment.__tablename__} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(now if c == "created_at" else row[c] for c in _COPY_COLUMNS))
 
 
 def _open_start(session: Session, camera_id: int) -> datetime | None:
@@ -149,6 +177,13 @@ class Indexer:
                 self._idle.set()
 
     def _write(self, batch: Sequence[SegmentDone | _GapOp | _ForgetOp]) -> None:
+        # Day partitions first, before this thread opens a transaction on the index (making one locks the
+        # parent table); tomorrow's too, so midnight never finds its partition missing.
+        days = {day_of(item.start) for item in batch if isinstance(item, SegmentDone)}
+        try:
+            ensure_days(self._db.engine, days | {day_of(utcnow() + timedelta(days=1))})
+        except Exception:  # noqa: BLE001  rows of a day without a partition go to the default one
+            self._log.exception("could not make the index's day partitions")
         try:
             with self._db.session() as session:
                 self._apply(session, batch)
@@ -163,10 +198,33 @@ class Indexer:
                 except Exception:  # noqa: BLE001
                     self._log.exception("recording index write failed for camera %s", item.camera_id)
 
+    def _warm(self, session: Session, cams: set[int]) -> None:
+        """Learn the sequence numbers and open gaps of the batch's cameras not seen yet, a few queries for
+        them all: after a restart every camera is new, and two queries per camera held a city's first
+        round of segments to under a thousand rows a second (docs/benchmarks.md "Index at scale")."""
+        new = sorted(c for c in cams if c not in self._gap or c not in self._seq)
+        for i in range(0, len(new), 500):
+            chunk = new[i:i + 500]
+            seqs = {cam: last for cam, last in session.execute(
+                select(Segment.camera_id, func.max(Segment.seq)).where(Segment.camera_id.in_(chunk))
+                .group_by(Segment.camera_id)).tuples()}
+            gaps: dict[int, datetime] = {}
+            for cam, start in session.execute(select(Gap.camera_id, Gap.start)
+                                              .where(Gap.camera_id.in_(chunk), Gap.end.is_(None))
+                                              .order_by(Gap.id)).tuples():
+                gaps[cam] = start  # the newest open gap wins, as in _open_start
+            for cam in chunk:
+                if cam not in self._seq:
+                    last = seqs.get(cam)
+                    self._seq[cam] = 0 if last is None else int(last) + 1
+                if cam not in self._gap:
+                    self._gap[cam] = gaps.get(cam)
+
     def _apply(self, session: Session, batch: Sequence[SegmentDone | _GapOp | _ForgetOp]) -> None:
         # The Indexer is the only writer of segments and gaps, so it can remember each camera's sequence
         # number and open gap instead of asking the database for them on every segment.
         rows: list[dict[str, object]] = []
+        self._warm(session, {item.camera_id for item in batch})
         for item in batch:
             cam = item.camera_id
             if isinstance(item, _ForgetOp):
@@ -188,14 +246,13 @@ class Indexer:
                 self._gap[cam] = None
             else:
                 if rows:  # keep the order of events: segments before this gap are inserted first
-                    session.execute(insert(Segment), rows)
+                    insert_segments(session, rows)
                     rows = []
                 open_gap(session, cam, item.start, item.reason, item.detail)
                 session.flush()
                 if self._gap[cam] is None:
                     self._gap[cam] = item.start
-        if rows:
-            session.execute(insert(Segment), rows)
+        insert_segments(session, rows)
 
 
 # Queries ---------------------------------------------------------------------------------------------------

@@ -16,16 +16,21 @@ class Segment(Base):
 
     __tablename__ = "recording_segments"
     # (camera, start) serves playback and expiry per camera; start alone the quota's "oldest first".
+    # On PostgreSQL the table is partitioned by day of ``start`` (migration 0008, storage/partitions.py),
+    # which needs the start in every unique key: the path (which encodes the start) is unique with it.
     __table_args__ = (Index("ix_recording_segments_camera_start", "camera_id", "start"),
-                      Index("ix_recording_segments_start", "start"))
+                      Index("ix_recording_segments_start", "start"),
+                      UniqueConstraint("path", "start", name="uq_recording_segments_path"))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 64-bit: a city writes billions of rows a day. SQLite's rowid is 64-bit already and only an
+    # INTEGER primary key is its rowid.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
     # Per-camera running number: the HLS media sequence, stable when older segments are deleted.
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     start: Mapped[datetime] = mapped_column(UTCDateTime)
     end: Mapped[datetime] = mapped_column(UTCDateTime)
-    path: Mapped[str] = mapped_column(String(200), unique=True)
+    path: Mapped[str] = mapped_column(String(200))
     bytes: Mapped[int] = mapped_column(BigInteger)
     keyframes: Mapped[int] = mapped_column(Integer)
     frames: Mapped[int] = mapped_column(Integer, default=0)
@@ -123,6 +128,6 @@ class EdgeUpload(Base):
     # Bytes the hub received for it in all, and how often it continued at an offset > 0: the resume oracle.
     received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     resumes: Mapped[int] = mapped_column(Integer, default=0)
-    segment_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    segment_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

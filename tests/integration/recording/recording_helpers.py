@@ -48,10 +48,10 @@ def file_mount(path: str, clip: Path) -> Mount:
     return {"path": path, "source": "file", "file": str(clip), "fps": 25, "shared": True}
 
 
-def new_context(root: Path) -> Context:
-    """A fresh hub (data directory and SQLite database) under ``root``."""
+def new_context(root: Path, database_url: str | None = None) -> Context:
+    """A fresh hub (data directory, and a SQLite database unless ``database_url`` is given) under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
-    settings = get_settings(data_dir=root / "data", database_url=f"sqlite:///{root / 'civicam.db'}")
+    settings = get_settings(data_dir=root / "data", database_url=database_url or f"sqlite:///{root / 'civicam.db'}")
     return open_context(settings, create=True)
 
 

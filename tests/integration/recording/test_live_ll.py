@@ -24,6 +24,7 @@ from civicam.context import Context
 from civicam.db.base import utcnow
 from civicam.ingest.service import RecordingService
 from civicam.storage.index import latest_segments
+from support.databases import PostgresTemplates, SqliteTemplates, fresh_database
 from support.rtsp import RtspServer
 
 pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
@@ -96,12 +97,20 @@ class Live:
     engine: str
 
 
-@pytest.fixture(scope="module", params=["native", "pyav"])
-def live(request: pytest.FixtureRequest, rec_server: RtspServer,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@pytest.fixture(scope="module", params=[
+    "native-sqlite", "pyav-sqlite",
+    # The database serves the playlists' segment list and the grants: the default engine on PostgreSQL too.
+    pytest.param("native-postgres", marks=pytest.mark.postgres)])
+def live(request: pytest.FixtureRequest, rec_server: RtspServer, tmp_path_factory: pytest.TempPathFactory,
+         sqlite_templates: SqliteTemplates, postgres_templates: PostgresTemplates | None) -> Iterator[Live]:
     """One camera recorded by one engine with the hub's default segment and part lengths (kept running)."""
-    engine = str(request.param)
-    ctx = new_context(tmp_path_factory.mktemp(f"ll-{engine}"))
+    engine, kind = str(request.param).split("-")
+    root = tmp_path_factory.mktemp(f"ll-{engine}-{kind}")
+    with fresh_database(kind, sqlite_templates, postgres_templates, root / "db") as url:
+        yield from _live(engine, new_context(root, url), rec_server)
+
+
+def _live(engine: str, ctx: Context, rec_server: RtspServer) -> Iterator[Live]:
     cam = add_cameras(ctx, [rec_server.url("/cam1")])[0]
     with ctx.db.session() as s:
         create_user(s, "investigator", "Investig8-Passw0rd", "operator", view_unblurred=True)

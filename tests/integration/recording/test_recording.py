@@ -43,9 +43,11 @@ class Recorded:
 
 
 @pytest.fixture(scope="module")
-def recorded(rec_server: RtspServer, tmp_path_factory: pytest.TempPathFactory, closed_port: int) -> Iterator[Recorded]:
-    """Two live cameras and one dead one recorded by one service for RECORD_S seconds (kept running)."""
-    ctx = new_context(tmp_path_factory.mktemp("hub"))
+def recorded(rec_server: RtspServer, tmp_path_factory: pytest.TempPathFactory, closed_port: int,
+             module_db_url: str) -> Iterator[Recorded]:
+    """Two live cameras and one dead one recorded by one service for RECORD_S seconds (kept running), on
+    SQLite and on PostgreSQL (the index, gaps, grants, exports and audit all go through the database)."""
+    ctx = new_context(tmp_path_factory.mktemp("hub"), module_db_url)
     cams = add_cameras(ctx, [rec_server.url("/cam1"), rec_server.url("/cam2"),
                              f"rtsp://127.0.0.1:{closed_port}/nothing"])
     service = RecordingService(ctx, LOG, settings=fast_settings())
@@ -150,6 +152,7 @@ def test_export_starts_at_keyframe_before_from(recorded: Recorded, tmp_path: Pat
         assert ev[-1].detail["unblurred"] is True and ev[-1].detail["unblurred_reason"] == "evidence for case 42"
 
 
+@pytest.mark.parametrize("module_db_url", ["sqlite"], indirect=True)  # frames only: no database in it
 def test_export_spanning_segments_with_a_look_ahead_transform(recorded: Recorded, tmp_path: Path) -> None:
     """The transform seam: frames decoded, passed through a transform that holds frames back (as blurring
     does to look ahead), re-encoded; every frame comes out once, in order, the held ones at the end."""

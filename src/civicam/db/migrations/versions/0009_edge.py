@@ -15,7 +15,7 @@ from alembic import op
 from civicam.db.base import UTCDateTime
 
 revision = '0009_edge'
-down_revision = '0005_camera_query_secrets'
+down_revision = '0008_segments_by_day'
 branch_labels = None
 depends_on = None
 
@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column('status', sa.String(length=8), nullable=False),
         sa.Column('received_bytes', sa.BigInteger(), nullable=False),
         sa.Column('resumes', sa.Integer(), nullable=False),
-        sa.Column('segment_id', sa.Integer(), nullable=True),
+        sa.Column('segment_id', sa.BigInteger(), nullable=True),
         sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
         sa.Column('completed_at', UTCDateTime(timezone=True), nullable=True),
         sa.UniqueConstraint('camera_id', 'start', name='uq_edge_uploads_camera_start'),
