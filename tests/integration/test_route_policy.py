@@ -130,6 +130,7 @@ def _probe_job(env: Env, which: str) -> Req:
 
 
 NO_RECORDING = ((404, "No recording in that interval."),)
+GATEWAY_ONLY = ((401, "site gateway token"),)
 
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/openapi.json"): lambda e, w: Req(),
@@ -186,6 +187,21 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         params={"camera_id": e.camera(w), "mode": "live", "segment_id": 1, "part": "init.mp4"},
         expect=((404, "No such segment."),)),
     ("GET", "/api/recording/health"): lambda e, w: Req(),
+    ("GET", "/api/cameras/{camera_id}/relay/media.m3u8"): lambda e, w: Req(
+        params={"camera_id": e.camera(w)}, expect=((404, "Nobody was watching"),)),
+    ("GET", "/api/cameras/{camera_id}/relay/segments/{seq}/{part}"): lambda e, w: Req(
+        params={"camera_id": e.camera(w), "seq": 1, "part": "init.mp4"}, expect=((404, "segment is gone"),)),
+    ("GET", "/api/cameras/{camera_id}/relay"): lambda e, w: Req(params={"camera_id": e.camera(w)}),
+    ("POST", "/api/sites/{site_id}/token"): lambda e, w: Req(params={"site_id": e.site(w)},
+                                                              json={"action": "rotate"}),
+    ("GET", "/api/sites/{site_id}/gateway"): lambda e, w: Req(params={"site_id": e.site(w)}),
+    # Gateway routes take no user session: with a user's token (or none) the route itself answers 401.
+    ("POST", "/api/edge/cameras"): lambda e, w: Req(json={}, expect=GATEWAY_ONLY),
+    ("POST", "/api/edge/uploads"): lambda e, w: Req(expect=GATEWAY_ONLY),
+    ("HEAD", "/api/edge/uploads/{upload_id}"): lambda e, w: Req(params={"upload_id": 1}, expect=((401, ""),)),
+    ("PATCH", "/api/edge/uploads/{upload_id}"): lambda e, w: Req(params={"upload_id": 1}, expect=GATEWAY_ONLY),
+    ("POST", "/api/edge/gaps"): lambda e, w: Req(json={}, expect=GATEWAY_ONLY),
+    ("POST", "/api/edge/health"): lambda e, w: Req(json={}, expect=GATEWAY_ONLY),
     ("GET", "/api/analytics/{scope}/{scope_id}"): lambda e, w: Req(params={"scope": "site", "scope_id": e.site(w)}),
     ("GET", "/api/analytics/health"): lambda e, w: Req(),
     ("GET", "/api/alerts"): lambda e, w: Req(),
@@ -238,7 +254,7 @@ def _routes(env: Env) -> list[tuple[str, str]]:
     for rc in iter_route_contexts(env.api.client.app.routes):  # type: ignore[attr-defined]
         assert rc.path, rc
         for method in sorted(rc.methods or {"GET"}):  # a mount (static files) has no methods: GET
-            if method != "HEAD":
+            if method != "HEAD" or "GET" not in (rc.methods or set()):  # HEAD of its own: a route
                 found.append((method, rc.path))
     return found
 

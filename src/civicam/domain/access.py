@@ -59,6 +59,9 @@ class Rule:
 
 PUBLIC = Rule(public=True)
 SIGNED_IN = Rule()
+# A site gateway is not a user: no session is asked for here; the route itself authenticates the site's
+# gateway token (civicam.api.routers.edge.gateway_site) and scopes every camera id to that site.
+GATEWAY = Rule(public=True)
 P = Perm
 T = Target
 
@@ -109,6 +112,19 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/cameras/{camera_id}/live/parts/{name}"): Rule(P.video_view, T.camera),
     ("GET", "/api/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}"): Rule(P.video_view, T.camera),
     ("GET", "/api/recording/health"): Rule(P.registry_read),
+    # View-only cameras: relayed on demand, viewed like any live view
+    ("GET", "/api/cameras/{camera_id}/relay/media.m3u8"): Rule(P.video_view, T.camera),
+    ("GET", "/api/cameras/{camera_id}/relay/segments/{seq}/{part}"): Rule(P.video_view, T.camera),
+    ("GET", "/api/cameras/{camera_id}/relay"): Rule(P.video_view, T.camera),
+    # Site gateways (civicam edge): enrolment by admins, everything else with the site's own token
+    ("POST", "/api/sites/{site_id}/token"): Rule(P.registry_write, T.site),
+    ("GET", "/api/sites/{site_id}/gateway"): Rule(P.registry_read, T.site),
+    ("POST", "/api/edge/cameras"): GATEWAY,
+    ("POST", "/api/edge/uploads"): GATEWAY,
+    ("HEAD", "/api/edge/uploads/{upload_id}"): GATEWAY,
+    ("PATCH", "/api/edge/uploads/{upload_id}"): GATEWAY,
+    ("POST", "/api/edge/gaps"): GATEWAY,
+    ("POST", "/api/edge/health"): GATEWAY,
     # Analytics and alerts
     ("GET", "/api/analytics/{scope}/{scope_id}"): Rule(P.analytics_read, T.aggregate),
     ("GET", "/api/analytics/health"): Rule(P.analytics_read),
@@ -137,8 +153,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
 
 def rule_for(method: str, path: str) -> Rule | None:
     """The rule of a route (its path template as registered, e.g. ``/api/cameras/{camera_id}``); None if the
-    route is missing from the policy. HEAD is answered like GET."""
-    return ROUTES.get(("GET" if method == "HEAD" else method, path))
+    route is missing from the policy. HEAD is answered like GET unless it is a route of its own."""
+    rule = ROUTES.get((method, path))
+    return ROUTES.get(("GET", path)) if rule is None and method == "HEAD" else rule
 
 
 def decide(rule: Rule | None, role: str | None, own_site_id: int | None,
