@@ -27,6 +27,7 @@ class ReconcileReport:
     indexed: int = 0
     removed_files: int = 0
     removed_rows: int = 0
+    aborted_uploads: int = 0
 
 
 def _done(camera_id: int, rel: str, size: int, info: SegmentProbe) -> SegmentDone:
@@ -40,6 +41,11 @@ def _done(camera_id: int, rel: str, size: int, info: SegmentProbe) -> SegmentDon
 def reconcile(db: Database, store: SegmentStore, logger: logging.Logger) -> ReconcileReport:
     """Run once before recording starts; no recorder may be writing to ``store`` meanwhile."""
     report = ReconcileReport()
+    abort = getattr(store, "abort_stale_uploads", None)
+    if abort is not None:
+        # An object store: multipart uploads a killed recorder left are invisible but hold their parts.
+        # Only old ones: in a city other recorders share the bucket and may be uploading right now.
+        report.aborted_uploads = abort()
     files = {f.path: f.bytes for f in store.list()}
     with db.session() as session:
         known_cameras = set(session.execute(select(Camera.id)).scalars())
