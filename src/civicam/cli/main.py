@@ -135,12 +135,15 @@ def audit_list(limit: Annotated[int, typer.Option(min=1, max=10000)] = 50, json_
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    api_only: Annotated[bool, typer.Option(
+        help="Serve the API and dashboard only: recording and analytics run elsewhere (civicam record, a "
+             "cluster). Several such processes behind one address serve the same hub.")] = False,
 ) -> None:
     """Run the hub: API, web dashboard, recording and analytics of accepted cameras."""
     from civicam.server import run
 
     ctx = context()
-    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port)
+    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port, with_services=not api_only)
 
 
 @app.command()
