@@ -46,6 +46,8 @@ def _missing(exc: Exception) -> bool:
 class S3Store:
     """The ``SegmentStore`` protocol over one bucket; ``client`` is a boto3 S3 client."""
 
+    slow_publish = True  # publish is an upload: the native engine runs it off its event loop
+
     def __init__(self, client: Any, bucket: str, spool: Path, *, prefix: str = "",
                  multipart_threshold: int = 16 * 1024 * 1024, cache_bytes: int = 2 * 1024**3,
                  create_bucket: bool = False) -> None:
