@@ -34,6 +34,8 @@ from civicam.domain.segments import PARTIAL_SUFFIX, SEGMENT_SUFFIX
 from civicam.storage.backend import StoredFile, Usage
 
 STALE_UPLOAD_S = 3600.0  # an unfinished multipart upload older than this is a crashed writer's
+DERIVED = "derived/"  # copies made from a segment (blurred ones), under the segment's own path
+DERIVED_KINDS = ("blurred",)
 
 
 def _missing(exc: Exception) -> bool:
@@ -165,8 +167,45 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=key)
             with self._lock:
                 self._used = max(0, self._used - size)
+        for kind in DERIVED_KINDS:  # a blurred copy must not outlive its segment (retention covers it too)
+            self.client.delete_object(Bucket=self.bucket, Key=self._derived_key(kind, rel))
         self._forget(rel)
         return size
+
+    # -- derived copies -------------------------------------------------------------------------------
+
+    def get_derived(self, kind: str, rel: str, dest: Path) -> bool:
+        """Fetch the ``kind`` copy of segment ``rel`` (made by any node) into ``dest``; False if none yet.
+
+        The API tier shares blurred segments this way: blurring costs seconds of CPU per segment, and
+        whichever process a player's request reaches should not pay it again.
+        """
+        from botocore.exceptions import ClientError
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{dest}.{os.getpid()}.{secrets.token_hex(4)}.download"
+        try:
+            self.client.download_file(self.bucket, self._derived_key(kind, rel), tmp)
+        except ClientError as exc:
+            _unlink(tmp)
+            if _missing(exc):
+                return False
+            raise
+        except BaseException:
+            _unlink(tmp)
+            raise
+        os.replace(tmp, dest)
+        return True
+
+    def put_derived(self, kind: str, rel: str, src: Path) -> None:
+        """Share the ``kind`` copy of segment ``rel``; deleted with the segment."""
+        self.client.upload_file(str(src), self.bucket, self._derived_key(kind, rel), Config=self._transfer,
+                                ExtraArgs={"ContentType": "video/mp4"})
+
+    def _derived_key(self, kind: str, rel: str) -> str:
+        if kind not in DERIVED_KINDS:
+            raise ValueError(f"unknown derived copy: {kind!r}")
+        return self.prefix + DERIVED + kind + "/" + self._key(rel)[len(self.prefix):]
 
     def usage(self) -> Usage:
         # A bucket has no free space to speak of: the quota (recording.quota_bytes) bounds it.
@@ -214,7 +253,7 @@ class S3Store:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for obj in page.get("Contents", []):
                 rel = str(obj["Key"])[len(self.prefix):]
-                if rel.endswith(SEGMENT_SUFFIX):
+                if rel.endswith(SEGMENT_SUFFIX) and not rel.startswith(DERIVED):
                     yield StoredFile(rel, int(obj["Size"]))
 
     def _local_published(self) -> Iterator[tuple[str, int]]:
