@@ -68,7 +68,9 @@ class S3Store:
         self._cached_total = 0
         if create_bucket:
             self._ensure_bucket()
-        self._used = sum(f.bytes for f in self._objects())
+        # Counted on first use only: the recorder's cleaner asks, an API process never does, and listing a
+        # city's bucket to start a process that only serves playlists would take hours.
+        self._used: int | None = None
         for rel, size in self._local_published():
             self._remember(rel, size)
 
@@ -105,7 +107,8 @@ class S3Store:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         os.replace(src, dst)  # kept as the read cache of the newest segments
         with self._lock:
-            self._used += size
+            if self._used is not None:
+                self._used += size
         self._remember(final_rel, size)
         return size
 
@@ -166,7 +169,8 @@ class S3Store:
         if size:
             self.client.delete_object(Bucket=self.bucket, Key=key)
             with self._lock:
-                self._used = max(0, self._used - size)
+                if self._used is not None:
+                    self._used = max(0, self._used - size)
         for kind in DERIVED_KINDS:  # a blurred copy must not outlive its segment (retention covers it too)
             self.client.delete_object(Bucket=self.bucket, Key=self._derived_key(kind, rel))
         self._forget(rel)
@@ -209,6 +213,11 @@ class S3Store:
 
     def usage(self) -> Usage:
         # A bucket has no free space to speak of: the quota (recording.quota_bytes) bounds it.
+        if self._used is None:
+            counted = sum(f.bytes for f in self._objects())
+            with self._lock:
+                if self._used is None:
+                    self._used = counted
         with self._lock:
             return Usage(self._used, None)
 

@@ -20,6 +20,7 @@ import av
 import pytest
 from sqlalchemy import select
 
+from civicam.db.session import Database
 from civicam.domain.segments import published_path
 from civicam.storage.factory import open_store
 from civicam.storage.models import Segment
@@ -49,11 +50,8 @@ def _noisy_clip(path: Path) -> Path:
     return path
 
 
-def _rows(ctx_db: object) -> dict[str, tuple[int, int]]:
-    from civicam.db.session import Database
-
-    assert isinstance(ctx_db, Database)
-    with ctx_db.session() as s:
+def _rows(db: Database) -> dict[str, tuple[int, int]]:
+    with db.session() as s:
         return {p: (b, f) for p, b, f in s.execute(select(Segment.path, Segment.bytes, Segment.frames)).tuples()}
 
 
@@ -92,6 +90,7 @@ def test_sigkill_mid_multipart_upload(seaweed: SeaweedFS, s3_bucket: str, s3_pre
             cut = uploads[0]["Key"][len(s3_prefix):]
             objects = {f.path: f.bytes for f in direct.list()}
             assert cut not in objects  # not visible: no half segment
+            assert cut not in _rows(ctx.db)  # nor indexed: indexing comes after the upload
             for rel, size in objects.items():  # and every object that is there is whole
                 assert size > 5 * MiB
                 with av.open(direct.local_path(rel)) as c:
