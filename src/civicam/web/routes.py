@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -34,10 +33,11 @@ from civicam.audit.log import Actor, record, verify_log
 from civicam.audit.query import filtered
 from civicam.auth.users import authenticate, issue_token, revoke_token, user_for_token
 from civicam.context import Context
-from civicam.db.models import AuditEvent, Camera, Region, Site, User
+from civicam.db.models import AuditEvent, Camera, Probe, Region, Site, User
 from civicam.domain.roles import Perm, Role, allows
 from civicam.domain.urls import redact
 from civicam.registry import service
+from civicam.web import probe_jobs
 from civicam.web.advice import ADVICE, advice_for
 from civicam.web.csrf import CSRFMiddleware, csrf_token, same_origin, valid
 
@@ -418,7 +418,10 @@ async def start_probe(request: Request) -> JSONResponse:
             return JSONResponse({"detail": redact(str(exc))}, status_code=404)
         if cam.status == "disabled":
             return JSONResponse({"detail": f"Camera {camera_id} is disabled; enable it first."}, status_code=400)
-    job_id = secrets.token_urlsafe(12)
+    if actor.user_id is None:
+        return JSONResponse({"detail": "Sign in first."}, status_code=401)
+    job_id = probe_jobs.job_id(ctx.secrets.derived_key(probe_jobs.PURPOSE),
+                               probe_jobs.JobRef(camera_id, actor.user_id, datetime.now(UTC)))
     job: dict[str, Any] = {"id": job_id, "camera_id": camera_id, "user_id": actor.user_id, "state": "running",
                            "started": time.monotonic(), "seconds": ctx.settings.probe_seconds,
                            "timeout_s": ctx.settings.probe_timeout_s, "result": None, "error": None}
@@ -455,9 +458,38 @@ def _job_public(job: dict[str, Any]) -> dict[str, Any]:
 def probe_job(request: Request, job_id: str) -> JSONResponse:
     actor = _api_actor(request)
     job = _JOBS.get(job_id)
-    if job is None or job["user_id"] != actor.user_id:
+    if job is None:
+        return _job_elsewhere(request, actor, job_id)
+    if job["user_id"] != actor.user_id:
         return JSONResponse({"detail": "No such probe job (it may have expired)."}, status_code=404)
     return JSONResponse(_job_public(job))
+
+
+def _job_elsewhere(request: Request, actor: Actor, job_id: str) -> JSONResponse:
+    """A probe job another process of the API tier runs: its outcome from the stored probe reports."""
+    ctx = _ctx(request)
+    ref = probe_jobs.parse(ctx.secrets.derived_key(probe_jobs.PURPOSE), job_id)
+    now = datetime.now(UTC)
+    if ref is None or ref.user_id != actor.user_id or (now - ref.started).total_seconds() > _JOB_KEEP_S:
+        return JSONResponse({"detail": "No such probe job (it may have expired)."}, status_code=404)
+    with ctx.db.session() as s:
+        try:
+            service.get_camera(s, actor, ref.camera_id)
+        except service.NotFound:
+            return JSONResponse({"detail": "No such probe job (it may have expired)."}, status_code=404)
+        row = s.execute(select(Probe).where(Probe.camera_id == ref.camera_id, Probe.created_at >= ref.started)
+                        .order_by(Probe.id).limit(1)).scalar_one_or_none()
+        report = None if row is None else {
+            "verdict": row.verdict, "measured": row.measured,
+            "reasons": [{**r, **advice_for(r.get("code", ""))} for r in row.reasons]}
+        done_at = row.created_at if row is not None else now
+    seconds, timeout_s = ctx.settings.probe_seconds, ctx.settings.probe_timeout_s
+    state = "done" if report is not None else (
+        "failed" if probe_jobs.lost(ref.started, now, seconds, timeout_s) else "running")
+    return JSONResponse({"id": job_id, "camera_id": ref.camera_id, "state": state,
+                         "elapsed_s": round((done_at - ref.started).total_seconds(), 1), "expected_s": seconds,
+                         "timeout_s": timeout_s, "result": report,
+                         "error": "The probe stopped without a report; probe again." if state == "failed" else None})
 
 
 # Alerts, audit, users --------------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ def test_two_api_processes_serve_one_hub(seaweed: SeaweedFS, s3_bucket: str, s3_
     key = Fernet.generate_key().decode()
     env = {**os.environ, **seaweed.env(s3_bucket, s3_prefix), "CIVICAM_DATABASE_URL": db_url,
            "CIVICAM_SECRET_KEY": key, "CIVICAM_RECORDING__SEGMENT_TARGET_S": "2",
-           "CIVICAM_RECORDING__MIN_FREE_BYTES": "0", "CIVICAM_RECORDING__BLUR_AHEAD_WORKERS": "0"}
+           "CIVICAM_RECORDING__MIN_FREE_BYTES": "0", "CIVICAM_RECORDING__BLUR_AHEAD_WORKERS": "0",
+           "CIVICAM_PROBE_SECONDS": "1"}
     node_a, node_b = tmp_path / "node-a", tmp_path / "node-b"
     try:
         with RtspServer([file_mount("/cam", clip)]) as server, ExitStack() as stack:
@@ -172,5 +173,21 @@ def test_two_api_processes_serve_one_hub(seaweed: SeaweedFS, s3_bucket: str, s3_
             # copy of the segment in progress; the bucket and the index are what it shares).
             nxt = on_b.get(f"{live}&_HLS_msn={seq_b + 1}", headers=auth)
             assert nxt.status_code == 200 and any(s == seq_b + 1 for s, _ in _segments(nxt.text))
+
+            # Last (a probe may change the camera's status): the onboarding wizard starts a probe on A and
+            # its polls reach B, which answers from the stored report.
+            started = browser_a.post("/web/api/probe-jobs", json={"camera_id": cam},
+                                     headers={"X-CSRF-Token": csrf.group(1)})
+            assert started.status_code == 202, started.text
+            job = started.json()["id"]
+            assert browser_b.get(f"/web/api/probe-jobs/{job}").json()["state"] in ("running", "done")
+            on_b_done = wait_for(lambda: (j := browser_b.get(f"/web/api/probe-jobs/{job}").json())["state"] != "running"
+                                 and j, 60, "the probe reported on B")
+            on_a_done = wait_for(lambda: (j := browser_a.get(f"/web/api/probe-jobs/{job}").json())["state"] != "running"
+                                 and j, 30, "the probe finished on A")
+            assert on_b_done["state"] == on_a_done["state"] == "done"
+            assert on_b_done["result"] == on_a_done["result"]  # the same report, from memory and from the database
+            assert on_b_done["result"]["measured"]["width"] == 1280
+            assert browser_b.get(f"/web/api/probe-jobs/{job[:-3]}xyz").status_code == 404  # a forged id
     finally:
         postgres_templates.drop(db_url)
