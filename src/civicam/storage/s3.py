@@ -24,6 +24,7 @@ import errno
 import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from civicam.domain.segments import PARTIAL_SUFFIX, SEGMENT_SUFFIX
 from civicam.storage.backend import StoredFile, Usage
 
 STALE_UPLOAD_S = 3600.0  # an unfinished multipart upload older than this is a crashed writer's
+STALE_DOWNLOAD_S = 600.0  # a temporary download file this old in the spool is a crashed reader's
 DERIVED = "derived/"  # copies made from a segment (blurred ones), under the segment's own path
 DERIVED_KINDS = ("blurred",)
 
@@ -267,10 +269,18 @@ class S3Store:
 
     def _local_published(self) -> Iterator[tuple[str, int]]:
         found: list[tuple[float, str, int]] = []
+        stale = time.time() - STALE_DOWNLOAD_S
         for dirpath, _dirs, files in os.walk(self.spool_dir):
             for name in files:
                 if name.endswith(".download"):
-                    _unlink(os.path.join(dirpath, name))  # a download cut short by a crash
+                    # A download cut short by a crash; only old ones: processes sharing this spool (the
+                    # recorder and an API process of one node) may be downloading right now.
+                    path = os.path.join(dirpath, name)
+                    try:
+                        if os.stat(path).st_mtime < stale:
+                            _unlink(path)
+                    except FileNotFoundError:
+                        pass
                 elif name.endswith(SEGMENT_SUFFIX):
                     full = Path(dirpath) / name
                     st = full.stat()
