@@ -41,6 +41,12 @@ class StorageSettings(BaseModel):
         "analytics and blurring read); the oldest beyond this are dropped, they stay in the bucket.",
     )
 
+    repair_settle_s: float = Field(
+        default=0.0, ge=0, description="Start-up repair leaves unindexed objects younger than this alone: "
+        "with several recorders on one bucket, another may be about to index what it just uploaded "
+        "(e.g. 120 in a cluster); 0 for one recorder.",
+    )
+
     @model_validator(mode="after")
     def _credentials_pair(self) -> StorageSettings:
         if (self.access_key_id is None) != (self.secret_access_key is None):

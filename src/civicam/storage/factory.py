@@ -17,4 +17,4 @@ def open_store(settings: Settings) -> SegmentStore:
     client = s3_client(cfg.endpoint_url, cfg.region, cfg.access_key_id, secret)
     return S3Store(client, cfg.bucket, settings.data_dir / "spool", prefix=cfg.prefix,
                    multipart_threshold=cfg.multipart_threshold_bytes, cache_bytes=cfg.cache_bytes,
-                   create_bucket=cfg.create_bucket)
+                   create_bucket=cfg.create_bucket, settle_s=cfg.repair_settle_s)

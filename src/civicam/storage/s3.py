@@ -35,6 +35,7 @@ from civicam.domain.segments import PARTIAL_SUFFIX, SEGMENT_SUFFIX
 from civicam.storage.backend import StoredFile, Usage
 
 STALE_UPLOAD_S = 3600.0  # an unfinished multipart upload older than this is a crashed writer's
+SETTLE_S = 0.0  # one recorder per bucket: every unindexed object is its own, indexed at start-up
 STALE_DOWNLOAD_S = 600.0  # a temporary download file this old in the spool is a crashed reader's
 DERIVED = "derived/"  # copies made from a segment (blurred ones), under the segment's own path
 DERIVED_KINDS = ("blurred",)
@@ -54,7 +55,7 @@ class S3Store:
 
     def __init__(self, client: Any, bucket: str, spool: Path, *, prefix: str = "",
                  multipart_threshold: int = 16 * 1024 * 1024, cache_bytes: int = 2 * 1024**3,
-                 create_bucket: bool = False) -> None:
+                 create_bucket: bool = False, settle_s: float = SETTLE_S) -> None:
         from boto3.s3.transfer import TransferConfig
 
         self.client, self.bucket, self.prefix = client, bucket, prefix
@@ -65,6 +66,8 @@ class S3Store:
                                         multipart_chunksize=max(multipart_threshold // 2, 5 * 1024 * 1024),
                                         use_threads=False)
         self._cache_bytes = cache_bytes
+        self._settle_s = settle_s
+        self._modified: dict[str, datetime] = {}  # last listing's LastModified of each object
         self._lock = threading.Lock()
         self._cached: OrderedDict[str, int] = OrderedDict()  # published copies in the spool, oldest first
         self._cached_total = 0
@@ -265,7 +268,18 @@ class S3Store:
             for obj in page.get("Contents", []):
                 rel = str(obj["Key"])[len(self.prefix):]
                 if rel.endswith(SEGMENT_SUFFIX) and not rel.startswith(DERIVED):
+                    modified = obj.get("LastModified")
+                    if isinstance(modified, datetime):
+                        self._modified[rel] = modified
                     yield StoredFile(rel, int(obj["Size"]))
+
+    def settling(self, rel: str, now: datetime | None = None) -> bool:
+        """Whether the object ``rel`` (as last listed) was written so recently that its writer, another
+        recorder of the bucket, may be about to index it: start-up repair leaves such objects alone."""
+        modified = self._modified.get(rel)
+        if modified is None:
+            return False
+        return ((now or datetime.now(UTC)) - modified.astimezone(UTC)).total_seconds() < self._settle_s
 
     def _local_published(self) -> Iterator[tuple[str, int]]:
         found: list[tuple[float, str, int]] = []
