@@ -1,4 +1,5 @@
-"""A loopback TCP proxy that can stall one upload part-way: a real slow network, for crash tests of uploads.
+"""A loopback TCP proxy that can stall one upload part-way (a real slow network, for crash tests of uploads)
+or move to another backend (a load balancer switching a client to another process).
 
 Once armed, the first client request whose bytes contain ``trigger`` (e.g. ``b"partNumber=2&"``, the
 second part of an S3 multipart upload) is forwarded up to that chunk and then never read further: the
@@ -13,7 +14,7 @@ from types import TracebackType
 from typing import Self
 
 
-class StallingProxy:
+class LoopbackProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -22,12 +23,25 @@ class StallingProxy:
         self.stalled = threading.Event()
         self._closing = threading.Event()
         self._socks: list[socket.socket] = []
+        self.connections: dict[int, int] = {}  # connections made to each backend port
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, name="stalling-proxy", daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def retarget(self, port: int) -> None:
+        """Send new connections to ``port`` and cut the open ones, as a balancer failing a backend over."""
+        with self._lock:
+            self.target_port = port
+            socks, self._socks = self._socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
 
     def arm(self, trigger: bytes) -> None:
         with self._lock:
@@ -54,8 +68,11 @@ class StallingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                port = self.target_port
+            self.connections[port] = self.connections.get(port, 0) + 1
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
             except OSError:
                 client.close()
                 continue

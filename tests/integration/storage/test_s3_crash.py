@@ -30,7 +30,7 @@ from support.cityhub import add_cameras, file_mount, new_context, wait_for
 from support.rtsp import RtspServer, gst_rtsp_available
 from support.seaweedfs import SeaweedFS
 from support.services import require
-from support.tcp_proxy import StallingProxy
+from support.tcp_proxy import LoopbackProxy
 
 LOG = logging.getLogger("test.s3crash")
 MiB = 1024 * 1024
@@ -59,7 +59,7 @@ def test_sigkill_mid_multipart_upload(seaweed: SeaweedFS, s3_bucket: str, s3_pre
     require(gst_rtsp_available(), "GStreamer RTSP server (python3-gi + gir1.2-gst-rtsp-server-1.0)")
     clip = _noisy_clip(tmp_path / "noise.h264")
     s3_port = int(seaweed.endpoint.rsplit(":", 1)[1])
-    with RtspServer([file_mount("/cam", clip)]) as server, StallingProxy(s3_port) as proxy:
+    with RtspServer([file_mount("/cam", clip)]) as server, LoopbackProxy(s3_port) as proxy:
         ctx = new_context(tmp_path / "hub", f"sqlite:///{tmp_path / 'civicam.db'}")
         try:
             add_cameras(ctx, [server.url("/cam")])
