@@ -32,7 +32,8 @@ from support.seaweedfs import SeaweedFS
 from support.services import require
 from support.tcp_proxy import LoopbackProxy
 
-pytestmark = [pytest.mark.rtsp, pytest.mark.postgres, pytest.mark.slow]
+# Generous: the module starts a recorder, two hub processes and (below) Chromium on a shared 2-core machine.
+pytestmark = [pytest.mark.rtsp, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
 PASSWORD = "Viewer-Passw0rd!"
 CHROMIUM = "/usr/bin/chromium"
 CIVICAM = str(Path(sys.executable).parent / "civicam")

@@ -34,7 +34,7 @@ from support.tcp_proxy import LoopbackProxy
 
 LOG = logging.getLogger("test.s3crash")
 MiB = 1024 * 1024
-pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
+pytestmark = [pytest.mark.rtsp, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _noisy_clip(path: Path) -> Path:
