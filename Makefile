@@ -80,6 +80,11 @@ bench-edge: $(STAMP) system-deps
 	nice $(PY) bench/edge.py --gateways $${GATEWAYS:-20} --cameras $${CAMERAS:-10} --seconds 60 --outage 120
 # --- end edge ---
 
+# Recording to SeaweedFS's S3 against the local disk (docs/benchmarks.md "Object storage"), a few minutes.
+.PHONY: bench-s3
+bench-s3: $(STAMP) system-deps
+	nice $(PY) bench/storage_s3.py --n 10 --seconds 60
+
 # The training venv (PyTorch on CPU; a GPU is used where one is present).
 TRAIN_STAMP := .venv-train/.installed
 $(TRAIN_STAMP):

@@ -140,11 +140,14 @@ def run_ffmpeg(server: RtspServer, n: int, seconds: float, work: Path) -> Result
     return Result("ffmpeg", n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv)
 
 
-def run_civicam(server: RtspServer, n: int, seconds: float, work: Path, engine: str = "pyav") -> Result:
+def run_civicam(server: RtspServer, n: int, seconds: float, work: Path, engine: str = "pyav",
+                extra_env: dict[str, str] | None = None, segments_dir: str = "recordings") -> Result:
+    """``extra_env`` adds settings (bench/storage_s3.py: the S3 store); ``segments_dir`` is where, under the
+    data directory, published segments can be read from for the spot check."""
     data = work / "hub"
     db_url = f"sqlite:///{work / 'civicam.db'}"
     env = {**os.environ, "CIVICAM_DATA_DIR": str(data), "CIVICAM_DATABASE_URL": db_url,
-           "CIVICAM_RECORDING__ENGINE": engine}
+           "CIVICAM_RECORDING__ENGINE": engine, **(extra_env or {})}
     setup = (
         "import sys\n"
         "from civicam.audit.log import Actor\nfrom civicam.config.settings import get_settings\n"
@@ -191,7 +194,7 @@ def run_civicam(server: RtspServer, n: int, seconds: float, work: Path, engine: 
     db.close()
     recorded = min((s for _c, s in spans), default=0.0) if len(spans) == n else 0.0
     reconnects = _log_count(work / "civicam.log", "reconnecting in")
-    segs_ok = _check_segments(work / "civicam.db", data / "recordings")
+    segs_ok = _check_segments(work / "civicam.db", data / segments_dir)
     return Result(engine, n, seconds, cpu, cpu / n / (seconds / 60), rss / 1024 / n, pss / 1024 / n, srv,
                   gaps=gaps, reconnects=reconnects, recorded_s_min=round(recorded, 2), bad_segments=segs_ok,
                   lag_s_max=round(lag, 2), recv_q_kib_max=round(recv_q, 1))

@@ -11,6 +11,7 @@ from civicam.context import Context, open_context
 from support.databases import PostgresTemplates, SqliteTemplates, fresh_database, postgres_available
 from support.hub import Api, api_for, make_settings
 from support.rtsp_fixtures import *  # noqa: F401,F403  (the RTSP server fixtures, suite-wide)
+from support.seaweedfs_fixtures import *  # noqa: F401,F403  (SeaweedFS's S3, suite-wide)
 from support.services import MISSING, require
 
 

@@ -13,11 +13,13 @@ from civicam.context import Context
 log = logging.getLogger("civicam")
 
 
-def run(ctx: Context, host: str, port: int, cluster: str | None = None, tls: bool = False) -> None:
+def run(ctx: Context, host: str, port: int, cluster: str | None = None, tls: bool = False,
+        with_services: bool = True) -> None:
     """Serve until stopped; ``cluster``: recording and analytics run on that Ray cluster, not here;
-    ``tls``: serve HTTPS (site gateways pin the hub's certificate)."""
+    ``tls``: serve HTTPS (site gateways pin the hub's certificate); ``with_services`` False: the API and
+    dashboard only (one process of a stateless API tier)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(ctx, with_services=True, cluster=cluster)
+    app = create_app(ctx, with_services=with_services, cluster=cluster)
     files = tls_files(ctx.settings) if tls or ctx.settings.tls else None
     if (tls or ctx.settings.tls) and files is None:
         raise SystemExit("TLS asked for but no certificate: set tls_cert and tls_key, or run 'civicam init'.")

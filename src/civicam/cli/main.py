@@ -154,12 +154,16 @@ def serve(
         help="Record and analyse on the Ray cluster at this address (host:port or 'auto') instead of in "
         "this process; see 'civicam cluster'.")] = None,
     tls: Annotated[bool, typer.Option("--tls", help="Serve HTTPS (needed by site gateways).")] = False,
+    api_only: Annotated[bool, typer.Option(
+        help="Serve the API and dashboard only: recording and analytics run elsewhere (civicam record, a "
+             "cluster). Several such processes behind one address serve the same hub.")] = False,
 ) -> None:
     """Run the hub: API, web dashboard, recording and analytics of accepted cameras."""
     from civicam.server import run
 
     ctx = context()
-    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port, cluster=cluster, tls=tls)
+    run(ctx, host or ctx.settings.host, ctx.settings.port if port is None else port, cluster=cluster, tls=tls,
+        with_services=not api_only)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from civicam.config.analytics import AnalyticsSettings
 from civicam.config.cluster import ClusterSettings
 from civicam.config.recording import RecordingSettings
 from civicam.config.registry import RegistrySettings
+from civicam.config.storage import StorageSettings
 from civicam.domain.policy import Policy
 
 
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
     policy: Policy = Field(default_factory=Policy, description="Default onboarding policy for every region.")
     recording: RecordingSettings = Field(
         default_factory=RecordingSettings, description="Recording, retention, reconnects and HLS."
+    )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="Where recordings live: local disk or S3-compatible."
     )
     analytics: AnalyticsSettings = Field(
         default_factory=AnalyticsSettings, description="Live entrance analytics of accepted cameras."

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from threading import Event
+from typing import Any
 
 from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.domain.urls import redact
@@ -104,6 +105,43 @@ class SegmentFile:
             pass
 
 
+class Uploads:
+    """Publishing off the event loop, for stores whose publish is a network upload (``slow_publish``).
+
+    An S3 upload of a segment takes tens of milliseconds; done on the loop it would hold up every other
+    camera of that loop (hundreds) each time. Each camera's segments go to one worker, so they are
+    published and indexed in order, and still each only after its upload ended.
+    """
+
+    def __init__(self, workers: int = 4) -> None:
+        import queue
+
+        self._queues: list[queue.SimpleQueue[Callable[[], None]]] = [queue.SimpleQueue() for _ in range(workers)]
+        for i, q in enumerate(self._queues):
+            threading.Thread(target=self._run, args=(q,), name=f"rec-upload-{i}", daemon=True).start()
+
+    @staticmethod
+    def _run(q: Any) -> None:
+        while True:
+            q.get()()
+
+    def submit(self, camera_id: int, job: Callable[[], None]) -> None:
+        self._queues[camera_id % len(self._queues)].put(job)
+
+
+_uploads: Uploads | None = None
+_uploads_lock = threading.Lock()
+
+
+def uploads() -> Uploads:
+    """The process's upload workers, started on first use."""
+    global _uploads
+    with _uploads_lock:
+        if _uploads is None:
+            _uploads = Uploads()
+        return _uploads
+
+
 class Recording:
     """One camera's session on the event loop: access units in, segments out.
 
@@ -146,6 +184,9 @@ class Recording:
         self.last_data = now
         self.next_keepalive = now + rtsp.timeout_s / 2
         self.finished = False
+        self._in_flight = 0  # segments handed to the upload workers and not yet published
+        self._closed = False
+        self._flight_lock = threading.Lock()
 
     def _at(self, ticks: int) -> datetime:
         if self.wall is None:
@@ -209,7 +250,7 @@ class Recording:
             self._finish(ticks)
             return
         if step.finish and self.writer is not None:
-            self.events.segment(self.writer.finish(self._at(ticks)))
+            self._publish(self.writer, self._at(ticks))
             self.writer = None
         if step.start and not self._open(ticks):
             return
@@ -295,11 +336,33 @@ class Recording:
         self._flush(end_ticks)
         if self.writer is not None:
             writer, self.writer = self.writer, None
-            self.events.segment(writer.finish(self._at(end_ticks)))
+            self._publish(writer, self._at(end_ticks))
+
+    def _publish(self, writer: SegmentFile, end: datetime) -> None:
+        """Publish, then index: here on the loop for the local disk, on an upload worker for slow stores."""
+        if not getattr(self.store, "slow_publish", False):
+            self.events.segment(writer.finish(end))
+            return
+        with self._flight_lock:
+            self._in_flight += 1
+
+        def job() -> None:
+            try:
+                self.events.segment(writer.finish(end))
+            except Exception:  # noqa: BLE001  the partial stays in the spool; start-up repair publishes it
+                LOG.exception("camera %s: publishing a segment failed; kept for repair", self.spec.camera_id)
+            finally:
+                with self._flight_lock:
+                    self._in_flight -= 1
+                    last = self._closed and self._in_flight == 0
+                if last:
+                    self.done.set()
+
+        uploads().submit(self.spec.camera_id, job)
 
     def close(self, error: BaseException | None) -> None:
         """End the session (event-loop thread): keep what was recorded, tell the camera, wake the supervisor."""
-        if self.done.is_set():
+        if self.done.is_set() or self._closed:
             return
         try:
             if not self.finished:
@@ -320,7 +383,11 @@ class Recording:
             pass  # the camera is gone, or its buffer is full: closing the socket ends the session anyway
         self.rtsp.sock.close()
         self.error = error
-        self.done.set()
+        with self._flight_lock:
+            self._closed = True
+            idle = self._in_flight == 0
+        if idle:
+            self.done.set()  # else the last upload sets it: the session ends once its segments are indexed
 
     def abandon(self, error: BaseException) -> None:
         """End the session from the watchdog while its loop thread is stuck (possibly inside this session).

@@ -18,8 +18,9 @@ from civicam.domain.retention import Decision
 from civicam.ingest.sources import SourceSpec
 from civicam.ingest.supervisor import CameraHealth, Supervisor
 from civicam.registry.service import credentials, stream_url
-from civicam.storage.backend import LocalDiskStore, SegmentStore
+from civicam.storage.backend import SegmentStore
 from civicam.storage.cleaner import clean, expire_exports, recording_allowed
+from civicam.storage.factory import open_store
 from civicam.storage.index import Indexer
 from civicam.storage.models import Segment
 from civicam.storage.reconcile import ReconcileReport, reconcile
@@ -30,9 +31,9 @@ def recording_settings(ctx: Context) -> RecordingSettings:
     return ctx.settings.recording
 
 
-def store_for(ctx: Context) -> LocalDiskStore:
-    """The segment store of the hub: ``<data_dir>/recordings``."""
-    return LocalDiskStore(ctx.settings.data_dir / "recordings")
+def store_for(ctx: Context) -> SegmentStore:
+    """The segment store of the hub: ``<data_dir>/recordings``, or the bucket of ``storage.backend = "s3"``."""
+    return open_store(ctx.settings)
 
 
 @runtime_checkable

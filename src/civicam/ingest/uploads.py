@@ -28,7 +28,7 @@ from civicam.db.base import utcnow
 from civicam.db.models import Camera, Probe
 from civicam.db.session import Database
 from civicam.domain.segments import SegmentDone, segment_path
-from civicam.storage.backend import LocalDiskStore
+from civicam.storage.backend import SegmentStore
 from civicam.storage.index import add_segment, next_seq
 from civicam.storage.models import EdgeUpload, Gap, Segment
 
@@ -126,7 +126,7 @@ def _incoming(upload_id: str) -> str:
 class UploadService:
     """Creates, resumes and completes uploads into the hub's recordings store (``store``) and index."""
 
-    def __init__(self, db: Database, store: LocalDiskStore) -> None:
+    def __init__(self, db: Database, store: SegmentStore) -> None:
         self.db = db
         self.store = store
         self._locks_guard = threading.Lock()

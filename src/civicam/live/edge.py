@@ -123,12 +123,19 @@ def _new_session_partial(store: SegmentStore, camera_id: int, after: datetime, n
     return best[1] if best else None
 
 
+def _exists(store: SegmentStore, rel: str) -> bool:
+    # local_path of an object store's segment may download it, or say FileNotFoundError when it is gone.
+    try:
+        return os.path.exists(store.local_path(rel))
+    except FileNotFoundError:
+        return False
+
+
 def add_edge(store: SegmentStore, camera_id: int, last: Segment, state: LiveState, now: datetime) -> None:
     """Find the segment in progress after ``last`` and list its complete fragments in ``state``."""
     expected = partial_path(camera_id, last.end)  # a segment ends where the next one of its session starts
     new_session = False
-    if not os.path.exists(store.local_path(expected)) and not os.path.exists(
-            store.local_path(published_path(expected))):
+    if not _exists(store, expected) and not _exists(store, published_path(expected)):
         found = _new_session_partial(store, camera_id, last.end, now)
         if found is None:
             return

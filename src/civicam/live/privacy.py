@@ -7,13 +7,16 @@ segment shares one transcode.
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol, cast
 
 import av
 import numpy as np
@@ -161,7 +164,9 @@ def transcode_blurred(src: str, dest: Path, blur: FaceBlur) -> BlurredSegment:
     Keeping the source's time base and timestamps keeps a blurred segment on the same HLS timeline as the
     original, so the playlist is the same one either way.
     """
-    tmp = dest.with_suffix(".part")
+    # Named per process and call: two API processes sharing a cache folder may blur one segment at once,
+    # and each must write a file of its own before the atomic rename.
+    tmp = dest.with_name(f"{dest.stem}.{os.getpid()}.{secrets.token_hex(4)}.part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     # The recorder's fMP4 options: without frag_discont and avoid_negative_ts=disabled the muxer restarts
     # every file's decode times at 0, and a player puts each blurred segment over the first one.
@@ -196,6 +201,13 @@ def _init(path: Path) -> int:
     if size == 0:
         raise ValueError(f"{path.name} has no fragment")
     return size
+
+
+class SharedCopies(Protocol):
+    """A store that keeps copies derived from segments for every process (storage/s3.py)."""
+
+    def get_derived(self, kind: str, rel: str, dest: Path) -> bool: ...
+    def put_derived(self, kind: str, rel: str, src: Path) -> None: ...
 
 
 class _Making:
@@ -246,7 +258,16 @@ class BlurredCache:
             with entry.lock:
                 if dest.exists():
                     return BlurredSegment(dest, _init(dest))
+                shared = cast(SharedCopies, self.store) if hasattr(self.store, "get_derived") else None
+                if shared is not None and shared.get_derived("blurred", seg.path, dest):
+                    return BlurredSegment(dest, _init(dest))  # blurred by another process of the tier
                 made = transcode_blurred(self.store.local_path(seg.path), dest, self._make_blur())
+                if shared is not None:
+                    try:
+                        shared.put_derived("blurred", seg.path, dest)
+                    except Exception:  # noqa: BLE001  serving the copy made here matters more than sharing it
+                        logging.getLogger(__name__).warning("sharing blurred segment %s failed", seg.id,
+                                                            exc_info=True)
         finally:
             # Forgotten only when nobody waits on it, so a failed transcode is not run twice at once.
             with self._guard:

@@ -80,8 +80,10 @@ class ProbeJobs:
         with self._lock:
             return sum(1 for j in self._jobs.values() if j.state in ("queued", "running"))
 
-    def submit(self, actor: Actor, camera_id: int, seconds: float, timeout_s: float) -> ProbeJob:
-        """Queue a probe of ``camera_id`` for ``actor``; ``ProbeJobsFull`` when the queue is full."""
+    def submit(self, actor: Actor, camera_id: int, seconds: float, timeout_s: float,
+               job_id: str | None = None) -> ProbeJob:
+        """Queue a probe of ``camera_id`` for ``actor``; ``ProbeJobsFull`` when the queue is full.
+        ``job_id``: the id to give it (a signed one that other API processes can read, registry/job_ids.py)."""
         self.start()
         now = self.clock()
         with self._lock:
@@ -93,7 +95,7 @@ class ProbeJobs:
             if busy >= self.max_pending:
                 raise ProbeJobsFull(f"{busy} probes are already running or waiting (at most {self.max_pending}); "
                                     "try again when some have finished.")
-            job = ProbeJob(id=secrets.token_urlsafe(12), camera_id=camera_id, user_id=actor.user_id,
+            job = ProbeJob(id=job_id or secrets.token_urlsafe(12), camera_id=camera_id, user_id=actor.user_id,
                            seconds=seconds, timeout_s=timeout_s, started=now)
             self._jobs[job.id] = job
             self._pool.submit(self._run, job, actor)

@@ -26,6 +26,8 @@ class ReconcileReport:
     indexed: int = 0
     removed_files: int = 0
     removed_rows: int = 0
+    aborted_uploads: int = 0
+    settling: int = 0  # objects left to the recorder that just wrote them
 
 
 def _done(camera_id: int, rel: str, size: int, info: SegmentProbe) -> SegmentDone:
@@ -39,7 +41,13 @@ def _done(camera_id: int, rel: str, size: int, info: SegmentProbe) -> SegmentDon
 def reconcile(db: Database, store: SegmentStore, logger: logging.Logger) -> ReconcileReport:
     """Run once before recording starts; no recorder may be writing to ``store`` meanwhile."""
     report = ReconcileReport()
+    abort = getattr(store, "abort_stale_uploads", None)
+    if abort is not None:
+        # An object store: multipart uploads a killed recorder left are invisible but hold their parts.
+        # Only old ones: in a city other recorders share the bucket and may be uploading right now.
+        report.aborted_uploads = abort()
     files = {f.path: f.bytes for f in store.list()}
+    settling = getattr(store, "settling", None)
     with db.session() as session:
         known_cameras = set(session.execute(select(Camera.id)).scalars())
         rows = dict(session.execute(select(Segment.path, Segment.id)).tuples().all())
@@ -73,6 +81,9 @@ def reconcile(db: Database, store: SegmentStore, logger: logging.Logger) -> Reco
             report.repaired += 1
             logger.info("repaired partial segment %s (%d frames)", final, info.frames)
         elif rel not in rows:
+            if settling is not None and settling(rel):
+                report.settling += 1  # just uploaded by another recorder of the bucket, which indexes it
+                continue
             try:
                 info = probe(store.local_path(rel))
             except Exception:  # noqa: BLE001  any unreadable file is removed rather than served

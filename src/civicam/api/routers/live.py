@@ -197,6 +197,13 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
             if state.changed() or loop.time() - looked >= (POLL_S if state.transient else RELOOK_S):
                 state = await run_in_threadpool(live_state, ctx, store, camera_id, settings.live_segments)
                 looked = loop.time()
+    if state.edge is None and not state.transient:
+        # No segment in progress in sight: this process is not on the node recording the camera (its spool
+        # holds the parts being written, docs/city.md), or the camera is between sessions. Parts of finished
+        # segments alone make hls.js ask for the next part and give up waiting for it; whole segments play.
+        body = hls.media_playlist(state.segments, live=True, query=f"grant={grant}",
+                                  target_s=settings.segment_target_s)
+        return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
     lists = [*state.parts.values(), *([state.edge.parts] if state.edge else [])]
     body = hls.low_latency_playlist(state.segments, state.parts, state.edge, query=f"grant={grant}",
                                     target_s=settings.segment_target_s,

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import select
 
 from civicam.api.state import shared
 from civicam.audit.log import Actor
 from civicam.context import Context
+from civicam.db.models import Probe
 from civicam.domain.roles import Perm, allows
 from civicam.domain.urls import redact
-from civicam.registry import service
+from civicam.registry import job_ids, service
 from civicam.registry.probe_jobs import ProbeJobs, ProbeJobsFull
 from civicam.web.advice import ADVICE, advice_for
 from civicam.web.pages import LoginRequired, PageError, need, page_ctx, render, session_actor
@@ -85,8 +88,14 @@ async def start_probe(request: Request) -> JSONResponse:
             return JSONResponse({"detail": redact(str(exc))}, status_code=404)
         if cam.status == "disabled":
             return JSONResponse({"detail": f"Camera {camera_id} is disabled; enable it first."}, status_code=400)
+    if actor.user_id is None:
+        return JSONResponse({"detail": "Sign in first."}, status_code=401)
+    # A signed id naming camera, user and start: any process of the API tier can answer its polls.
+    job_id = job_ids.job_id(ctx.secrets.derived_key(job_ids.PURPOSE),
+                            job_ids.JobRef(camera_id, actor.user_id, datetime.now(UTC)))
     try:
-        job = probe_jobs(request).submit(actor, camera_id, ctx.settings.probe_seconds, ctx.settings.probe_timeout_s)
+        job = probe_jobs(request).submit(actor, camera_id, ctx.settings.probe_seconds, ctx.settings.probe_timeout_s,
+                                         job_id=job_id)
     except ProbeJobsFull as exc:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
     return JSONResponse(job.public(job.started), status_code=202)
@@ -98,5 +107,36 @@ def probe_job(request: Request, job_id: str) -> JSONResponse:
     jobs: ProbeJobs | None = getattr(request.app.state, "probe_jobs", None)
     job = jobs.get(job_id, actor.user_id) if jobs is not None else None
     if job is None:
-        return JSONResponse({"detail": "No such probe job (it may have expired)."}, status_code=404)
+        return _job_elsewhere(request, actor, job_id)
     return JSONResponse(job.public(jobs.clock() if jobs else 0.0))
+
+
+JOB_KEEP_S = 600.0
+NO_JOB = "No such probe job (it may have expired)."
+
+
+def _job_elsewhere(request: Request, actor: Actor, job_id: str) -> JSONResponse:
+    """A probe job another process of the API tier runs: its outcome from the stored probe reports."""
+    ctx = page_ctx(request)
+    ref = job_ids.parse(ctx.secrets.derived_key(job_ids.PURPOSE), job_id)
+    now = datetime.now(UTC)
+    if ref is None or ref.user_id != actor.user_id or (now - ref.started).total_seconds() > JOB_KEEP_S:
+        return JSONResponse({"detail": NO_JOB}, status_code=404)
+    with ctx.db.session() as s:
+        try:
+            service.get_camera(s, actor, ref.camera_id)
+        except service.NotFound:
+            return JSONResponse({"detail": NO_JOB}, status_code=404)
+        row = s.execute(select(Probe).where(Probe.camera_id == ref.camera_id, Probe.created_at >= ref.started)
+                        .order_by(Probe.id).limit(1)).scalar_one_or_none()
+        report = None if row is None else {
+            "verdict": row.verdict, "measured": row.measured,
+            "reasons": [{**r, **advice_for(r.get("code", ""))} for r in row.reasons]}
+        done_at = row.created_at if row is not None else now
+    seconds, timeout_s = ctx.settings.probe_seconds, ctx.settings.probe_timeout_s
+    state = "done" if report is not None else (
+        "failed" if job_ids.lost(ref.started, now, seconds, timeout_s) else "running")
+    return JSONResponse({"id": job_id, "camera_id": ref.camera_id, "state": state,
+                         "elapsed_s": round((done_at - ref.started).total_seconds(), 1), "expected_s": seconds,
+                         "timeout_s": timeout_s, "result": report,
+                         "error": "The probe stopped without a report; probe again." if state == "failed" else None})
