@@ -41,6 +41,9 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
             ahead = getattr(app.state, "blur_ahead", None)
             if ahead is not None:
                 ahead.close()
+            live_blur = getattr(app.state, "live_blur", None)  # the blurred live pipelines, if any ran
+            if live_blur is not None:
+                live_blur.close()
             exports = getattr(app.state, "export_workers", None)  # made by the first export request
             if exports is not None:
                 exports.close()

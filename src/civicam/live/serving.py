@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,6 +17,7 @@ from civicam.context import Context
 from civicam.ingest.service import store_for
 from civicam.live import grants
 from civicam.live.blur_ahead import BlurAhead, auto_workers
+from civicam.live.blurred_live import LiveBlurHub
 from civicam.live.edge import open_segment_file, published_rel
 from civicam.live.privacy import BlurredCache
 from civicam.live.ranges import Unsatisfiable, byte_range
@@ -75,6 +77,35 @@ def blur_ahead(request: Request, ctx: Context, store: SegmentStore) -> BlurAhead
         return ahead
 
     return shared(request, "blur_ahead", make)
+
+
+def live_blur_hub(request: Request, ctx: Context, store: SegmentStore) -> LiveBlurHub:
+    """The app's blurred live pipelines (live/blurred_live.py), made by the first blurred live playlist;
+    the app's lifespan closes them."""
+
+    def first_seq(camera_id: int, start: datetime) -> int:
+        # The media sequence number the index gives (or will give) the segment starting at ``start``.
+        segs = latest_detached(ctx.db, camera_id, 2)
+        same = [s.seq for s in segs if s.start.replace(tzinfo=UTC) == start]
+        return same[0] if same else (segs[-1].seq + 1 if segs else 0)
+
+    return shared(request, "live_blur", lambda: LiveBlurHub(
+        store, ctx.settings.data_dir / "cache" / "live-blurred", first_seq,
+        log=logging.getLogger("civicam.live.blurred_live")))
+
+
+def blurred_part_response(hub: LiveBlurHub, camera_id: int, rendition: str, name: str,
+                          range_header: str | None) -> Response:
+    """Bytes of a blurred live file by its part URI name; only files the camera's pipeline lists."""
+    path = hub.watch(camera_id, rendition).path(name)
+    if path is None:
+        raise HTTPException(404, "No such blurred part (the live view moved on).")
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            return _send(fh, 0, size, range_header, "video/mp4", CACHE_UNBLURRED, total_known=False)
+    except FileNotFoundError:
+        raise HTTPException(404, "No such blurred part (the live view moved on).") from None
 
 
 def blurred_live_window(request: Request, ctx: Context, store: SegmentStore, camera_id: int) -> list[Segment]:
