@@ -37,11 +37,8 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
         try:
             yield
         finally:
-            # Made by the first blurred live playlist (live/serving.py), if any: stop blurring ahead first.
-            ahead = getattr(app.state, "blur_ahead", None)
-            if ahead is not None:
-                ahead.close()
-            live_blur = getattr(app.state, "live_blur", None)  # the blurred live pipelines, if any ran
+            # Made by the first blurred live playlist (live/serving.py), if any: stop them first.
+            live_blur = getattr(app.state, "live_blur", None)
             if live_blur is not None:
                 live_blur.close()
             exports = getattr(app.state, "export_workers", None)  # made by the first export request

@@ -16,7 +16,6 @@ from civicam.audit.log import Actor
 from civicam.context import Context
 from civicam.ingest.service import store_for
 from civicam.live import grants
-from civicam.live.blur_ahead import BlurAhead, auto_workers
 from civicam.live.blurred_live import LiveBlurHub
 from civicam.live.edge import open_segment_file, published_rel
 from civicam.live.privacy import BlurredCache
@@ -60,25 +59,6 @@ def blurred_cache(request: Request, ctx: Context, store: SegmentStore) -> Blurre
     return shared(request, "blurred_cache", lambda: BlurredCache(ctx.settings.data_dir / "cache" / "blurred", store))
 
 
-def blur_ahead(request: Request, ctx: Context, store: SegmentStore) -> BlurAhead | None:
-    """The app's blur-ahead pool (started by the first blurred live playlist; the app's lifespan closes it),
-    or None when the settings turn it off."""
-    settings = ctx.settings.recording
-    workers = settings.blur_ahead_workers if settings.blur_ahead_workers is not None else auto_workers()
-    if workers == 0:
-        return None
-    cache = blurred_cache(request, ctx, store)
-
-    def make() -> BlurAhead:
-        ahead = BlurAhead(cache, lambda cam, n: latest_detached(ctx.db, cam, n), workers=workers,
-                          target_s=settings.segment_target_s, window=settings.live_segments,
-                          log=logging.getLogger("civicam.live.blur_ahead"))
-        ahead.start()
-        return ahead
-
-    return shared(request, "blur_ahead", make)
-
-
 def live_blur_hub(request: Request, ctx: Context, store: SegmentStore) -> LiveBlurHub:
     """The app's blurred live pipelines (live/blurred_live.py), made by the first blurred live playlist;
     the app's lifespan closes them."""
@@ -106,17 +86,6 @@ def blurred_part_response(hub: LiveBlurHub, camera_id: int, rendition: str, name
             return _send(fh, 0, size, range_header, "video/mp4", CACHE_UNBLURRED, total_known=False)
     except FileNotFoundError:
         raise HTTPException(404, "No such blurred part (the live view moved on).") from None
-
-
-def blurred_live_window(request: Request, ctx: Context, store: SegmentStore, camera_id: int) -> list[Segment]:
-    """The segments a blurred live playlist lists; fetching it marks the view watched, so the newest
-    segments are blurred ahead of the player's requests."""
-    settings = ctx.settings.recording
-    segs = latest_detached(ctx.db, camera_id, settings.live_segments)
-    ahead = blur_ahead(request, ctx, store)
-    if ahead is not None and segs:
-        ahead.watch(camera_id, segs)
-    return segs
 
 
 def _send(fh: BinaryIO, base: int, length: int, range_header: str | None, media: str, cache: str,
