@@ -6,9 +6,9 @@ appends one every part target, 0.4 s), decodes each fragment's samples, blurs fa
 slip out of its blur), encodes with x264 (zero latency, a keyframe wherever the source segment has one)
 and appends one blurred fragment per source fragment to a blurred copy of the segment. Those fragments
 are the parts the blurred LL-HLS playlist lists; the copies are named like the source segments, so a
-blurred segment lines up with its source. The ``wall`` rendition is scaled to 640x360 before blurring:
-the detector sees the same 640 px picture it sees of a 1280x720 frame (it scales to 640 px anyway), and
-blurring and encoding cost a quarter.
+blurred segment lines up with its source. The ``wall`` rendition is blurred at the source's size and
+encoded at 640x360 (a quarter of the encoding, and of the browser's decoding); blurring the scaled-down
+frame would be cheaper still but left faces recognisable (docs/benchmarks.md, "Camera wall").
 
 Fail-closed: only what a pipeline has blurred is ever listed or served here; when it falls behind, the
 player's blocking reload waits; when it fails, the playlist answers an error (the player retries).
@@ -46,6 +46,7 @@ LEASE_S = 12.0  # a pipeline runs this long after the last playlist fetch (playe
 POLL_S = 0.04  # how often the file being written is looked at for a new fragment (a stat)
 KEPT = 6  # blurred segments kept per pipeline: the playlist's window and a little more
 RENDITIONS: dict[str, tuple[int, int] | None] = {"full": None, "wall": (640, 360)}
+
 _NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z\.mp4$")
 
 
@@ -311,8 +312,8 @@ class LiveBlur:
         self._blur = self._make_blur()
 
     def _frame(self, frame: av.VideoFrame, track: TrackInit) -> None:
-        if self.size is not None:
-            frame = frame.reformat(width=self.size[0], height=self.size[1], format="yuv420p")
+        # Blurred at the source's size and scaled down by the encoder: blurring the 640x360 frame instead
+        # costs 4.6 ms a frame less but left a head recognisable on the true-box oracle (docs/benchmarks.md).
         for ready in self._blur.push(frame):
             self._emit(ready)
 
@@ -323,7 +324,8 @@ class LiveBlur:
             return  # not a frame of ours (cannot happen with a well-formed source): never served
         if self._enc is None:
             tb = frame.time_base or Fraction(1, 90000)
-            self._enc = FragmentEncoder(frame.width, frame.height, tb)
+            width, height = self.size or (frame.width, frame.height)
+            self._enc = FragmentEncoder(width, height, tb)
             self._timescale = tb.denominator
         # A keyframe wherever the source has one: each file starts on one (the recorder cuts there), so a
         # blurred file decodes alone and its parts are independent where the source's are.

@@ -18,7 +18,9 @@ import av
 from civicam.ingest import fmp4
 
 SPS, PPS, AUD = 7, 8, 9
-PRESET = "veryfast"  # ultrafast doubles the bitrate at the same quality; veryfast costs ~1.3x its CPU here
+# 1280x720, one thread: ultrafast 6.1 ms a frame, superfast 11.7, veryfast 16.2 (at about the same bitrate
+# on the privacy clip); at 640x360 1.7 / 2.6 / 4.0 ms. Blurring every watched stream, CPU is what runs out.
+PRESET = "ultrafast"
 CRF = "24"
 
 
