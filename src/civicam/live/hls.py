@@ -9,7 +9,8 @@ new map. Bytes are sliced by the ``init_bytes`` the index recorded.
 The unblurred live view is low-latency HLS: the recorder appends a fragment every part target (~0.5 s),
 and each fragment, of the segment in progress and of the last published ones, is listed as an
 ``EXT-X-PART`` byte range of its file, so a player can trail the camera by about three parts instead of
-two segments.
+two segments. The blurred live view is low-latency too, over the blurred copies its pipeline writes
+(live/blurred_live.py): ``file_playlist``.
 """
 
 from __future__ import annotations
