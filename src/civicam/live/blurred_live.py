@@ -146,7 +146,7 @@ class LiveBlur:
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.frames = 0  # frames blurred and encoded, for logs and tests
+        self.frames = self.skipped = 0  # frames blurred and encoded, segments skipped: for logs and tests
 
     # -- lifecycle and what the endpoints read -----------------------------------------------------------
 
@@ -233,14 +233,21 @@ class LiveBlur:
         self._outs: list[_Out] = []
         while True:
             self._segment(rel, start)
-            rel = None
-            while rel is None:
+            later: list[str] = []
+            while not later:
                 later = segment_files(self.store, self.camera_id, start, self._now())
-                rel = later[0] if later else None
-                if rel is None:
+                if not later:
                     self._sleep(POLL_S)
+            # More than the next file waiting: blurring fell a whole segment behind the camera. Jump to the
+            # newest (a discontinuity for the player) rather than fall further behind at every segment.
+            skip = len(later) - 1
+            if skip:
+                self.log.info("blurred live view of camera %s (%s) fell behind: skipping %d segment(s)",
+                              self.camera_id, self.rendition, skip)
+            rel = later[-1]
             start = parse_segment_path(rel).start
-            self._seq += 1
+            self._seq += 1 + skip
+            self.skipped += skip
 
     def _segment(self, rel: str, start: datetime) -> None:
         """Blur one source file from its first fragment to its last, following it while it is written."""
