@@ -45,7 +45,23 @@ from civicam.storage.samples import TrackInit, fragment_samples, read_init
 LEASE_S = 12.0  # a pipeline runs this long after the last playlist fetch (players reload every part)
 POLL_S = 0.04  # how often the file being written is looked at for a new fragment (a stat)
 KEPT = 6  # blurred segments kept per pipeline: the playlist's window and a little more
-RENDITIONS: dict[str, tuple[int, int] | None] = {"full": None, "wall": (640, 360)}
+RENDITIONS: dict[str, tuple[int, int] | None] = {"full": None, "wall": (640, 360)}  # the box it fits in
+
+
+def rendition_size(rendition: str, width: int, height: int) -> tuple[int, int]:
+    """The picture size of ``rendition`` for a source of ``width`` x ``height``: fitted into the rendition's
+    box, aspect kept, never enlarged, even sides (4:2:0).
+
+    >>> rendition_size("wall", 1280, 720), rendition_size("wall", 320, 240), rendition_size("wall", 1920, 1440)
+    ((640, 360), (320, 240), (480, 360))
+    >>> rendition_size("full", 1280, 720)
+    (1280, 720)
+    """
+    box = RENDITIONS[rendition]
+    if box is None:
+        return width, height
+    scale = min(1.0, box[0] / width, box[1] / height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 _NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z\.mp4$")
 
@@ -135,7 +151,6 @@ class LiveBlur:
         if rendition not in RENDITIONS:
             raise ValueError(f"unknown rendition {rendition!r}")
         self.store, self.camera_id, self.rendition, self.root = store, camera_id, rendition, root
-        self.size = RENDITIONS[rendition]
         self._first_seq, self.log, self._make_blur = first_seq, log, make_blur
         self._lease_s, self._clock = lease_s, clock
         self._now = wall_clock or (lambda: datetime.now(UTC))
@@ -331,8 +346,7 @@ class LiveBlur:
             return  # not a frame of ours (cannot happen with a well-formed source): never served
         if self._enc is None:
             tb = frame.time_base or Fraction(1, 90000)
-            width, height = self.size or (frame.width, frame.height)
-            self._enc = FragmentEncoder(width, height, tb)
+            self._enc = FragmentEncoder(*rendition_size(self.rendition, frame.width, frame.height), tb)
             self._timescale = tb.denominator
         # A keyframe wherever the source has one: each file starts on one (the recorder cuts there), so a
         # blurred file decodes alone and its parts are independent where the source's are.

@@ -14,7 +14,7 @@ import pytest
 
 from civicam.ingest import fmp4
 from civicam.live import hls
-from civicam.live.blurred_live import BlurredFile
+from civicam.live.blurred_live import BlurredFile, rendition_size
 from civicam.live.encode import FragmentEncoder, fragment, nal_units
 from civicam.storage.fragments import scan
 from civicam.storage.media import FMP4_OPTIONS
@@ -137,3 +137,13 @@ def test_blurred_playlist_lists_segments_parts_and_the_edge() -> None:
     assert "e.mp4" not in text
     assert hls.reload_ready(9, {7: 10, 8: 10, 9: 10, 10: 3}, 10, 2)
     assert not hls.reload_ready(9, {7: 10, 8: 10, 9: 10, 10: 3}, 10, 3)
+
+
+@pytest.mark.parametrize(("rendition", "source", "size"), [
+    ("wall", (1280, 720), (640, 360)), ("wall", (1920, 1080), (640, 360)), ("wall", (320, 240), (320, 240)),
+    ("wall", (1920, 1440), (480, 360)), ("wall", (720, 576), (450, 360)), ("wall", (1000, 562), (640, 360)),
+    ("full", (1280, 720), (1280, 720)),
+])
+def test_rendition_size_fits_the_box_keeps_the_aspect_and_never_enlarges(
+        rendition: str, source: tuple[int, int], size: tuple[int, int]) -> None:
+    assert rendition_size(rendition, *source) == size

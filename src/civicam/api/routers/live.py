@@ -15,7 +15,7 @@ from civicam.context import Context
 from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingService, recording_settings
 from civicam.live import hls
-from civicam.live.blurred_live import RENDITIONS
+from civicam.live.blurred_live import rendition_size
 from civicam.live.edge import live_state
 from civicam.live.serving import (
     blurred_part_response,
@@ -41,7 +41,6 @@ HOLD_MAX_S = 8.0  # ... but under hls.js's 10 s time-to-first-byte limit for pla
 
 
 Rendition = Literal["full", "wall"]
-WALL_SIZE = RENDITIONS["wall"] or (640, 360)
 
 
 @router.get("/cameras/{camera_id}/live.m3u8")
@@ -62,7 +61,9 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
            {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None})
     wall = rendition == "wall" and grant is None
     media = "live/media.m3u8" + (f"?grant={grant}" if grant else "?rendition=wall" if wall else "")
-    width, height = WALL_SIZE if wall else (segs[-1].width, segs[-1].height)
+    width, height = segs[-1].width, segs[-1].height
+    if wall and width and height:
+        width, height = rendition_size("wall", width, height)
     bandwidth = hls.bandwidth_of(segs) // (4 if wall else 1)
     body = hls.master_playlist(media, bandwidth=bandwidth, width=width, height=height, blurred=grant is None)
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
