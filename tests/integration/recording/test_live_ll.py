@@ -22,7 +22,7 @@ from civicam.api.app import create_app
 from civicam.auth.users import create_user
 from civicam.context import Context
 from civicam.db.base import utcnow
-from civicam.ingest.service import RecordingService
+from civicam.ingest.service import RecordingService, store_for
 from civicam.storage.index import latest_segments
 from support.rtsp import RtspServer
 
@@ -287,3 +287,30 @@ def test_blurred_live_is_low_latency_hls(live: Live, rendition: str, size: tuple
         # A name the pipeline does not list is not served, whatever is on disk.
         recorder_part = newest.uri.rsplit("/", 1)[-1]
         assert client.get(base + f"blurred/{rendition}/x{recorder_part}").status_code == 404
+
+
+def test_blurred_live_fails_closed(live: Live) -> None:
+    """When blurring fails, the blurred playlist answers an error and lists nothing: never the recorder's
+    unblurred parts, which stay refused without a grant."""
+    from civicam.live.blurred_live import LiveBlurHub
+    from civicam.live.privacy import FaceBlur
+
+    def broken() -> FaceBlur:
+        raise RuntimeError("no detector")
+
+    cam = live.cam
+    with TestClient(create_app(live.ctx), base_url="http://127.0.0.1") as client:
+        token = client.post("/api/auth/token", json={"username": "investigator", "password": "Investig8-Passw0rd"})
+        client.cookies.set("civicam_session", token.json()["access_token"])
+        store = store_for(live.ctx)
+        client.app.state.live_blur = LiveBlurHub(  # type: ignore[attr-defined]
+            store, live.ctx.settings.data_dir / "cache" / "broken", lambda _c, _t: 0, log=LOG, make_blur=broken)
+        reply = client.get(f"/api/cameras/{cam}/live/media.m3u8")
+        assert reply.status_code == 503 and "failed" in reply.text and "#EXT" not in reply.text, reply.text
+        # The recorder's own file in progress, asked for as a blurred part or as a part without a grant.
+        grant = client.get(f"/api/cameras/{cam}/live.m3u8", params={"unblurred_reason": "incident 42"})
+        media_uri = [ln for ln in grant.text.splitlines() if ln and not ln.startswith("#")][0]
+        clear = _parse(client.get(f"/api/cameras/{cam}/{media_uri}").text)
+        name = clear.parts[-1].uri.split("?", 1)[0].rsplit("/", 1)[-1]
+        assert client.get(f"/api/cameras/{cam}/live/blurred/full/{name}").status_code == 404
+        assert client.get(f"/api/cameras/{cam}/live/parts/{name}").status_code == 403
