@@ -7,6 +7,9 @@ civicam.Player = class {
     this.overlay = (opts && opts.overlay) || null;
     this.blurBadge = (opts && opts.blurBadge) || null;
     this.onState = (opts && opts.onState) || (() => {});
+    // opts.lowLatency === false: play live segment by segment even where the playlist has parts (the wall's
+    // tiles: further behind, but seconds of buffer to ride out a blurring pipeline that falls behind).
+    this.lowLatencyOk = !(opts && opts.lowLatency === false);
     this.hls = null; this.url = null; this.live = true; this.retries = 0; this.timer = null; this.stale = false;
     this.lastTime = -1; this.stalledSince = null;
     video.addEventListener("playing", () => { if (!this.stale) this.state("playing", ""); });
@@ -38,7 +41,7 @@ civicam.Player = class {
     // are blurred as the recorder writes them): hls.js then stays the playlist's PART-HOLD-BACK (~1.2 s)
     // behind the live edge, but only if no liveSync* option overrides it; after a stall it catches up by
     // playing slightly faster. Playback (not live) keeps the segment-based settings.
-    const lowLatency = this.live;
+    const lowLatency = this.live && this.lowLatencyOk;
     const hls = new Hls(lowLatency
       ? { ...common, lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 }
       : { ...common, lowLatencyMode: false, liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 6 });
