@@ -186,6 +186,9 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("GET", "/api/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}"): lambda e, w: Req(
         params={"camera_id": e.camera(w), "mode": "live", "segment_id": 1, "part": "init.mp4"},
         expect=((404, "No such segment."),)),
+    ("GET", "/api/cameras/{camera_id}/live/blurred/{rendition}/{name}"): lambda e, w: Req(
+        params={"camera_id": e.camera(w), "rendition": "wall", "name": "x.mp4"},
+        expect=((404, "No such blurred part"),)),
     ("GET", "/api/recording/health"): lambda e, w: Req(),
     ("GET", "/api/cameras/{camera_id}/relay/media.m3u8"): lambda e, w: Req(
         params={"camera_id": e.camera(w)}, expect=((404, "Nobody was watching"),)),

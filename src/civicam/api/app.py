@@ -39,10 +39,10 @@ def create_app(ctx: Context, with_services: bool = False, cluster: str | None = 
         try:
             yield
         finally:
-            # Made by the first blurred live playlist (live/serving.py), if any: stop blurring ahead first.
-            ahead = getattr(app.state, "blur_ahead", None)
-            if ahead is not None:
-                ahead.close()
+            # Made by the first blurred live playlist (live/serving.py), if any: stop them first.
+            live_blur = getattr(app.state, "live_blur", None)
+            if live_blur is not None:
+                live_blur.close()
             relays = getattr(app.state, "relays", None)  # made by the first view of a view-only camera
             if relays is not None:
                 relays.close()

@@ -71,9 +71,8 @@ class RecordingSettings(BaseModel):
     live_segments: int = Field(default=4, ge=2, le=20, description="Segments listed in a live HLS playlist.")
     blur_ahead_workers: int | None = Field(
         default=None, ge=0, le=32,
-        description="Threads that blur the new segments of cameras whose blurred live view is being watched, "
-        "before a player asks for them; None: one per CPU core, at most 2; 0: off (each segment is blurred "
-        "when first requested).",
+        description="Ignored: blurring whole segments ahead of the player was replaced by the blurred live "
+        "pipeline (live/blurred_live.py); kept so that existing settings files still load.",
     )
 
     @model_validator(mode="after")

@@ -110,6 +110,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/cameras/{camera_id}/live.m3u8"): Rule(P.video_view, T.camera),
     ("GET", "/api/cameras/{camera_id}/live/media.m3u8"): Rule(P.video_view, T.camera),
     ("GET", "/api/cameras/{camera_id}/live/parts/{name}"): Rule(P.video_view, T.camera),
+    ("GET", "/api/cameras/{camera_id}/live/blurred/{rendition}/{name}"): Rule(P.video_view, T.camera),
     ("GET", "/api/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}"): Rule(P.video_view, T.camera),
     ("GET", "/api/recording/health"): Rule(P.registry_read),
     # View-only cameras: relayed on demand, viewed like any live view

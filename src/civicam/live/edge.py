@@ -2,8 +2,9 @@
 the last few, and the segment being written, found by name (it starts where the newest one ended, or, after
 a reconnection, is the newest partial file in the camera's folders).
 
-Only the unblurred view gets parts: blurring costs ~4.6 CPU-s per video-second here, so a blurred segment
-can only be served once it is finished and re-encoded; the blurred live view stays segment by segment.
+This is the unblurred view's edge: its parts are the recorder's own bytes. The blurred view's parts are
+made by a per-camera pipeline that follows this same edge fragment by fragment, blurs and re-encodes each
+fragment as it is written (live/blurred_live.py), and lists only what it has blurred.
 """
 
 from __future__ import annotations

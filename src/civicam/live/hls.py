@@ -9,7 +9,8 @@ new map. Bytes are sliced by the ``init_bytes`` the index recorded.
 The unblurred live view is low-latency HLS: the recorder appends a fragment every part target (~0.5 s),
 and each fragment, of the segment in progress and of the last published ones, is listed as an
 ``EXT-X-PART`` byte range of its file, so a player can trail the camera by about three parts instead of
-two segments.
+two segments. The blurred live view is low-latency too, over the blurred copies its pipeline writes
+(live/blurred_live.py): ``file_playlist``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from civicam.storage.fragments import FragmentIndex
 from civicam.storage.models import Segment
@@ -196,6 +198,74 @@ def preload_hint(edge: InProgress | None, q: str = "") -> str | None:
     start = last.offset + last.length
     return f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{edge.parts.uri}{q}",BYTERANGE-START={start}'
 
+
+class ListedFile(Protocol):
+    """A segment file the blurred live pipeline wrote (live/blurred_live.py ``BlurredFile``)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def new_session(self) -> bool: ...
+    @property
+    def init_length(self) -> int: ...
+    @property
+    def parts(self) -> Sequence[Part]: ...
+    @property
+    def complete(self) -> bool: ...
+
+
+def file_playlist(files: Sequence[ListedFile], *, prefix: str, target_s: float, part_target_s: float,
+                  parted: int = 2) -> str:
+    """A low-latency live playlist over files that hold a whole segment each (init section, then its
+    parts): the blurred live view's copies. A complete file is a segment (a byte range after its init
+    section), listed with its parts if it is one of the last ``parted``; the file being written by its
+    parts only. Files after one that is not complete are not listed (they would be out of order).
+
+    >>> f = type("F", (), dict(seq=3, start=datetime(2026, 1, 1, tzinfo=UTC), name="a.mp4", new_session=True,
+    ...          init_length=600, parts=[Part(600, 900, 0.4, True)], complete=False))()
+    >>> print(file_playlist([f], prefix="b/", target_s=4, part_target_s=0.4), end="")
+    #EXTM3U
+    #EXT-X-VERSION:9
+    #EXT-X-TARGETDURATION:4
+    #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.200
+    #EXT-X-PART-INF:PART-TARGET=0.400
+    #EXT-X-MEDIA-SEQUENCE:3
+    #EXT-X-INDEPENDENT-SEGMENTS
+    #EXT-X-MAP:URI="b/a.mp4",BYTERANGE="600@0"
+    #EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z
+    #EXT-X-PART:DURATION=0.400,URI="b/a.mp4",BYTERANGE="900@600",INDEPENDENT=YES
+    """
+    listed: list[ListedFile] = []
+    for f in files:
+        listed.append(f)
+        if not f.complete:
+            break
+    durations = [max(0.001, sum(p.duration_s for p in f.parts)) for f in listed if f.complete]
+    target = _target(target_s, durations)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:9", f"#EXT-X-TARGETDURATION:{target}",
+             f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target_s:.3f}",
+             f"#EXT-X-PART-INF:PART-TARGET={part_target_s:.3f}",
+             f"#EXT-X-MEDIA-SEQUENCE:{listed[0].seq if listed else 0}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    done = [f for f in listed if f.complete]
+    with_parts = {id(f) for f in done[-parted:]} if parted > 0 else set()
+    for k, f in enumerate(listed):
+        uri = prefix + f.name
+        if k == 0 or f.new_session:
+            if k > 0:
+                lines.append("#EXT-X-DISCONTINUITY")
+            lines.append(f'#EXT-X-MAP:URI="{uri}",BYTERANGE="{f.init_length}@0"')
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_iso(f.start)}")
+        if not f.complete or id(f) in with_parts:
+            lines += _part_lines(PartList(uri, tuple(f.parts)), "")
+        if f.complete and f.parts:
+            end = f.parts[-1].offset + f.parts[-1].length
+            lines += [f"#EXTINF:{sum(p.duration_s for p in f.parts):.3f},",
+                      f"#EXT-X-BYTERANGE:{end - f.init_length}@{f.init_length}", uri]
+    return "\n".join(lines) + "\n"
 
 
 def reload_too_far(last_seq: int, msn: int) -> bool:

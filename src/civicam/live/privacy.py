@@ -1,8 +1,8 @@
 """Faces blurred in served and exported video: the frame transform, and blurred HLS segments made on demand.
 
 Blurring costs a decode, a detection per frame and an encode, so it is done only for segments somebody
-asks for, or is about to (the streams being watched, live/blur_ahead.py), and cached, so every viewer of a
-segment shares one transcode.
+asks for (playback; the live view is blurred as it is recorded, live/blurred_live.py), and cached, so
+every viewer of a segment shares one transcode.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ class BlurredCache:
     """Blurred copies of segments under ``root``, made once per segment however many viewers ask.
 
     Concurrent requests for one segment share one transcode: the first makes it, the others wait on its
-    lock and then find the file (a player's request and blurring ahead, live/blur_ahead.py, included).
+    lock and then find the file.
     """
 
     def __init__(self, root: Path, store: SegmentStore, make_blur: Callable[[], FaceBlur] = FaceBlur) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,7 +16,7 @@ from civicam.audit.log import Actor
 from civicam.context import Context
 from civicam.ingest.service import store_for
 from civicam.live import grants
-from civicam.live.blur_ahead import BlurAhead, auto_workers
+from civicam.live.blurred_live import LiveBlurHub
 from civicam.live.edge import open_segment_file, published_rel
 from civicam.live.privacy import BlurredCache
 from civicam.live.ranges import Unsatisfiable, byte_range
@@ -58,34 +59,33 @@ def blurred_cache(request: Request, ctx: Context, store: SegmentStore) -> Blurre
     return shared(request, "blurred_cache", lambda: BlurredCache(ctx.settings.data_dir / "cache" / "blurred", store))
 
 
-def blur_ahead(request: Request, ctx: Context, store: SegmentStore) -> BlurAhead | None:
-    """The app's blur-ahead pool (started by the first blurred live playlist; the app's lifespan closes it),
-    or None when the settings turn it off."""
-    settings = ctx.settings.recording
-    workers = settings.blur_ahead_workers if settings.blur_ahead_workers is not None else auto_workers()
-    if workers == 0:
-        return None
-    cache = blurred_cache(request, ctx, store)
+def live_blur_hub(request: Request, ctx: Context, store: SegmentStore) -> LiveBlurHub:
+    """The app's blurred live pipelines (live/blurred_live.py), made by the first blurred live playlist;
+    the app's lifespan closes them."""
 
-    def make() -> BlurAhead:
-        ahead = BlurAhead(cache, lambda cam, n: latest_detached(ctx.db, cam, n), workers=workers,
-                          target_s=settings.segment_target_s, window=settings.live_segments,
-                          log=logging.getLogger("civicam.live.blur_ahead"))
-        ahead.start()
-        return ahead
+    def first_seq(camera_id: int, start: datetime) -> int:
+        # The media sequence number the index gives (or will give) the segment starting at ``start``.
+        segs = latest_detached(ctx.db, camera_id, 2)
+        same = [s.seq for s in segs if s.start.replace(tzinfo=UTC) == start]
+        return same[0] if same else (segs[-1].seq + 1 if segs else 0)
 
-    return shared(request, "blur_ahead", make)
+    return shared(request, "live_blur", lambda: LiveBlurHub(
+        store, ctx.settings.data_dir / "cache" / "live-blurred", first_seq,
+        log=logging.getLogger("civicam.live.blurred_live")))
 
 
-def blurred_live_window(request: Request, ctx: Context, store: SegmentStore, camera_id: int) -> list[Segment]:
-    """The segments a blurred live playlist lists; fetching it marks the view watched, so the newest
-    segments are blurred ahead of the player's requests."""
-    settings = ctx.settings.recording
-    segs = latest_detached(ctx.db, camera_id, settings.live_segments)
-    ahead = blur_ahead(request, ctx, store)
-    if ahead is not None and segs:
-        ahead.watch(camera_id, segs)
-    return segs
+def blurred_part_response(hub: LiveBlurHub, camera_id: int, rendition: str, name: str,
+                          range_header: str | None) -> Response:
+    """Bytes of a blurred live file by its part URI name; only files the camera's pipeline lists."""
+    path = hub.watch(camera_id, rendition).path(name)
+    if path is None:
+        raise HTTPException(404, "No such blurred part (the live view moved on).")
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            return _send(fh, 0, size, range_header, "video/mp4", CACHE_UNBLURRED, total_known=False)
+    except FileNotFoundError:
+        raise HTTPException(404, "No such blurred part (the live view moved on).") from None
 
 
 def _send(fh: BinaryIO, base: int, length: int, range_header: str | None, media: str, cache: str,

@@ -22,13 +22,15 @@ from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingHealthSource, recording_settings
 from civicam.ingest.sources import SourceSpec
 from civicam.live import hls
+from civicam.live.blurred_live import rendition_size
 from civicam.live.edge import live_state
 from civicam.live.relay import RelayService
 from civicam.live.serving import (
     CACHE_BLURRED,
     CACHE_UNBLURRED,
-    blurred_live_window,
+    blurred_part_response,
     grant_ok,
+    live_blur_hub,
     part_response,
     segment_response,
     segment_store,
@@ -49,12 +51,17 @@ HOLD_TARGETS = 3  # a blocking reload is held up to three target durations (RFC 
 HOLD_MAX_S = 8.0  # ... but under hls.js's 10 s time-to-first-byte limit for playlists
 
 
+Rendition = Literal["full", "wall"]
+
+
 @router.get("/cameras/{camera_id}/live.m3u8")
 def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, request: Request,
-                unblurred_reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+                unblurred_reason: Annotated[str | None, Query(max_length=500)] = None,
+                rendition: Rendition = "full") -> Response:
     """Start watching live: audited once here; the player then polls the media playlist unaudited.
 
     Faces are blurred unless a user with ``view_unblurred`` states a reason, which is audited.
+    ``rendition=wall``: the blurred 640x360 rendition camera-wall tiles play (unblurred is full size only).
     """
     camera = get_camera(session, actor, camera_id)
     if camera.view_only:
@@ -65,9 +72,13 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, req
     grant = view_grant(ctx, actor, camera_id, unblurred_reason)
     record(session, actor, "live.view", "camera", camera_id,
            {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None})
-    media = "live/media.m3u8" + (f"?grant={grant}" if grant else "")
-    body = hls.master_playlist(media, bandwidth=hls.bandwidth_of(segs), width=segs[-1].width,
-                               height=segs[-1].height, blurred=grant is None)
+    wall = rendition == "wall" and grant is None
+    media = "live/media.m3u8" + (f"?grant={grant}" if grant else "?rendition=wall" if wall else "")
+    width, height = segs[-1].width, segs[-1].height
+    if wall and width and height:
+        width, height = rendition_size("wall", width, height)
+    bandwidth = hls.bandwidth_of(segs) // (4 if wall else 1)
+    body = hls.master_playlist(media, bandwidth=bandwidth, width=width, height=height, blurred=grant is None)
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
@@ -164,8 +175,10 @@ def _visible(ctx: Context, actor: Actor, camera_id: int) -> None:
 @router.get("/cameras/{camera_id}/live/media.m3u8")
 async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, grant: str | None = None,
                      msn: Annotated[int | None, Query(alias="_HLS_msn", ge=0)] = None,
-                     part: Annotated[int | None, Query(alias="_HLS_part", ge=0)] = None) -> Response:
-    """The live media playlist; unblurred, it is low-latency (LL-HLS) with parts and blocking reloads.
+                     part: Annotated[int | None, Query(alias="_HLS_part", ge=0)] = None,
+                     rendition: Rendition = "full") -> Response:
+    """The live media playlist, low-latency (LL-HLS) with parts and blocking reloads: unblurred, the
+    recorder's own fragments; blurred, those of the camera's blurred live pipeline (live/blurred_live.py).
 
     A blocking reload (``_HLS_msn``/``_HLS_part``) is answered once that segment or part exists, or after
     a hold; the wait is async and polls file sizes, holding neither a database connection nor a thread.
@@ -173,15 +186,10 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
     await run_in_threadpool(_visible, ctx, actor, camera_id)
     unblurred = grant_ok(ctx, actor, camera_id, grant)
     settings = recording_settings(ctx)
-    if not unblurred:
-        # Blurred: whole published segments only (live/edge.py says why no parts), blurred ahead of the
-        # player's requests while the view is watched (live/blur_ahead.py).
-        segs = await run_in_threadpool(blurred_live_window, request, ctx, segment_store(request, ctx), camera_id)
-        body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s, map_each=True,
-                                  discontinuity_sequence=await run_in_threadpool(_discontinuities, ctx, segs))
-        return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
     if part is not None and msn is None:
         raise HTTPException(400, "_HLS_part needs _HLS_msn.")
+    if not unblurred:
+        return await _blurred_media(request, ctx, camera_id, rendition, msn, part)
     store = segment_store(request, ctx)
     state = await run_in_threadpool(live_state, ctx, store, camera_id, settings.live_segments)
     if msn is not None:
@@ -211,6 +219,45 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
                                     discontinuity_sequence=await run_in_threadpool(_discontinuities, ctx,
                                                                                    state.segments))
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
+
+
+async def _blurred_media(request: Request, ctx: Context, camera_id: int, rendition: str, msn: int | None,
+                         part: int | None) -> Response:
+    """The blurred live playlist: only parts the pipeline has blurred are listed (fail-closed). A blocking
+    reload waits for them; a first fetch waits for the pipeline's first part."""
+    settings = recording_settings(ctx)
+    pipe = live_blur_hub(request, ctx, segment_store(request, ctx)).watch(camera_id, rendition)
+    snap = pipe.snapshot()
+    if msn is not None and snap.files and hls.reload_too_far(snap.last_seq, msn):
+        raise HTTPException(400, "That segment is too far in the future.")
+
+    def ready() -> bool:
+        if msn is None:
+            return bool(snap.files)
+        return hls.reload_ready(snap.last_seq, snap.part_counts(), msn, part)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(HOLD_TARGETS * settings.segment_target_s, HOLD_MAX_S)
+    while not ready() and snap.error is None and loop.time() < deadline:
+        await asyncio.sleep(POLL_S)
+        snap = pipe.snapshot()
+    if snap.error is not None:
+        raise HTTPException(503, "Blurring this live view failed; it restarts when the player retries.")
+    if not snap.files:
+        raise HTTPException(503, "The blurred live view is starting; try again in a moment.")
+    lists = [hls.PartList("", tuple(f.parts)) for f in snap.files]
+    body = hls.file_playlist(snap.files, prefix=f"blurred/{rendition}/", target_s=settings.segment_target_s,
+                             part_target_s=hls.part_target(settings.part_target_s, lists))
+    return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
+
+
+@router.get("/cameras/{camera_id}/live/blurred/{rendition}/{name}")
+def live_blurred_part(camera_id: int, rendition: Rendition, name: str, actor: Viewer, ctx: Ctx,
+                      request: Request) -> Response:
+    """Bytes of a blurred live file, by HTTP Range: the parts of the blurred LL-HLS playlist."""
+    _visible(ctx, actor, camera_id)
+    hub = live_blur_hub(request, ctx, segment_store(request, ctx))
+    return blurred_part_response(hub, camera_id, rendition, name, request.headers.get("range"))
 
 
 @router.get("/cameras/{camera_id}/live/parts/{name}")

@@ -7,6 +7,9 @@ civicam.Player = class {
     this.overlay = (opts && opts.overlay) || null;
     this.blurBadge = (opts && opts.blurBadge) || null;
     this.onState = (opts && opts.onState) || (() => {});
+    // opts.lowLatency === false: play live segment by segment even where the playlist has parts (the wall's
+    // tiles: further behind, but seconds of buffer to ride out a blurring pipeline that falls behind).
+    this.lowLatencyOk = !(opts && opts.lowLatency === false);
     this.hls = null; this.url = null; this.live = true; this.retries = 0; this.timer = null; this.stale = false;
     this.lastTime = -1; this.stalledSince = null;
     video.addEventListener("playing", () => { if (!this.stale) this.state("playing", ""); });
@@ -34,11 +37,11 @@ civicam.Player = class {
     if (!Hls.isSupported()) { this.state("error", "This browser cannot play HLS video."); return; }
     this.state("connecting", this.retries ? `Reconnecting (attempt ${this.retries + 1})…` : "Connecting…");
     const common = { enableWorker: true, manifestLoadingMaxRetry: 0, levelLoadingMaxRetry: 2, fragLoadingMaxRetry: 2 };
-    // The unblurred live view is low-latency HLS (parts, blocking playlist reloads): hls.js then stays the
-    // playlist's PART-HOLD-BACK (~1.5 s) behind the live edge, but only if no liveSync* option overrides it;
-    // after a stall it catches up by playing slightly faster. The blurred view has no parts (a segment is
-    // blurred once it is finished), so it keeps the segment-based settings.
-    const lowLatency = this.live && /[?&]unblurred_reason=/.test(this.url);
+    // Every live view is low-latency HLS (parts, blocking playlist reloads), the blurred one too (its parts
+    // are blurred as the recorder writes them): hls.js then stays the playlist's PART-HOLD-BACK (~1.2 s)
+    // behind the live edge, but only if no liveSync* option overrides it; after a stall it catches up by
+    // playing slightly faster. Playback (not live) keeps the segment-based settings.
+    const lowLatency = this.live && this.lowLatencyOk;
     const hls = new Hls(lowLatency
       ? { ...common, lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 }
       : { ...common, lowLatencyMode: false, liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 6 });
