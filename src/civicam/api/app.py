@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from civicam import __version__
 from civicam.api import errors
+from civicam.api.headers import SecurityHeaders
 from civicam.api.routers import analytics, audit, auth, cameras, live, recordings, regions, sites, users
 from civicam.context import Context
 from civicam.live.playback import abandon_running_exports
@@ -65,4 +66,5 @@ def create_app(ctx: Context, with_services: bool = False) -> FastAPI:
 
     install_web(app)
     # --- end web dashboard ---
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so every response has them, 403s included
     return app

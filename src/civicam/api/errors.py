@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from civicam.auth.users import UserError
 from civicam.domain.urls import redact
+from civicam.live.answers import Refused
 from civicam.registry.service import Forbidden, NotFound, RegistryError
 
 
@@ -21,3 +22,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UserError, handler(400))
     app.add_exception_handler(NotFound, handler(404))
     app.add_exception_handler(Forbidden, handler(403))
+
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refused)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    app.add_exception_handler(Refused, refused)

@@ -30,9 +30,12 @@ from sqlalchemy.orm import Session
 
 from civicam import __version__
 from civicam.api.deps import SESSION_COOKIE, client_address
-from civicam.audit.log import Actor, record, verify_log
+from civicam.api.routers.auth import login_throttle, too_many
+from civicam.audit.anchor import verify_for_view
+from civicam.audit.log import Actor, record
 from civicam.audit.query import filtered
-from civicam.auth.users import authenticate, issue_token, revoke_token, user_for_token
+from civicam.auth.login import sign_in
+from civicam.auth.users import revoke_token, user_for_token
 from civicam.context import Context
 from civicam.db.models import AuditEvent, Camera, Region, Site, User
 from civicam.domain.roles import Perm, Role, allows
@@ -182,18 +185,14 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
     ctx = _ctx(request)
     source = client_address(request)
     with ctx.db.session() as s:
-        user = authenticate(s, username, password) if username and password else None
-        if user is None:
-            record(s, Actor(name=username[:100] or "-", source=source, role="none"), "auth.login_failed", "user",
-                   None, {"via": "web"})
-            s.commit()
+        signed = sign_in(s, login_throttle(request), username, password, source, ctx.settings.token_ttl_s,
+                         {"via": "web"})
+        if signed.token is None:
             msg = "Enter your username and password." if not (username and password) else \
-                "Wrong username or password."
-            return render(request, "login.html", None, None, status_code=401, next=_safe_next(next), error=msg,
-                          username=username)
-        token = issue_token(s, user, ctx.settings.token_ttl_s)
-        record(s, Actor(name=user.username, source=source, role=user.role), "auth.login", "user", user.id,
-               {"via": "web"})
+                "Wrong username or password." if signed.retry_after_s is None else too_many(signed.retry_after_s).detail
+            return render(request, "login.html", None, None, status_code=401 if signed.retry_after_s is None else 429,
+                          next=_safe_next(next), error=msg, username=username)
+        token = signed.token
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=ctx.settings.token_ttl_s, path="/", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
@@ -500,7 +499,7 @@ def audit(request: Request, q: str = Query("", max_length=200), action: str = Qu
         rows = [{"id": e.id, "ts": e.ts, "actor": e.actor, "action": e.action, "object": f"{e.object_type}"
                  + (f" {e.object_id}" if e.object_id else ""), "source": e.source, "detail": e.detail,
                  "hash": e.hash[:12]} for e in events]
-        count, problems = verify_log(s)
+        count, problems = verify_for_view(s, _ctx(request).settings)  # from the last signed checkpoint
         actions = sorted(s.execute(select(AuditEvent.action).distinct()).scalars())
     verification = {"ok": not problems, "entries": count, "problems": [p.message for p in problems[:20]]}
     return render(request, "audit.html", actor, token, events=rows, pg=pager, q=q, action=action, since=since,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -12,10 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
 from civicam.context import Context
+from civicam.db.base import utcnow
 from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingService, recording_settings
 from civicam.live import hls
+from civicam.live.answers import Reply
 from civicam.live.edge import live_state
+from civicam.live.grants import GRANT_TTL_S
 from civicam.live.serving import (
     blurred_live_window,
     grant_ok,
@@ -39,6 +43,12 @@ HOLD_MAX_S = 8.0  # ... but under hls.js's 10 s time-to-first-byte limit for pla
 
 
 @router.get("/cameras/{camera_id}/live.m3u8")
+def as_response(reply: Reply) -> Response:
+    """The HTTP response of what the live service layer answered."""
+    return Response(reply.content, status_code=reply.status_code, media_type=reply.media_type,
+                    headers=reply.headers)
+
+
 def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
                 unblurred_reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
     """Start watching live: audited once here; the player then polls the media playlist unaudited.
@@ -49,9 +59,13 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
     segs = latest_segments(session, camera_id, recording_settings(ctx).live_segments)
     if not segs:
         raise HTTPException(404, "Nothing recorded yet for this camera.")
-    grant = view_grant(ctx, actor, camera_id, unblurred_reason)
+    # An unblurred grant covers this live view only: the live window as it is now, and what is recorded
+    # until the grant expires; the audit entry names that interval.
+    opened, until = segs[0].start, utcnow() + timedelta(seconds=GRANT_TTL_S)
+    grant = view_grant(ctx, actor, camera_id, unblurred_reason, "live", opened, until)
     record(session, actor, "live.view", "camera", camera_id,
-           {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None})
+           {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None,
+            **({"from": opened.isoformat(), "to": until.isoformat()} if grant else {})})
     media = "live/media.m3u8" + (f"?grant={grant}" if grant else "")
     body = hls.master_playlist(media, bandwidth=hls.bandwidth_of(segs), width=segs[-1].width,
                                height=segs[-1].height, blurred=grant is None)
@@ -73,17 +87,19 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
     a hold; the wait is async and polls file sizes, holding neither a database connection nor a thread.
     """
     await run_in_threadpool(_visible, ctx, actor, camera_id)
-    unblurred = grant_ok(ctx, actor, camera_id, grant)
+    now = utcnow()
+    unblurred = grant_ok(ctx, actor, camera_id, grant, "live", now, now)
     settings = recording_settings(ctx)
     if not unblurred:
         # Blurred: whole published segments only (live/edge.py says why no parts), blurred ahead of the
         # player's requests while the view is watched (live/blur_ahead.py).
-        segs = await run_in_threadpool(blurred_live_window, request, ctx, segment_store(request, ctx), camera_id)
+        segs = await run_in_threadpool(blurred_live_window, request.app.state, ctx,
+                                       segment_store(request.app.state, ctx), camera_id)
         body = hls.media_playlist(segs, live=True, target_s=settings.segment_target_s, map_each=True)
         return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
     if part is not None and msn is None:
         raise HTTPException(400, "_HLS_part needs _HLS_msn.")
-    store = segment_store(request, ctx)
+    store = segment_store(request.app.state, ctx)
     state = await run_in_threadpool(live_state, ctx, store, camera_id, settings.live_segments)
     if msn is not None:
         if hls.reload_too_far(state.last_seq, msn):
@@ -113,9 +129,11 @@ def live_part(camera_id: int, name: str, actor: Viewer, ctx: Ctx, request: Reque
     Unblurred only (a grant is required): parts are never blurred.
     """
     _visible(ctx, actor, camera_id)
-    if not grant_ok(ctx, actor, camera_id, grant):
+    now = utcnow()
+    if not grant_ok(ctx, actor, camera_id, grant, "live", now, now):
         raise HTTPException(403, "Parts are served for the unblurred live view only.")
-    return part_response(segment_store(request, ctx), camera_id, name, request.headers.get("range"))
+    return as_response(part_response(segment_store(request.app.state, ctx), camera_id, name,
+                                     request.headers.get("range")))
 
 
 @router.get("/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}")
@@ -130,7 +148,9 @@ def segment_bytes(camera_id: int, mode: Literal["live", "playback"], segment_id:
         if seg is None or seg.camera_id != camera_id:
             raise HTTPException(404, "No such segment.")
         session.expunge(seg)
-    return serve_segment(request, ctx, actor, segment_store(request, ctx), seg, part, grant)
+    state = request.app.state
+    return as_response(serve_segment(state, ctx, actor, segment_store(state, ctx), seg, part, grant,
+                                     request.headers.get("range"), mode))
 
 
 @router.get("/recording/health")
