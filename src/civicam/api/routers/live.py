@@ -42,13 +42,13 @@ HOLD_TARGETS = 3  # a blocking reload is held up to three target durations (RFC 
 HOLD_MAX_S = 8.0  # ... but under hls.js's 10 s time-to-first-byte limit for playlists
 
 
-@router.get("/cameras/{camera_id}/live.m3u8")
 def as_response(reply: Reply) -> Response:
     """The HTTP response of what the live service layer answered."""
     return Response(reply.content, status_code=reply.status_code, media_type=reply.media_type,
                     headers=reply.headers)
 
 
+@router.get("/cameras/{camera_id}/live.m3u8")
 def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
                 unblurred_reason: Annotated[str | None, Query(max_length=500)] = None) -> Response:
     """Start watching live: audited once here; the player then polls the media playlist unaudited.
