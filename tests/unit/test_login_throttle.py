@@ -34,7 +34,7 @@ def test_an_account_locks_after_its_free_failures_and_is_reported_once() -> None
     with pytest.raises(Throttled) as locked:
         t.begin("ann", "10.0.0.9")  # from any address
     assert locked.value.keys == ("user:ann",) and 0 < locked.value.retry_after_s <= 1
-    t.begin("bob", "10.0.0.1").keys  # another account from the same address is not locked
+    assert t.begin("bob", "10.0.0.1").keys == ("user:bob", "addr:10.0.0.1")  # another account: not locked
     clock.now += 1.01
     assert _fail(t) == ()  # locked again, for longer, but not reported again
     with pytest.raises(Throttled) as again:
