@@ -21,18 +21,17 @@ from typing import Any
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
-schemathesis = pytest.importorskip("schemathesis")  # the test extra installs it; a bare checkout skips
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
-
-from civicam.audit.log import Actor  # noqa: E402
-from civicam.auth.users import create_user  # noqa: E402
-from civicam.config.settings import get_settings  # noqa: E402
-from civicam.context import open_context  # noqa: E402
-from civicam.registry import service  # noqa: E402
+from civicam.audit.log import Actor
+from civicam.auth.users import create_user
+from civicam.config.settings import get_settings
+from civicam.context import open_context
+from civicam.registry import service
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("CIVICAM_FUZZ_API_EXAMPLES", "3"))
