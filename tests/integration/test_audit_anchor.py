@@ -4,6 +4,8 @@ caught by a checkpoint an auditor kept; the audit page verifies from the hub's l
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,14 @@ from typer.testing import CliRunner
 
 from civicam.audit import anchor
 from civicam.audit.chain import GENESIS, Entry, entry_hash
-from civicam.audit.checkpoint import sign
+from civicam.audit.checkpoint import Checkpoint, sign
 from civicam.audit.log import Actor, record, verify_log
 from civicam.cli.main import app as cli_app
 from civicam.context import Context
 from civicam.db.models import AuditEvent, AuditHead
 
 WHO = Actor(name="clerk", source="pytest")
+sign_nothing = Checkpoint(-1, "", "")  # "no checkpoint yet" in the polling loops below
 
 
 def _log(ctx: Context, n: int, start: int = 0) -> None:
@@ -156,3 +159,23 @@ def test_the_audit_view_walks_only_what_came_after_the_last_checkpoint(sqlite_ct
     with ctx.db.session() as s:
         problems = anchor.verify_for_view(s, ctx.settings)[1]
     assert problems and "rewritten or reordered" in problems[0].message
+
+
+def test_a_running_hub_signs_checkpoints_periodically(sqlite_ctx: Context) -> None:
+    ctx = sqlite_ctx
+    _log(ctx, 4)
+    settings = ctx.settings.model_copy(update={"audit_checkpoint_interval_s": 0.05})
+    checkpointer = anchor.Checkpointer(ctx.db, settings, logging.getLogger("test.audit"))
+    public = anchor.signing_key(settings).public_key()
+    checkpointer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while (anchor.latest(anchor.own_folder(settings), public) or sign_nothing).seq < 4:
+            assert time.monotonic() < deadline, "no checkpoint signed within 30 s"
+            time.sleep(0.05)  # polling interval of a deadline-bounded wait
+        _log(ctx, 2, start=4)
+        while (anchor.latest(anchor.own_folder(settings), public) or sign_nothing).seq < 6:
+            assert time.monotonic() < deadline, "the new head was not signed within 30 s"
+            time.sleep(0.05)
+    finally:
+        checkpointer.close()
