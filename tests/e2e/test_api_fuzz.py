@@ -152,6 +152,9 @@ def test_no_request_from_any_role_gets_a_5xx_or_an_answer_that_breaks_the_schema
                 run()
             except Unsatisfiable:  # nothing to negate (an operation without parameters or body)
                 FIGURES["modes_without_negative_cases"] += 1
+            except Exception as exc:  # noqa: BLE001 — schemathesis's own checks of a call: a finding too
+                FIGURES["failures"] += 1
+                failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:400]}")
     FIGURES["operations"] = operations
     assert operations >= 35  # the schema was read: every route but the excluded ones
     assert failures == [], "\n".join(sorted(set(failures))[:50])

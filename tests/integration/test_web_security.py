@@ -117,3 +117,14 @@ def test_the_templates_have_no_inline_script_style_or_handler() -> None:
         found += [f"{path.name}: {m.group(1)} handler" for m in re.finditer(r"\s(on[a-z]+)\s*=", text)]
         found += [f"{path.name}: javascript: URL" for _ in re.finditer(r"javascript:", text, re.IGNORECASE)]
     assert found == []
+
+
+def test_an_id_no_column_can_hold_is_a_clear_400_not_a_500(api: Api) -> None:
+    """Found by schemathesis: ``PUT /api/regions/2914502708318556389376/policy`` answered 500."""
+    admin = api.login("admin", ADMIN_PASSWORD)
+    huge = 2914502708318556389376
+    for method, path in (("PUT", f"/api/regions/{huge}/policy"), ("GET", f"/api/regions/{huge}"),
+                         ("GET", f"/api/cameras/{huge}"), ("GET", f"/api/exports/{huge}")):
+        r = api.client.request(method, path, json={} if method == "PUT" else None, headers=admin)
+        assert r.status_code in (400, 404), (path, r.status_code, r.text)  # a clear "no", never a 500
+        assert r.status_code == 404 or "out of range" in r.json()["detail"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from civicam.auth.users import UserError
 from civicam.domain.urls import redact
@@ -28,3 +29,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(Refused, refused)
+
+    # A number no column can hold (an id of 2**70 in a path): SQLite's driver raises OverflowError,
+    # PostgreSQL's a DataError. No such object can exist; the client gets a clear 400, not a 500.
+    async def out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "A number or value in the request is out of range."}, status_code=400)
+
+    app.add_exception_handler(OverflowError, out_of_range)
+    app.add_exception_handler(DataError, out_of_range)
