@@ -118,17 +118,27 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def _check(case: Any, hub: dict[str, Any], failures: list[str]) -> None:
     """Send ``case`` as every role; note (not raise) what fails, so one run reports every finding."""
     for role, auth in hub["auth"].items():
-        response = case.call(base_url=hub["url"], headers=auth["headers"], cookies=auth["cookies"], timeout=30)
+        began = time.monotonic()
+        try:
+            response = case.call(base_url=hub["url"], headers=auth["headers"], cookies=auth["cookies"],
+                                 timeout=120)
+        except Exception as exc:  # noqa: BLE001 — no answer at all (a timeout, a dropped connection): a finding
+            FIGURES["no_answer"] += 1
+            failures.append(f"{role}: {case.method} {case.formatted_path}: no answer after "
+                            f"{time.monotonic() - began:.1f} s: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        FIGURES["slowest_ms"] = max(FIGURES["slowest_ms"], round((time.monotonic() - began) * 1000))
         FIGURES["requests"] += 1
         FIGURES[f"status_{response.status_code // 100}xx"] += 1
         if response.status_code >= 500:
             FIGURES["server_errors"] += 1
         try:
             case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
-        except Exception as exc:  # noqa: BLE001 — a finding: kept with its role and request, reported below
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis's FailureGroup is a BaseExceptionGroup
             FIGURES["failures"] += 1
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            failures.append(f"{role}: {case.method} {case.formatted_path} -> {response.status_code}: {first}")
+            detail = " ".join(str(exc).split())[:300]
+            failures.append(f"{role}: {case.method} {case.formatted_path} -> {response.status_code}: {detail}"
+                            f" | {response.text[:300]}")
     FIGURES["cases"] += 1
 
 

@@ -61,7 +61,9 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
         raise HTTPException(404, "Nothing recorded yet for this camera.")
     # An unblurred grant covers this live view only: the live window as it is now, and what is recorded
     # until the grant expires; the audit entry names that interval.
-    opened, until = segs[0].start, utcnow() + timedelta(seconds=GRANT_TTL_S)
+    # (Index times follow the camera's clock: a camera ahead of the hub must not shut its own view out.)
+    now = utcnow()
+    opened, until = min(segs[0].start, now), now + timedelta(seconds=GRANT_TTL_S)
     grant = view_grant(ctx, actor, camera_id, unblurred_reason, "live", opened, until)
     record(session, actor, "live.view", "camera", camera_id,
            {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None,
