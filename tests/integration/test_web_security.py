@@ -74,7 +74,7 @@ def _assert_headers(headers: object, dashboard: bool = True) -> None:
         assert style is not None and "unsafe-inline" not in style.group(1)
     assert h["x-frame-options"] == "DENY"
     assert h["x-content-type-options"] == "nosniff"
-    assert h["referrer-policy"] == "no-referrer"
+    assert h["referrer-policy"] == "same-origin"
 
 
 def test_every_kind_of_response_carries_the_security_headers(sqlite_api: Api) -> None:

@@ -1,11 +1,14 @@
-"""Security headers on every response: a strict Content-Security-Policy, no framing, no sniffing, no referrer.
+"""Security headers on every response: a strict Content-Security-Policy, no framing, no sniffing, no
+referrer to other sites.
 
 The dashboard has no inline script or style (its JS sets styles through the CSSOM, which CSP allows), so
 its policy allows scripts and styles from the hub itself only. ``frame-ancestors 'none'`` and
 ``X-Frame-Options: DENY`` stop other sites from framing the "unblur with reason" form (clickjacking).
-``Referrer-Policy: no-referrer`` keeps the unblurred grants that ride on playlist URLs out of Referer
-headers. FastAPI's interactive API docs (``/docs``, ``/redoc``) are pages FastAPI renders with an inline
-script and assets from a CDN: they get a policy that allows those, still unframeable.
+``Referrer-Policy: same-origin`` keeps the unblurred grants that ride on playlist URLs out of Referer
+headers to other sites (``same-origin``, not ``no-referrer``: under ``no-referrer`` browsers send
+``Origin: null`` on form posts, which the sign-in form's origin check rightly refuses). FastAPI's
+interactive API docs (``/docs``, ``/redoc``) are pages FastAPI renders with an inline script and assets
+from a CDN: they get a policy that allows those, still unframeable.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def security_headers(path: str) -> list[tuple[bytes, bytes]]:
     """The headers every response to ``path`` carries. Pure."""
     csp = DOCS_CSP if path == "/docs" or path.startswith(DOCS_PATHS) else DASHBOARD_CSP
     return [(b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
             (b"cross-origin-opener-policy", b"same-origin")]
 
 
