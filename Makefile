@@ -105,5 +105,12 @@ eval-faces: $(STAMP)
 	$(PY) -m pip install -q -e '.[compare]'
 	nice $(PY) training/faces/evaluate.py --split val
 
+# --- fuzz-api: schemathesis over the hub's OpenAPI schema, every role, many examples per operation ---
+.PHONY: fuzz-api
+FUZZ_API_EXAMPLES ?= 200
+fuzz-api: $(STAMP)
+	CIVICAM_FUZZ_API_EXAMPLES=$(FUZZ_API_EXAMPLES) nice $(PY) -m pytest tests/e2e/test_api_fuzz.py -q -o timeout=0
+# --- end fuzz-api ---
+
 clean:
 	rm -rf $(VENV) var build *.egg-info

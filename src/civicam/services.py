@@ -7,6 +7,7 @@ from typing import Protocol
 
 from civicam.analytics.alerting import AlertService
 from civicam.analytics.service import AnalyticsService
+from civicam.audit.anchor import Checkpointer
 from civicam.context import Context
 from civicam.ingest.service import RecordingService
 
@@ -31,4 +32,5 @@ def background_services(ctx: Context, cluster: str | None = None) -> list[Servic
         RecordingService(ctx, logging.getLogger("civicam.recording")),
         AnalyticsService(ctx, logging.getLogger("civicam.analytics")),
         AlertService(ctx, logging.getLogger("civicam.alerts"), interval_s=ctx.settings.alert_interval_s),
+        Checkpointer(ctx.db, ctx.settings, logging.getLogger("civicam.audit")),
     ]

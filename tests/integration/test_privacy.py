@@ -100,7 +100,9 @@ def _served(client: TestClient, headers: dict[str, str], master_url: str) -> byt
     lines = media.text.splitlines()
     init_uri = [ln.split('"')[1] for ln in lines if ln.startswith("#EXT-X-MAP")][0]
     seg_uri = [ln for ln in lines if ln and not ln.startswith("#")][0]
-    mode = "live/" if "/live" in media_uri else "playback/"
+    # (The media playlist's URI is relative, "live/media.m3u8...": a live view's segments are fetched as live
+    # ones, since a live grant does not open playback.)
+    mode = "live/" if media_uri.startswith("live/") or "/live" in media_uri else "playback/"
     init = client.get(base + mode + init_uri, headers=headers)
     body = client.get(base + mode + seg_uri, headers=headers)
     assert init.status_code == 200 and body.status_code == 200, body.text

@@ -61,7 +61,11 @@ def test_unblurred_segments_are_no_store_and_blurred_ones_cache(api: Api, tmp_pa
     blurred.write_bytes(b"i" * INIT + b"m" * 50)
     api.client.app.state.blurred_cache = _Blurred(blurred)  # type: ignore[attr-defined]
     investigator = api.user("investigator", "operator", view_unblurred=True)
-    master = api.client.get(f"/api/cameras/{cam}/live.m3u8", params={"unblurred_reason": "incident 12"},
+    # Each mode's segments are opened by a view of that mode (a live grant does not open playback).
+    view = {"live": ("live.m3u8", {}),
+            "playback": ("playback.m3u8", {"from": T0.isoformat(), "to": (T0 + timedelta(seconds=4)).isoformat()})}
+    path, interval = view[mode]
+    master = api.client.get(f"/api/cameras/{cam}/{path}", params={"unblurred_reason": "incident 12", **interval},
                             headers=investigator)
     assert master.status_code == 200, master.text
     grant = master.text.split("grant=", 1)[1].split()[0]

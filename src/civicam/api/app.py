@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from civicam import __version__
 from civicam.api import errors
+from civicam.api.headers import SecurityHeaders
 from civicam.api.policy import enforce
 from civicam.api.routers import analytics, audit, auth, cameras, edge, live, recordings, regions, sites, users
 from civicam.context import Context
@@ -74,4 +75,5 @@ def create_app(ctx: Context, with_services: bool = False, cluster: str | None = 
 
     install_web(app)
     # --- end web dashboard ---
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so every response has them, 403s included
     return app

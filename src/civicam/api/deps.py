@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from civicam.audit.log import Actor
 from civicam.auth.users import user_for_token
@@ -38,11 +39,22 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token from ``Authorization: Bearer``, else from the browser's session cookie."""
-    header = request.headers.get("authorization", "")
+def bearer_header_token(conn: HTTPConnection) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if the request authenticates that way."""
+    header = conn.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
+    return None
+
+
+def bearer_token(request: HTTPConnection) -> str | None:
+    """The token from ``Authorization: Bearer``, else from the browser's session cookie.
+
+    The CSRF middleware (``civicam.web.csrf``) reads the request through this same function's parts, so
+    the two never disagree about whether a request carries the session cookie.
+    """
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return bearer_header_token(request)
     return request.cookies.get(SESSION_COOKIE)
 
 

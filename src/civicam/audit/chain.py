@@ -51,14 +51,16 @@ class Problem:
     message: str
 
 
-def verify(entries: Iterable[Entry], head_seq: int | None = None, head_hash: str | None = None) -> list[Problem]:
+def verify(entries: Iterable[Entry], head_seq: int | None = None, head_hash: str | None = None,
+           after_id: int = 0, after_hash: str = GENESIS) -> list[Problem]:
     """Every break in the chain: an edited entry, a deleted one (a gap or a wrong predecessor), a cut-off tail.
 
     ``head_seq``/``head_hash`` are what the chain head says the last entry is; they catch deleting the newest
-    entries, which a walk over what is left could not see.
+    entries, which a walk over what is left could not see. ``after_id``/``after_hash`` start the walk after
+    an entry already verified (a checkpoint), so ``entries`` are only those that follow it.
     """
     problems: list[Problem] = []
-    expected_id, prev = 1, GENESIS
+    expected_id, prev = after_id + 1, after_hash
     for e in entries:
         if e.id != expected_id:
             problems.append(Problem(e.id, f"entries {expected_id}..{e.id - 1} are missing (deleted)"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets as pysecrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy import select
 
+from civicam.audit import anchor
 from civicam.audit.log import record, verify_log
 from civicam.auth.passwords import generate_password, hash_password
 from civicam.auth.users import UserError, create_user
@@ -109,13 +111,36 @@ def user_reset(username: str, json_out: Json = False) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(json_out: Json = False) -> None:
-    """Walk the hash chain; exit 1 if any entry was edited or deleted."""
+def audit_verify(
+    checkpoints: Annotated[Path | None, typer.Option(
+        help="Folder of signed checkpoints (civicam audit checkpoint --out) to check the log against.")] = None,
+    public_key: Annotated[Path | None, typer.Option(
+        help="The hub's audit public key (PEM) the checkpoints must be signed with; default: the hub's own.")] = None,
+    json_out: Json = False,
+) -> None:
+    """Walk the hash chain; exit 1 if any entry was edited or deleted, or (with --checkpoints) if the log was
+    rewritten, reordered or truncated since a checkpoint was signed, even with every hash recomputed."""
     ctx = context()
-    with ctx.db.session() as s:
-        count, problems = verify_log(s)
+    signed = 0
+    if checkpoints is None:
+        with ctx.db.session() as s:
+            count, problems = verify_log(s)
+    else:
+        if not checkpoints.is_dir():
+            fail(f"{checkpoints} is not a folder of checkpoints.")
+        try:
+            public = anchor.load_public(public_key.read_bytes()) if public_key else \
+                anchor.signing_key(ctx.settings, create=False).public_key()
+        except (OSError, ValueError) as exc:
+            fail(f"no usable public key: {exc}")
+        loaded = anchor.load(checkpoints, public)
+        if not loaded.checkpoints and not loaded.problems:
+            fail(f"no checkpoint files in {checkpoints}.")
+        with ctx.db.session() as s:
+            result = anchor.verify_with(s, loaded.checkpoints)
+        count, problems, signed = result.entries, loaded.problems + result.problems, len(loaded.checkpoints)
     if json_out:
-        print_json({"ok": not problems, "entries": count,
+        print_json({"ok": not problems, "entries": count, "checkpoints": signed,
                     "problems": [{"id": p.id, "message": p.message} for p in problems]})
     elif problems:
         out.print(f"[red]audit chain BROKEN[/red] ({count} entries checked)")
@@ -124,6 +149,32 @@ def audit_verify(json_out: Json = False) -> None:
     else:
         out.print(f"[green]audit chain intact[/green]: {count} entries")
     if problems:
+        raise typer.Exit(FAILED)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder the auditor keeps the signed checkpoints in.")],
+    json_out: Json = False,
+) -> None:
+    """Verify the chain since the last checkpoint and sign its head (Ed25519) into --out; exit 1 if broken."""
+    ctx = context()
+    try:
+        cp, result = anchor.checkpoint(ctx.db, ctx.settings, out_dir)
+    except OSError as exc:
+        fail(f"cannot write the checkpoint: {exc}")
+    if json_out:
+        print_json({"ok": cp is not None, "checkpoint": cp.to_json() if cp else None,
+                    "file": str(out_dir / cp.file_name) if cp else None,
+                    "problems": [{"id": p.id, "message": p.message} for p in result.problems]})
+    elif cp is None:
+        out.print("[red]audit chain BROKEN[/red]: no checkpoint signed")
+        for p in result.problems:
+            out.print(f"  entry {p.id}: {p.message}")
+    else:
+        out.print(f"signed checkpoint at entry {cp.seq}: {out_dir / cp.file_name}")
+        out.print(f"public key: {out_dir / anchor.PUBLIC_KEY_FILE} (keep a copy apart from the hub)")
+    if cp is None:
         raise typer.Exit(FAILED)
 
 

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
     # --- end edge ---
     environment: str = Field("development", description="development or production; production refuses weak set-ups.")
+    # --- audit anchoring (civicam.audit.anchor) ---
+    audit_signing_key: str | None = Field(
+        None, description="Ed25519 private key (PEM) that signs audit checkpoints; default: the key file in the "
+        "data directory's secrets/ (made on first use). Never stored in the database.")
+    audit_checkpoint_interval_s: float = Field(
+        300.0, gt=0, description="How often a running hub signs a checkpoint of the audit chain's head.")
+    # --- end audit anchoring ---
 
     @field_validator("data_dir")
     @classmethod

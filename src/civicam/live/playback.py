@@ -22,6 +22,8 @@ from civicam.storage.index import gaps_between, segments_between
 from civicam.storage.models import Export, Gap, Hold, Segment
 
 MAX_EXPORT_S = 6 * 3600
+# A playback playlist lists every segment of its interval: bounded, so no viewer can ask for a year of them.
+MAX_PLAYBACK_S = 24 * 3600
 
 
 class PlaybackError(ValueError):

@@ -274,3 +274,12 @@ def latest_probe(session: Session, camera_id: int) -> Probe | None:
     return session.execute(
         select(Probe).where(Probe.camera_id == camera_id).order_by(Probe.id.desc()).limit(1)
     ).scalar_one_or_none()
+
+
+def latest_probes(session: Session, camera_ids: Iterable[int]) -> dict[int, Probe]:
+    """Each camera's newest probe, for a page of cameras in one query (not one per camera)."""
+    ids = list(set(camera_ids))
+    if not ids:
+        return {}
+    newest = select(func.max(Probe.id)).where(Probe.camera_id.in_(ids)).group_by(Probe.camera_id)
+    return {p.camera_id: p for p in session.execute(select(Probe).where(Probe.id.in_(newest))).scalars()}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, not_, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from civicam.audit.log import Actor, record
@@ -25,13 +25,13 @@ from civicam.db.session import Database
 from civicam.domain.retention import (
     AgeRule,
     Decision,
+    HoldIndex,
     HoldSpan,
     Place,
     SegmentRef,
     Space,
     bytes_to_free,
     decide,
-    is_held,
     max_age_for,
 )
 from civicam.storage.backend import SegmentStore
@@ -60,10 +60,13 @@ _CHUNK = 500  # camera ids per IN list
 
 
 def _not_held(holds: list[HoldSpan]) -> ColumnElement[bool]:
-    # Active holds are few (evidence requests, exports in progress), so they are excluded in SQL; a long
-    # hold must not fill every batch and keep the cleaner from reaching what it may delete.
-    return and_(True, *[not_(and_(Segment.camera_id == h.camera_id, Segment.start < h.end, Segment.end > h.start))
-                        for h in holds])
+    # Held segments are excluded in SQL, so a long hold cannot fill every batch and keep the cleaner from
+    # reaching what it may delete; by one correlated NOT EXISTS on the holds table, never one clause per
+    # hold (2,000 holds passed SQLite's expression depth limit). ``holds`` is what the caller read from the
+    # same table; the decision and the late re-check use it.
+    del holds
+    return ~exists(select(Hold.id).where(Hold.released_at.is_(None), Hold.camera_id == Segment.camera_id,
+                                         Hold.start < Segment.end, Hold.end > Segment.start))
 
 
 def candidates(session: Session, now: datetime, places: dict[int, Place], rules: list[AgeRule],
@@ -167,7 +170,8 @@ def clean(db: Database, store: SegmentStore, settings: RecordingSettings, now: d
         late = [HoldSpan(c, s, e) for c, s, e in session.execute(
             select(Hold.camera_id, Hold.start, Hold.end).where(Hold.released_at.is_(None))).tuples()]
     by_id = {s.id: s for s in segs}
-    doomed = [i for i in paths if not is_held(by_id[i], late)]
+    late_index = HoldIndex(late)
+    doomed = [i for i in paths if not late_index.held(by_id[i])]
     # Rows go first: a row without a file is worse for playback than a file without a row,
     # which the next start-up reconcile indexes or removes anyway.
     with db.session() as session:
@@ -202,7 +206,8 @@ def expire_exports(db: Database, export_dir: Path, settings: RecordingSettings, 
                 Hold.released_at.is_(None), Hold.kind == "evidence")).tuples()]
         rows = session.execute(select(Export).where(Export.status == "done", Export.created_at < cutoff)
                                .order_by(Export.id).limit(limit)).scalars().all()
-        expired = [e for e in rows if not is_held(SegmentRef(e.id, e.camera_id, e.start, e.end, e.bytes), holds)]
+        index = HoldIndex(holds)
+        expired = [e for e in rows if not index.held(SegmentRef(e.id, e.camera_id, e.start, e.end, e.bytes))]
         for exp in expired:
             if exp.path:
                 files.append(exp.path)

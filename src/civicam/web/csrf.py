@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from http.cookies import SimpleCookie
 from typing import Any
 
-from civicam.api.deps import SESSION_COOKIE
+from starlette.requests import HTTPConnection
+
+from civicam.api.deps import SESSION_COOKIE, bearer_header_token
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 HEADER = "x-csrf-token"
@@ -60,17 +61,16 @@ class CSRFMiddleware:
         if scope["type"] != "http" or scope["method"] not in UNSAFE or not scope["path"].startswith(CHECKED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if headers.get("authorization", "").lower().startswith("bearer "):
+        # The very parse authentication uses (``civicam.api.deps.bearer_token``: Starlette's headers, first
+        # value wins; Starlette's cookie parser): a second parser here could disagree with it, and did (a
+        # planted ``x="a`` cookie made ``SimpleCookie`` see no session while Starlette saw one).
+        conn = HTTPConnection(scope)
+        headers = conn.headers
+        if bearer_header_token(conn) is not None:
             await self.app(scope, receive, send)  # not a browser session: no ambient credential to abuse
             return
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers.get("cookie", ""))
-        except Exception:  # noqa: BLE001 — a malformed cookie header is treated as no session
-            cookie = SimpleCookie()
-        session = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
-        if session is None:
+        session = conn.cookies.get(SESSION_COOKIE)
+        if not session:
             await self.app(scope, receive, send)  # unauthenticated: the endpoint answers 401 (or signs in)
             return
         problem = None

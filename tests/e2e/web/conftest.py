@@ -127,6 +127,10 @@ def sign_in(browser: Any, hub: Hub) -> Iterator[Callable[[str], Any]]:
         context.set_default_timeout(30_000)
         contexts.append(context)
         page = context.new_page()
+        # Every Content-Security-Policy violation any page of the module causes (test_dashboard.py's last
+        # test asserts there were none: the dashboard works under the hub's CSP).
+        page.on("console", lambda msg: hub.state.setdefault("csp", []).append(f"{user}: {msg.text}")
+                if "Content Security Policy" in msg.text else None)
         page.goto(f"{hub.url}/login")
         page.get_by_label("Username").fill(user)
         page.get_by_label("Password").fill(PASSWORDS[user])

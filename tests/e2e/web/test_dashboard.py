@@ -287,3 +287,12 @@ def test_overview_paginates_ten_thousand_cameras(hub: Any, sign_in: Any, screens
     assert time.monotonic() - t0 < 5.0
     rows = page.get_by_test_id("cameras").locator("tbody tr")
     assert rows.count() >= 1 and all("rejected" in t for t in rows.all_inner_texts())
+
+
+def test_no_page_broke_the_content_security_policy(hub: Any, sign_in: Any) -> None:
+    """Run last: every page above played, charted and posted under the hub's strict CSP."""
+    page = sign_in("admin")
+    response = page.goto(f"{hub.url}/")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    assert page.evaluate("() => window.self === window.top")
+    assert hub.state.get("csp", []) == []

@@ -17,7 +17,7 @@ from civicam.api.schemas import (
     ProbeRequest,
 )
 from civicam.audit.log import Actor
-from civicam.db.models import Camera
+from civicam.db.models import Camera, Probe
 from civicam.domain.roles import Perm
 from civicam.domain.urls import redact
 from civicam.registry import service
@@ -26,10 +26,12 @@ from civicam.registry.onboarding import probe_cameras
 router = APIRouter(tags=["cameras"])
 Writer = Annotated[Actor, Depends(require(Perm.camera_write))]
 Reader = Annotated[Actor, Depends(require(Perm.registry_read))]
+MAX_PAGE = 200  # cameras per page: bounded work (and response size) for any reader
 
 
-def camera_public(session: Session, camera: Camera) -> CameraPublic:
-    probe = service.latest_probe(session, camera.id)
+def camera_public(session: Session, camera: Camera, probes: dict[int, Probe] | None = None) -> CameraPublic:
+    """The camera as the API shows it; ``probes`` (``service.latest_probes``) saves a query per camera."""
+    probe = probes.get(camera.id) if probes is not None else service.latest_probe(session, camera.id)
     return CameraPublic(
         # redact: cameras registered before query credentials were split off may still hold some in the URL.
         id=camera.id, site_id=camera.site_id, name=camera.name, url=redact(camera.url),
@@ -47,10 +49,12 @@ def list_cameras(
     status: str | None = None,
     q: str | None = Query(None, max_length=200, description="Part of the camera's name."),
     offset: int = Query(0, ge=0),
-    limit: int = Query(50, ge=1, le=500),
+    limit: int = Query(50, ge=1, le=MAX_PAGE),
 ) -> CameraPage:
     items, total = service.list_cameras(session, actor, site_id, region_id, status, q, offset, limit)
-    return CameraPage(items=[camera_public(session, c) for c in items], total=total, offset=offset, limit=limit)
+    probes = service.latest_probes(session, [c.id for c in items])  # one query for the page's probes
+    return CameraPage(items=[camera_public(session, c, probes) for c in items], total=total, offset=offset,
+                      limit=limit)
 
 
 @router.post("/cameras", response_model=CameraPublic, status_code=201)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -23,7 +24,9 @@ from civicam.ingest.service import RecordingHealthSource, recording_settings
 from civicam.ingest.sources import SourceSpec
 from civicam.live import hls
 from civicam.live.blurred_live import rendition_size
+from civicam.live.answers import Reply
 from civicam.live.edge import live_state
+from civicam.live.grants import GRANT_TTL_S
 from civicam.live.relay import RelayService
 from civicam.live.serving import (
     CACHE_BLURRED,
@@ -54,6 +57,12 @@ HOLD_MAX_S = 8.0  # ... but under hls.js's 10 s time-to-first-byte limit for pla
 Rendition = Literal["full", "wall"]
 
 
+def as_response(reply: Reply) -> Response:
+    """The HTTP response of what the live service layer answered."""
+    return Response(reply.content, status_code=reply.status_code, media_type=reply.media_type,
+                    headers=reply.headers)
+
+
 @router.get("/cameras/{camera_id}/live.m3u8")
 def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, request: Request,
                 unblurred_reason: Annotated[str | None, Query(max_length=500)] = None,
@@ -69,9 +78,15 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, req
     segs = latest_segments(session, camera_id, recording_settings(ctx).live_segments)
     if not segs:
         raise HTTPException(404, "Nothing recorded yet for this camera.")
-    grant = view_grant(ctx, actor, camera_id, unblurred_reason)
+    # An unblurred grant covers this live view only: the live window as it is now, and what is recorded
+    # until the grant expires; the audit entry names that interval.
+    # (Index times follow the camera's clock: a camera ahead of the hub must not shut its own view out.)
+    now = utcnow()
+    opened, until = min(segs[0].start, now), now + timedelta(seconds=GRANT_TTL_S)
+    grant = view_grant(ctx, actor, camera_id, unblurred_reason, "live", opened, until)
     record(session, actor, "live.view", "camera", camera_id,
-           {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None})
+           {"blurred": grant is None, "unblurred_reason": unblurred_reason if grant else None,
+            **({"from": opened.isoformat(), "to": until.isoformat()} if grant else {})})
     wall = rendition == "wall" and grant is None
     media = "live/media.m3u8" + (f"?grant={grant}" if grant else "?rendition=wall" if wall else "")
     width, height = segs[-1].width, segs[-1].height
@@ -106,7 +121,8 @@ def _relay_master(camera: Camera, actor: Actor, session: Session, ctx: Context, 
         raise HTTPException(501, "Live relay of a view-only camera behind a site gateway is not available yet.")
     if camera.status != "accepted":
         raise HTTPException(409, "This view-only camera has not been accepted by its probe.")
-    grant = view_grant(ctx, actor, camera.id, unblurred_reason)
+    now = utcnow()
+    grant = view_grant(ctx, actor, camera.id, unblurred_reason, "live", now, now + timedelta(seconds=GRANT_TTL_S))
     user, pw = credentials(ctx.secrets, camera)
     settings = recording_settings(ctx)
     spec = SourceSpec(camera.id, stream_url(ctx.secrets, camera), user, pw, settings.rtsp_transport,
@@ -132,7 +148,8 @@ def _relay_master(camera: Camera, actor: Actor, session: Session, ctx: Context, 
 def relay_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, grant: str | None = None) -> Response:
     """The relayed live playlist of a view-only camera (whole segments, blurred unless granted)."""
     _visible(ctx, actor, camera_id)
-    grant_ok(ctx, actor, camera_id, grant)
+    now = utcnow()
+    grant_ok(ctx, actor, camera_id, grant, "live", now, now)
     relay = relays(request, ctx).get(camera_id)
     if relay is None:
         raise HTTPException(404, "Nobody was watching, so the relay stopped; open the live view again.")
@@ -145,19 +162,21 @@ def relay_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, grant
 def relay_segment(camera_id: int, seq: int, part: Literal["init.mp4", "media.m4s"], actor: Viewer, ctx: Ctx,
                   request: Request, grant: str | None = None) -> Response:
     _visible(ctx, actor, camera_id)
-    unblurred = grant_ok(ctx, actor, camera_id, grant)
+    now = utcnow()
+    unblurred = grant_ok(ctx, actor, camera_id, grant, "live", now, now)
     relay = relays(request, ctx).get(camera_id)
     seg = relay.find(seq) if relay is not None else None
     if relay is None or seg is None:
         raise HTTPException(404, "That relayed segment is gone.")
     rng = request.headers.get("range")
     if unblurred:
-        return segment_response(relay.store.local_path(seg.path), seg.init_bytes, part, rng, CACHE_UNBLURRED)
+        return as_response(segment_response(relay.store.local_path(seg.path), seg.init_bytes, part, rng,
+                                            CACHE_UNBLURRED))
     try:
         blurred = relay.cache.get(seg)
     except FileNotFoundError:
         raise HTTPException(404, "That relayed segment is gone.") from None
-    return segment_response(blurred.path, blurred.init_bytes, part, rng, CACHE_BLURRED)
+    return as_response(segment_response(blurred.path, blurred.init_bytes, part, rng, CACHE_BLURRED))
 
 
 @router.get("/cameras/{camera_id}/relay")
@@ -184,13 +203,14 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
     a hold; the wait is async and polls file sizes, holding neither a database connection nor a thread.
     """
     await run_in_threadpool(_visible, ctx, actor, camera_id)
-    unblurred = grant_ok(ctx, actor, camera_id, grant)
+    now = utcnow()
+    unblurred = grant_ok(ctx, actor, camera_id, grant, "live", now, now)
     settings = recording_settings(ctx)
     if part is not None and msn is None:
         raise HTTPException(400, "_HLS_part needs _HLS_msn.")
     if not unblurred:
         return await _blurred_media(request, ctx, camera_id, rendition, msn, part)
-    store = segment_store(request, ctx)
+    store = segment_store(request.app.state, ctx)
     state = await run_in_threadpool(live_state, ctx, store, camera_id, settings.live_segments)
     if msn is not None:
         if hls.reload_too_far(state.last_seq, msn):
@@ -226,7 +246,7 @@ async def _blurred_media(request: Request, ctx: Context, camera_id: int, renditi
     """The blurred live playlist: only parts the pipeline has blurred are listed (fail-closed). A blocking
     reload waits for them; a first fetch waits for the pipeline's first part."""
     settings = recording_settings(ctx)
-    pipe = live_blur_hub(request, ctx, segment_store(request, ctx)).watch(camera_id, rendition)
+    pipe = live_blur_hub(request.app.state, ctx, segment_store(request.app.state, ctx)).watch(camera_id, rendition)
     snap = pipe.snapshot()
     if msn is not None and snap.files and hls.reload_too_far(snap.last_seq, msn):
         raise HTTPException(400, "That segment is too far in the future.")
@@ -256,8 +276,8 @@ def live_blurred_part(camera_id: int, rendition: Rendition, name: str, actor: Vi
                       request: Request) -> Response:
     """Bytes of a blurred live file, by HTTP Range: the parts of the blurred LL-HLS playlist."""
     _visible(ctx, actor, camera_id)
-    hub = live_blur_hub(request, ctx, segment_store(request, ctx))
-    return blurred_part_response(hub, camera_id, rendition, name, request.headers.get("range"))
+    hub = live_blur_hub(request.app.state, ctx, segment_store(request.app.state, ctx))
+    return as_response(blurred_part_response(hub, camera_id, rendition, name, request.headers.get("range")))
 
 
 @router.get("/cameras/{camera_id}/live/parts/{name}")
@@ -268,9 +288,11 @@ def live_part(camera_id: int, name: str, actor: Viewer, ctx: Ctx, request: Reque
     Unblurred only (a grant is required): parts are never blurred.
     """
     _visible(ctx, actor, camera_id)
-    if not grant_ok(ctx, actor, camera_id, grant):
+    now = utcnow()
+    if not grant_ok(ctx, actor, camera_id, grant, "live", now, now):
         raise HTTPException(403, "Parts are served for the unblurred live view only.")
-    return part_response(segment_store(request, ctx), camera_id, name, request.headers.get("range"))
+    return as_response(part_response(segment_store(request.app.state, ctx), camera_id, name,
+                                     request.headers.get("range")))
 
 
 @router.get("/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}")
@@ -285,7 +307,9 @@ def segment_bytes(camera_id: int, mode: Literal["live", "playback"], segment_id:
         if seg is None or seg.camera_id != camera_id:
             raise HTTPException(404, "No such segment.")
         session.expunge(seg)
-    return serve_segment(request, ctx, actor, segment_store(request, ctx), seg, part, grant)
+    state = request.app.state
+    return as_response(serve_segment(state, ctx, actor, segment_store(state, ctx), seg, part, grant,
+                                     request.headers.get("range"), mode))
 
 
 @router.get("/recording/health")

@@ -19,6 +19,7 @@ from civicam.ingest.service import recording_settings
 from civicam.live import hls
 from civicam.live.export_jobs import ExportWorkers
 from civicam.live.playback import (
+    MAX_PLAYBACK_S,
     PlaybackError,
     begin_export,
     check_interval,
@@ -74,13 +75,13 @@ def playback_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
     """The view start of a recorded interval (audited); the player then follows the media playlist."""
     get_camera(session, actor, camera_id)
     try:
-        start, end = check_interval(start, end)
+        start, end = check_interval(start, end, MAX_PLAYBACK_S)
     except PlaybackError as exc:
         raise _bad(exc) from None
     segs = segments_between(session, camera_id, start, end)
     if not segs:
         raise HTTPException(404, "No recording in that interval.")
-    grant = view_grant(ctx, actor, camera_id, unblurred_reason)
+    grant = view_grant(ctx, actor, camera_id, unblurred_reason, "playback", start, end)
     record(session, actor, "playback.view", "camera", camera_id,
            {"from": start.isoformat(), "to": end.isoformat(), "blurred": grant is None,
             "unblurred_reason": unblurred_reason if grant else None})
@@ -94,7 +95,12 @@ def playback_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx,
 def playback_media(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, start: From, end: To,
                    grant: str | None = None) -> Response:
     get_camera(session, actor, camera_id)
-    unblurred = grant_ok(ctx, actor, camera_id, grant)
+    try:
+        start, end = check_interval(start, end, MAX_PLAYBACK_S)
+    except PlaybackError as exc:
+        raise _bad(exc) from None
+    # The grant covers the interval its view was opened for; a wider one needs its own reason.
+    unblurred = grant_ok(ctx, actor, camera_id, grant, "playback", start, end, whole=True)
     segs = segments_between(session, camera_id, start, end)
     body = hls.media_playlist(segs, live=False, target_s=recording_settings(ctx).segment_target_s,
                               query=f"grant={grant}" if unblurred else "", map_each=not unblurred)
@@ -121,7 +127,7 @@ def create_export(camera_id: int, body: ExportCreate, actor: Exporter, session: 
 
 def _export_workers(request: Request, ctx: Context) -> ExportWorkers:
     # Made by the first export request; closed by the app's lifespan.
-    return shared(request, "export_workers", lambda: ExportWorkers(ctx.db, segment_store(request, ctx),
+    return shared(request, "export_workers", lambda: ExportWorkers(ctx.db, segment_store(request.app.state, ctx),
                                                                    logging.getLogger("civicam.exports")))
 
 

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from civicam.api.deps import SESSION_COOKIE, client_address
+from civicam.api.routers.auth import login_throttle, too_many
 from civicam.audit.log import Actor, record
-from civicam.auth.users import authenticate, issue_token, revoke_token, user_for_token
+from civicam.auth.login import sign_in
+from civicam.auth.users import revoke_token, user_for_token
 from civicam.web.csrf import same_origin, valid
 from civicam.web.pages import PageError, page_ctx, render, safe_next
 
@@ -29,18 +31,15 @@ def login_submit(request: Request, username: str = Form(""), password: str = For
     ctx = page_ctx(request)
     source = client_address(request)
     with ctx.db.session() as s:
-        user = authenticate(s, username, password) if username and password else None
-        if user is None:
-            record(s, Actor(name=username[:100] or "-", source=source, role="none"), "auth.login_failed", "user",
-                   None, {"via": "web"})
-            s.commit()
+        # The same throttle as the API's sign-in: a throttled attempt costs no password hash and no audit row.
+        signed = sign_in(s, login_throttle(request), username, password, source, ctx.settings.token_ttl_s,
+                         {"via": "web"})
+        if signed.token is None:
             msg = "Enter your username and password." if not (username and password) else \
-                "Wrong username or password."
-            return render(request, "login.html", None, None, status_code=401, next=safe_next(next), error=msg,
-                          username=username)
-        token = issue_token(s, user, ctx.settings.token_ttl_s)
-        record(s, Actor(name=user.username, source=source, role=user.role), "auth.login", "user", user.id,
-               {"via": "web"})
+                "Wrong username or password." if signed.retry_after_s is None else too_many(signed.retry_after_s).detail
+            return render(request, "login.html", None, None, status_code=401 if signed.retry_after_s is None else 429,
+                          next=safe_next(next), error=msg, username=username)
+        token = signed.token
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=ctx.settings.token_ttl_s, path="/", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")

@@ -43,6 +43,7 @@ window.civicam = (function () {
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === null || v === undefined || v === false) continue;
       if (k === "class") node.className = v; else if (k === "text") node.textContent = v;
+      else if (k === "style") node.style.cssText = v;  // CSSOM, which the CSP allows (a style attribute it blocks)
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v); else node.setAttribute(k, v === true ? "" : v);
     }
     for (const c of children) if (c !== null && c !== undefined) node.append(c);
