@@ -23,8 +23,8 @@ from civicam.domain.roles import Perm
 from civicam.ingest.service import RecordingHealthSource, recording_settings
 from civicam.ingest.sources import SourceSpec
 from civicam.live import hls
-from civicam.live.blurred_live import rendition_size
 from civicam.live.answers import Reply
+from civicam.live.blurred_live import rendition_size
 from civicam.live.edge import live_state
 from civicam.live.grants import GRANT_TTL_S
 from civicam.live.relay import RelayService
