@@ -21,7 +21,7 @@ from support.rtsp import RtspServer
 from support.rtsp_fixtures import SECURE_PASSWORD, SECURE_USER, STANDARD_MOUNTS
 from support.services import require
 
-pytestmark = [pytest.mark.rtsp, pytest.mark.slow]
+pytestmark = [pytest.mark.rtsp, pytest.mark.slow, pytest.mark.timeout(480)]  # a 2-minute outage inside
 
 
 @pytest.fixture
