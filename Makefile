@@ -9,6 +9,8 @@ DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plu
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
         gstreamer1.0-x gstreamer1.0-tools ffmpeg chromium
 PYTEST_ARGS ?=
+# Test files run 3 at a time: most of the suite waits on real-time streams (load average ~1 on 2 cores).
+TEST_WORKERS ?= 3
 
 .PHONY: run test venv system-deps lint typecheck bench clean train-mask train-faces eval-faces web fuzz bench-edge
 
@@ -18,7 +20,7 @@ run: $(STAMP) web
 test: $(STAMP) system-deps web
 	$(VENV)/bin/ruff check src tests bench training
 	$(VENV)/bin/mypy
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 venv: $(STAMP)
 

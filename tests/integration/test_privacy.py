@@ -15,13 +15,10 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
-from typing import cast
 
 import cv2
 import numpy as np
 import pytest
-from fastapi import Request
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -206,8 +203,7 @@ def test_live_view_is_blurred_and_unblurred_needs_permission_and_reason(
         inv = _login(client, "investigator", "Investig8-Passw0rd")
         # Two viewers open the blurred view and the wall before the camera's segment starts, and keep
         # watching (each player renews its pipeline's lease with its playlist fetches).
-        request = cast(Request, SimpleNamespace(app=client.app))
-        pipes = live_blur_hub(request, hub_ctx, store_for(hub_ctx))
+        pipes = live_blur_hub(client.app.state, hub_ctx, store_for(hub_ctx))  # the app's own pipelines
 
         def viewers() -> None:
             while not done.wait(1.0):

@@ -180,7 +180,8 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("DELETE", "/api/holds/{hold_id}"): _hold,
     ("GET", "/api/cameras/{camera_id}/live.m3u8"): lambda e, w: Req(
         params={"camera_id": e.camera(w)}, expect=((404, "Nothing recorded yet"),)),
-    ("GET", "/api/cameras/{camera_id}/live/media.m3u8"): lambda e, w: Req(params={"camera_id": e.camera(w)}),
+    ("GET", "/api/cameras/{camera_id}/live/media.m3u8"): lambda e, w: Req(
+        params={"camera_id": e.camera(w)}, expect=((404, "Nothing recorded yet"),)),
     ("GET", "/api/cameras/{camera_id}/live/parts/{name}"): lambda e, w: Req(
         params={"camera_id": e.camera(w), "name": "x.mp4"}, expect=((403, "unblurred live view only"),)),
     ("GET", "/api/cameras/{camera_id}/{mode}/segments/{segment_id}/{part}"): lambda e, w: Req(

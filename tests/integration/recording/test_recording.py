@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,20 @@ def test_export_spanning_segments_with_a_look_ahead_transform(recorded: Recorded
     assert len(pts) == 75 and pts == sorted(pts)
 
 
+def _attr(line: str, key: str) -> str:
+    """One attribute of an HLS tag line, quotes removed."""
+    found = dict(re.findall(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]))
+    return found[key].strip('"')
+
+
+def _ranged(client: Any, url: str, byterange: str) -> bytes:
+    """The bytes an HLS BYTERANGE (``length@offset``) names, fetched with an HTTP Range."""
+    n, off = (int(x) for x in byterange.split("@"))
+    r = client.get(url, headers={"Range": f"bytes={off}-{off + n - 1}"})
+    assert r.status_code == 206 and len(r.content) == n, (r.status_code, len(r.content), n)
+    return r.content
+
+
 def test_live_and_playback_over_http(recorded: Recorded) -> None:
     ctx = recorded.ctx
     cam = recorded.cams[0]
@@ -208,22 +223,28 @@ def test_live_and_playback_over_http(recorded: Recorded) -> None:
         assert media.status_code == 200, media.text
         lines = media.text.splitlines()
         assert "#EXT-X-ENDLIST" not in lines
-        init_uri = [ln.split('"')[1] for ln in lines if ln.startswith("#EXT-X-MAP")][-1]
-        newest = [ln for ln in lines if ln and not ln.startswith("#")][-1]
+        # The blurred live view is low-latency HLS over the blurred pipeline's files (live/blurred_live.py):
+        # the newest file's map (its init section) and its listed parts are playable video.
+        maps = [ln for ln in lines if ln.startswith("#EXT-X-MAP:")]
+        parts = [ln for ln in lines if ln.startswith("#EXT-X-PART:")]
+        assert maps and parts, media.text
+        map_uri, map_range = _attr(maps[-1], "URI"), _attr(maps[-1], "BYTERANGE")
+        newest = [p for p in parts if _attr(p, "URI") == map_uri]
+        assert newest, media.text
         base = f"/api/cameras/{cam}/live/"
-        init = client.get(base + init_uri)
-        body = client.get(base + newest)
-        assert init.status_code == 200 and body.status_code == 200
-        with av.open(io.BytesIO(init.content + body.content), format="mp4") as c:
+        video = _ranged(client, base + map_uri, map_range)
+        for p in newest:
+            video += _ranged(client, base + map_uri, _attr(p, "BYTERANGE"))
+        with av.open(io.BytesIO(video), format="mp4") as c:
             frames = list(c.decode(video=0))
-        assert len(frames) >= 25 and frames[0].width == 1280
-        # Latency bound: the newest listed segment ended at most a segment (+ delivery) before the fetch.
-        seg_id = int(newest.split("/")[1])
-        with ctx.db.session() as s:
-            seg = s.get(Segment, seg_id)
-            assert seg is not None
-            newest_age = (fetched_at - seg.end).total_seconds()
-        assert newest_age < 2.0 + 1.5, newest_age
+        assert len(frames) >= 1 and frames[0].width == 1280
+        # Latency bound: the newest listed part ends a few seconds before the fetch at most (the blurred
+        # view's goal is 4 s; bench/live_latency.py measures it; here a loaded CI machine gets slack).
+        dates = [ln for ln in lines if ln.startswith("#EXT-X-PROGRAM-DATE-TIME:")]
+        file_start = datetime.fromisoformat(dates[-1].split(":", 1)[1].replace("Z", "+00:00"))
+        listed_end = file_start + timedelta(seconds=sum(float(_attr(p, "DURATION")) for p in newest))
+        newest_age = (fetched_at - listed_end).total_seconds()
+        assert newest_age < 8.0, newest_age
 
         segs = _segments(ctx, cam)
         q = {"from": segs[0].start.isoformat(), "to": segs[3].end.isoformat()}

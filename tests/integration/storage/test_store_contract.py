@@ -96,12 +96,12 @@ def test_byte_ranges_of_a_published_segment(make_store: StoreMaker) -> None:
     reader = make_store("b")
     path = reader.local_path(published_path(part))
     init = segment_response(path, 1000, "init.mp4")
-    assert init.body == data[:1000]
+    assert init.content == data[:1000]
     ranged = segment_response(path, 1000, "media", "bytes=100-4099")
-    assert ranged.status_code == 206 and ranged.body == data[1100:5100]
-    assert ranged.headers["content-range"] == f"bytes 100-4099/{len(data) - 1000}"
+    assert ranged.status_code == 206 and ranged.content == data[1100:5100]
+    assert ranged.headers["Content-Range"] == f"bytes 100-4099/{len(data) - 1000}"
     tail = segment_response(path, 1000, "media", "bytes=-10")
-    assert tail.body == data[-10:]
+    assert tail.content == data[-10:]
     assert segment_response(path, 1000, "media", "bytes=60000-").status_code == 416
 
 

@@ -41,7 +41,7 @@ from civicam.live.serving import (
     view_grant,
 )
 from civicam.registry.service import credentials, get_camera, stream_url, visible_camera_ids
-from civicam.storage.index import discontinuities, latest_segments
+from civicam.storage.index import discontinuities, latest_detached, latest_segments
 from civicam.storage.models import Segment
 
 router = APIRouter(tags=["live"])
@@ -246,6 +246,9 @@ async def _blurred_media(request: Request, ctx: Context, camera_id: int, renditi
     """The blurred live playlist: only parts the pipeline has blurred are listed (fail-closed). A blocking
     reload waits for them; a first fetch waits for the pipeline's first part."""
     settings = recording_settings(ctx)
+    if not await run_in_threadpool(latest_detached, ctx.db, camera_id, 1):
+        # As the master playlist says: nothing to blur yet (and no pipeline started for it).
+        raise HTTPException(404, "Nothing recorded yet for this camera.")
     pipe = live_blur_hub(request.app.state, ctx, segment_store(request.app.state, ctx)).watch(camera_id, rendition)
     snap = pipe.snapshot()
     if msn is not None and snap.files and hls.reload_too_far(snap.last_seq, msn):
