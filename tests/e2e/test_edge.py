@@ -80,6 +80,15 @@ def assert_exactly_once(hub: Hub, gw: Gateway, cam: int) -> list[dict[str, Any]]
     return missing
 
 
+def _size(path: Path) -> int:
+    """Bytes of a spooled file, 0 once gone: the gateway deletes a segment when the hub acknowledges it,
+    between any listing and a stat."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def contiguous(segs: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
     """The holes between consecutive segments (more than a millisecond)."""
     return [(a["end"], b["start"]) for a, b in zip(segs, segs[1:], strict=False)
@@ -116,7 +125,7 @@ def test_hub_outage_sigkill_and_quota(tmp_path: Path, cameras: RtspServer) -> No
         stopped = time.monotonic()
         peak_b = 0
         while time.monotonic() - stopped < OUTAGE_S:
-            peak_b = max(peak_b, sum(p.stat().st_size for p in gw_b.waiting() if p.exists()))
+            peak_b = max(peak_b, sum(_size(p) for p in gw_b.waiting()))
             time.sleep(1.0)
         # Kept recording: the spooled segments cover the outage (stream time; a loaded box's encoder may
         # stretch GOPs, so their number is not the measure).
@@ -140,7 +149,7 @@ def test_hub_outage_sigkill_and_quota(tmp_path: Path, cameras: RtspServer) -> No
                 if upload not in open_a and hub.query("SELECT id FROM edge_uploads WHERE id = ? AND camera_id = ?",
                                                       upload, cam_a):
                     open_a.add(upload)
-                if upload in open_a and p.exists() and p.stat().st_size > 0:
+                if upload in open_a and _size(p) > 0:
                     return upload
             return None
 
@@ -223,7 +232,7 @@ def test_link_cut_resume_and_refusals(tmp_path: Path, cameras: RtspServer) -> No
         # --- the link is cut mid-upload, then restored -----------------------------------------------
         def partial() -> Path | None:
             for p in incoming.glob("*.upload"):
-                if p.exists() and p.stat().st_size > 16_000:
+                if _size(p) > 16_000:
                     return p
             return None
 
