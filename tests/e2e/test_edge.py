@@ -159,6 +159,10 @@ def test_hub_outage_sigkill_and_quota(tmp_path: Path, cameras: RtspServer) -> No
         assert state[0] == "open", "gateway A was killed with an upload open"
         gw_a.start()
         wait_for("both spools drained", lambda: len(gw_a.waiting()) <= 2 and len(gw_b.waiting()) <= 2, 120)
+        # Live segments go first, so the killed upload's (older) segment may still be among the last ones
+        # waiting: it must be finished in the end, from its offset.
+        wait_for("the killed upload finished", lambda: hub.query(
+            "SELECT status FROM edge_uploads WHERE id = ?", killed_upload)[0][0] == "done", 90)
     finally:
         gw_a.stop()
         gw_b.stop()
