@@ -138,7 +138,14 @@ class _Out:
     frags: int = 0
     expected: dict[int, int] = field(default_factory=dict)  # source fragment -> its sample count
     pending: dict[int, list[tuple[Coded, int]]] = field(default_factory=dict)  # fragment -> (sample, duration)
+    written: set[int] = field(default_factory=set)  # source fragments whose blurred fragment is written
     source_done: bool = False
+
+    @property
+    def whole(self) -> bool:
+        """Every fragment of the source is written: the blur may still hold the last frames after the
+        source file is read to its end (they wait for the next file's first detection)."""
+        return self.source_done and not self.pending and self.written >= self.expected.keys()
 
 
 class LiveBlur:
@@ -371,11 +378,13 @@ class LiveBlur:
             if not (whole or final or (current is not None and frag < current)):
                 continue
             del out.pending[frag]
+            out.written.add(frag)
             self._append(out, samples)
-        for older in self._outs:
-            if older is not out and older.file.seq < out.file.seq and older.pending:
+        # Frames come in order: once a later file has a frame, an older one gets nothing more.
+        for older in list(self._outs):
+            if older is not out and older.file.seq < out.file.seq and (older.pending or older.source_done):
                 self._write_ready(older, None, final=True)
-        if out.source_done and not out.pending and not out.file.complete:
+        if (out.whole or final and out.source_done and not out.pending) and not out.file.complete:
             self._finish(out)
 
     def _append(self, out: _Out, samples: list[tuple[Coded, int]]) -> None:

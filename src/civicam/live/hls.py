@@ -238,6 +238,7 @@ def file_playlist(files: Sequence[ListedFile], *, prefix: str, target_s: float, 
     #EXT-X-MAP:URI="b/a.mp4",BYTERANGE="600@0"
     #EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z
     #EXT-X-PART:DURATION=0.400,URI="b/a.mp4",BYTERANGE="900@600",INDEPENDENT=YES
+    #EXT-X-PRELOAD-HINT:TYPE=PART,URI="b/a.mp4",BYTERANGE-START=1500
     """
     listed: list[ListedFile] = []
     for f in files:
@@ -259,12 +260,21 @@ def file_playlist(files: Sequence[ListedFile], *, prefix: str, target_s: float, 
                 lines.append("#EXT-X-DISCONTINUITY")
             lines.append(f'#EXT-X-MAP:URI="{uri}",BYTERANGE="{f.init_length}@0"')
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_iso(f.start)}")
-        if not f.complete or id(f) in with_parts:
+        if not f.complete or id(f) in with_parts or k == len(listed) - 1:
             lines += _part_lines(PartList(uri, tuple(f.parts)), "")
-        if f.complete and f.parts:
+        # The newest file stays listed by its parts only until the next one has a part, even once complete:
+        # hls.js (1.x) reads a playlist that ends on a segment URI as if that segment were still the one in
+        # progress, and then lays the next segment's parts over it (four seconds back: the player stalled at
+        # every segment boundary). A recorder's playlist never ends there (the next file's parts come first).
+        if f.complete and f.parts and k < len(listed) - 1:
             end = f.parts[-1].offset + f.parts[-1].length
             lines += [f"#EXTINF:{sum(p.duration_s for p in f.parts):.3f},",
                       f"#EXT-X-BYTERANGE:{end - f.init_length}@{f.init_length}", uri]
+    last = listed[-1] if listed else None
+    if last is not None and not last.complete and last.parts:
+        # The next part continues the same file: hinted as a byte range open at its end (RFC 8216bis §4.4.5.3).
+        end = last.parts[-1].offset + last.parts[-1].length
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{prefix}{last.name}",BYTERANGE-START={end}')
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ from civicam.auth.users import create_user
 from civicam.context import Context
 from civicam.db.base import utcnow
 from civicam.ingest.service import RecordingService, store_for
+from civicam.storage.backend import SegmentStore
 from civicam.storage.index import latest_segments
 from support.databases import PostgresTemplates, SqliteTemplates, fresh_database
 from support.rtsp import RtspServer
@@ -130,6 +131,10 @@ def _live(engine: str, ctx: Context, rec_server: RtspServer) -> Iterator[Live]:
     finally:
         service.close()
         ctx.close()
+
+
+def _segment_files(store: SegmentStore) -> list[str]:
+    return [f.path for f in store.list()]
 
 
 def _next_part(pl: Playlist) -> tuple[int, int]:
@@ -296,6 +301,57 @@ def test_blurred_live_is_low_latency_hls(live: Live, rendition: str, size: tuple
         # A name the pipeline does not list is not served, whatever is on disk.
         recorder_part = newest.uri.rsplit("/", 1)[-1]
         assert client.get(base + f"blurred/{rendition}/x{recorder_part}").status_code == 404
+
+
+@pytest.mark.parametrize("every", [5, 30])
+def test_blurred_live_segments_hold_every_source_frame(live: Live, every: int) -> None:
+    """A whole blurred segment holds every frame of its source segment, and the playlist never ends on a
+    segment URI. The blur holds a file's last frames until the next file's first detection; a last
+    fragment held entirely was once dropped (a hole at every boundary, which hls.js stalled on); with a
+    detection every 30 frames every last fragment is held entirely."""
+    from civicam.live.blurred_live import LiveBlurHub
+    from civicam.live.privacy import FaceBlur
+
+    cam = live.cam
+    with TestClient(create_app(live.ctx), base_url="http://127.0.0.1") as client:
+        token = client.post("/api/auth/token", json={"username": "investigator", "password": "Investig8-Passw0rd"})
+        client.cookies.set("civicam_session", token.json()["access_token"])
+        store = store_for(live.ctx)
+        client.app.state.live_blur = LiveBlurHub(  # type: ignore[attr-defined]
+            store, live.ctx.settings.data_dir / "cache" / f"every{every}", lambda _c, _t: 0, log=LOG,
+            make_blur=lambda: FaceBlur(every=every))
+        base = f"/api/cameras/{cam}/live/"
+        media_uri = "live/media.m3u8"
+        first = client.get(f"/api/cameras/{cam}/{media_uri}")
+        assert first.status_code == 200, first.text
+        pl = _parse(first.text)
+        # Follow until a blurred segment is whole: it holds every frame of its source segment (the blur
+        # holds a file's last frames until the next file's first detection; they were once dropped, a hole
+        # at every boundary), and the playlist never ends on a segment URI (hls.js then stalled there).
+        deadline = time.monotonic() + 60
+        while pl.segments < 3 and time.monotonic() < deadline:
+            msn, part = _next_part(pl)
+            reload = client.get(f"/api/cameras/{cam}/{media_uri}{'&' if '?' in media_uri else '?'}"
+                                f"_HLS_msn={msn}&_HLS_part={part}")
+            assert reload.status_code == 200, reload.text
+            pl = _parse(reload.text)
+            assert not pl.text.splitlines()[-1].startswith("blurred/"), pl.text
+        assert pl.segments >= 3, pl.text
+        store = store_for(live.ctx)
+        lines = pl.text.splitlines()
+        whole = [i for i, ln in enumerate(lines) if ln.startswith("blurred/")]
+        for i in whole[1:]:  # the first listed may have begun before the pipeline did
+            name = lines[i].rsplit("/", 1)[-1]
+            n, off = lines[i - 1].split(":", 1)[1].split("@")
+            init = client.get(base + lines[i], headers={"Range": f"bytes=0-{int(off) - 1}"})
+            body = client.get(base + lines[i], headers={"Range": f"bytes={off}-{int(off) + int(n) - 1}"})
+            with av.open(io.BytesIO(init.content + body.content), format="mp4") as c:
+                blurred = [f.pts for f in c.decode(video=0)]
+            sources = [f for f in _segment_files(store) if f.endswith("/" + name)]
+            assert len(sources) == 1, name
+            with av.open(store.local_path(sources[0])) as c:
+                source = [f.pts for f in c.decode(video=0)]
+            assert blurred == source, (name, len(blurred), len(source))
 
 
 def test_blurred_live_fails_closed(live: Live) -> None:

@@ -147,3 +147,20 @@ def test_blurred_playlist_lists_segments_parts_and_the_edge() -> None:
 def test_rendition_size_fits_the_box_keeps_the_aspect_and_never_enlarges(
         rendition: str, source: tuple[int, int], size: tuple[int, int]) -> None:
     assert rendition_size(rendition, *source) == size
+
+
+def test_blurred_playlist_never_ends_on_a_segment_uri() -> None:
+    """hls.js reads a playlist ending on a segment URI as if that segment were still in progress and laid
+    the next segment's parts over it (the blurred view stalled at every boundary): while no later file has
+    a part, the newest file is listed by its parts only, even once complete, and without a preload hint
+    past its end (no bytes will ever come there)."""
+    files = [_file(7, "a.mp4", 10, True), _file(8, "b.mp4", 10, True)]
+    lines = hls.file_playlist(files, prefix="blurred/full/", target_s=4, part_target_s=0.4).splitlines()
+    assert lines[-1].startswith("#EXT-X-PART:") and "b.mp4" in lines[-1]
+    assert lines.count("#EXTINF:4.000,") == 1 and "blurred/full/b.mp4" not in lines
+    assert not any(ln.startswith("#EXT-X-PRELOAD-HINT") for ln in lines)
+    # Once the next file has a part, b is a whole segment and the hint points after c's last part.
+    files.append(_file(9, "c.mp4", 2, False))
+    lines = hls.file_playlist(files, prefix="blurred/full/", target_s=4, part_target_s=0.4).splitlines()
+    assert lines.count("#EXTINF:4.000,") == 2 and "blurred/full/b.mp4" in lines
+    assert lines[-1] == '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="blurred/full/c.mp4",BYTERANGE-START=2600'

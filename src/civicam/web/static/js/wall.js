@@ -7,7 +7,6 @@
     const player = new civicam.Player(tile.querySelector("video"), {
       overlay: tile.querySelector("[data-state]"), blurBadge: tile.querySelector("[data-blur]"),
       onState: (name) => { tile.dataset.state = name; },
-      lowLatency: false,
     });
     // The wall's own rendition: blurred at 640x360, a quarter of the hub's blurring and the browser's decoding.
     player.play(`/api/cameras/${id}/live.m3u8?rendition=wall`, true);
