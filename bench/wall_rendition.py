@@ -53,7 +53,8 @@ def run(frames: list[av.VideoFrame], blur: bool, size: tuple[int, int] | None,
     for f in frames:
         if size is not None and scale_first:
             f = f.reformat(width=size[0], height=size[1], format="yuv420p")
-        out_frames += fb.push(f) if fb is not None else [f]
+        # Blurred at the source's size, scaled by FaceBlur on the way out (as the live pipeline does).
+        out_frames += fb.push(f, size if size is not None and not scale_first else None) if fb is not None else [f]
     if fb is not None:
         out_frames += fb.flush()
     for i, f in enumerate(out_frames):

@@ -129,13 +129,16 @@ def _login(client: TestClient, user: str, password: str) -> dict[str, str]:
 
 def _record_live(ctx: Context, clip: Path, start: datetime, done: threading.Event) -> None:
     """Stand in for the recorder: write ``clip`` as the segment in progress at ``start``, a fragment at a
-    time, publish it, then begin the next segment (a new connection: its timeline starts again), so the
+    time, publish it, then begin the next one (a new connection: its timeline starts again), so the
     blurred live pipeline has all of the first segment to blur, part by part, as it is written."""
     store = store_for(ctx)
     data = clip.read_bytes()
     index = scan_file(str(clip))
     second = start + timedelta(seconds=SECONDS + 1)
-    for seg_start, frags in ((start, index.fragments), (second, index.fragments[:1])):
+    # Two fragments of the next segment: the first of them becomes a blurred part once the second's frames
+    # release the ones the blur holds, and only then is the first segment listed whole (never as the
+    # playlist's last line: hls.js misreads that).
+    for seg_start, frags in ((start, index.fragments), (second, index.fragments[:2])):
         rel = partial_path(1, seg_start)
         with open(store.spool(rel), "wb", buffering=0) as fh:
             fh.write(data[:index.init_length])

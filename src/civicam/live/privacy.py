@@ -23,6 +23,7 @@ import numpy as np
 
 from civicam.analytics.blur import blur_regions_yuv420, pad_boxes
 from civicam.analytics.faces import BLUR_MIN_SCORE, FaceDetector, create_detector
+from civicam.live import planes as yuv
 from civicam.storage.backend import SegmentStore
 from civicam.storage.media import FMP4_OPTIONS, init_length
 from civicam.storage.models import Segment
@@ -80,7 +81,7 @@ class FaceBlur:
     """A per-stream frame transform that blurs every detected face (civicam.live.transform.FrameTransform).
 
     Detection runs on every ``every``-th frame (it is the costly part), on the frame scaled to
-    ``detect_side`` by the decoder's scaler. The frames between are held back until the next detection,
+    ``detect_side``. The frames between are held back until the next detection,
     then blurred with ``motion_cover`` of the detections on either side: a face moving between two
     detections stays inside its blur, and a face that appears is blurred from the frames before it was
     first found; a detection frame waits for the next detection too, so a face missed once is still
@@ -97,29 +98,38 @@ class FaceBlur:
         self._n = 0
         self._last = np.zeros((0, 4), np.float32)  # boxes of the last detection frame, frame pixels
         self._held: list[tuple[np.ndarray, av.VideoFrame]] = []
+        self._size: tuple[int, int] | None = None  # the size frames go out at (None: the source's)
 
-    def _find(self, frame: av.VideoFrame, detector: FaceDetector) -> np.ndarray:
+    def _find(self, planes: np.ndarray, frame: av.VideoFrame, detector: FaceDetector,
+              source: bool = True) -> np.ndarray:
+        """Boxes (frame pixels) ``detector`` finds in ``planes``: the frame's own picture (``source``) or
+        the blurred one. FFmpeg's scaler makes the detector's input: OpenCV's (area, then I420 -> BGR) is
+        4x cheaper but the detector then missed a face in 6 of 350 true boxes >= 32 px (docs/benchmarks.md)."""
         s = min(1.0, self._side / max(frame.width, frame.height))
         w, h = max(2, round(frame.width * s)), max(2, round(frame.height * s))
-        small = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
+        picture = frame if source else _like(planes, frame)
+        small = picture.reformat(width=w, height=h, format="bgr24").to_ndarray()
         boxes = detector.detect(np.ascontiguousarray(small, np.uint8)).boxes
         return np.asarray(boxes * np.array([frame.width / w, frame.height / h] * 2, np.float32), np.float32)
 
     def _detect(self, planes: np.ndarray, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
         """(boxes found, the planes blurred with them and the previous detection's), checked again."""
-        found = self._find(frame, self._detector)
+        found = self._find(planes, frame, self._detector)
         out = blur_regions_yuv420(planes, np.concatenate([_padded(found), _padded(self._last)]), BLUR_BLOCKS)
         # Check the result: a blurred head can still read as a face to a detector; blur again what it
         # still finds, so what leaves the hub has nothing a detector recognises.
         for _ in range(VERIFY_ROUNDS if len(found) else 0):
-            again = self._find(_like(out, frame), self._verifier)
+            again = self._find(out, frame, self._verifier, source=False)
             if not len(again):
                 break
             found = np.concatenate([found, again])
             out = blur_regions_yuv420(out, _padded(again), BLUR_BLOCKS)
         return found, out
 
-    def push(self, frame: av.VideoFrame) -> list[av.VideoFrame]:
+    def push(self, frame: av.VideoFrame, size: tuple[int, int] | None = None) -> list[av.VideoFrame]:
+        """Blurred frames ready to go out (in order), scaled to ``size`` (even sides) if given: a lower
+        rendition is blurred at the source's size and only then scaled (docs/benchmarks.md)."""
+        self._size = size
         planes = frame.to_ndarray(format="yuv420p")
         detecting = self._n % self._every == 0
         self._n += 1
@@ -131,7 +141,7 @@ class FaceBlur:
     def flush(self) -> list[av.VideoFrame]:
         """The frames held back: the last of them is detected too, so they still have a look-ahead."""
         ready = self._anchor(*self._held.pop()) if len(self._held) > 1 else []
-        ready += [_like(p, f) for p, f in self._held]  # the last detection frame, blurred with its own faces
+        ready += [_like(p, f, self._size) for p, f in self._held]  # the last detection frame, with its own faces
         self._held = []
         return ready
 
@@ -140,13 +150,16 @@ class FaceBlur:
         included) blurred over the motion between the two; hold this one until the next."""
         found, out = self._detect(planes, frame)
         regions = motion_cover(self._last, found)
-        ready = [_like(blur_regions_yuv420(p, regions, BLUR_BLOCKS) if len(regions) else p, f) for p, f in self._held]
+        ready = [_like(blur_regions_yuv420(p, regions, BLUR_BLOCKS) if len(regions) else p, f, self._size)
+                 for p, f in self._held]
         self._held = [(out, frame)]
         self._last = found
         return ready
 
 
-def _like(planes: np.ndarray, frame: av.VideoFrame) -> av.VideoFrame:
+def _like(planes: np.ndarray, frame: av.VideoFrame, size: tuple[int, int] | None = None) -> av.VideoFrame:
+    if size is not None and size != (frame.width, frame.height):
+        planes = yuv.scale(planes, *size)
     out = av.VideoFrame.from_ndarray(planes, format="yuv420p")
     out.pts, out.time_base = frame.pts, frame.time_base
     return out
