@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -32,7 +31,7 @@ from civicam.auth.users import create_user
 from civicam.config.settings import get_settings
 from civicam.context import open_context
 from civicam.registry import service
-from support.web import SESSION_COOKIE, form_sign_in, free_port, wait_healthy
+from support.web import SESSION_COOKIE, form_sign_in, free_port, process, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("CIVICAM_FUZZ_API_EXAMPLES", "3"))
@@ -69,33 +68,26 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAM_")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
-    log = open(data / "hub.log", "wb")  # noqa: SIM115 — closed below, after the process
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "support" / "hub_process.py"), str(data),
-                             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    if not wait_healthy(url, 60, lambda: proc.poll() is None):
-        proc.kill()
-        pytest.fail(f"the hub process did not answer within 60 s: {(data / 'hub.log').read_text()[-2000:]}")
-    auth: dict[str, dict[str, dict[str, str]]] = {"nobody": {"headers": {}, "cookies": {}}}
-    for user, password in PASSWORDS.items():
-        r = httpx.post(f"{url}/api/auth/token", json={"username": user, "password": password}, timeout=30)
-        assert r.status_code == 200, r.text
-        auth[user] = {"headers": {"Authorization": f"Bearer {r.json()['access_token']}"}, "cookies": {}}
-    with httpx.Client(base_url=url, timeout=30) as browser:
-        token, csrf = form_sign_in(browser, "admin", PASSWORDS["admin"])
-    auth["admin-session"] = {"headers": {"X-CSRF-Token": csrf}, "cookies": {SESSION_COOKIE: token}}
-    try:
-        yield {"url": url, "auth": auth, "log": data / "hub.log"}
-    finally:
-        proc.terminate()
+    args = [sys.executable, str(REPO / "tests" / "support" / "hub_process.py"), str(data), str(port)]
+    with process(args, env, data / "hub.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        if not wait_healthy(url, 60, lambda: proc.poll() is None):
+            pytest.fail(f"the hub process did not answer within 60 s: {(data / 'hub.log').read_text()[-2000:]}")
+        auth: dict[str, dict[str, dict[str, str]]] = {"nobody": {"headers": {}, "cookies": {}}}
+        for user, password in PASSWORDS.items():
+            r = httpx.post(f"{url}/api/auth/token", json={"username": user, "password": password}, timeout=30)
+            assert r.status_code == 200, r.text
+            auth[user] = {"headers": {"Authorization": f"Bearer {r.json()['access_token']}"}, "cookies": {}}
+        with httpx.Client(base_url=url, timeout=30) as browser:
+            token, csrf = form_sign_in(browser, "admin", PASSWORDS["admin"])
+        auth["admin-session"] = {"headers": {"X-CSRF-Token": csrf}, "cookies": {SESSION_COOKIE: token}}
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        out = REPO / "test-artifacts"
-        out.mkdir(exist_ok=True)
-        (out / "api-fuzz.json").write_text(json.dumps({"examples_per_operation": EXAMPLES, **FIGURES}, indent=2))
+            yield {"url": url, "auth": auth, "log": data / "hub.log"}
+        finally:
+            out = REPO / "test-artifacts"
+            out.mkdir(exist_ok=True)
+            (out / "api-fuzz.json").write_text(json.dumps({"examples_per_operation": EXAMPLES, **FIGURES},
+                                                          indent=2))
 
 
 def _check(case: Any, hub: dict[str, Any], failures: list[str]) -> None:

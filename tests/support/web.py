@@ -1,11 +1,14 @@
-"""A hub over HTTP for end-to-end tests: a free loopback port, readiness, and signing in through the form."""
+"""A hub over HTTP for end-to-end tests: its process, a free loopback port, readiness, signing in by the form."""
 
 from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +21,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process, its output in ``log``; stopped on the way out (killed if it does not stop)."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 def wait_healthy(url: str, timeout_s: float, alive: Callable[[], bool]) -> bool:
