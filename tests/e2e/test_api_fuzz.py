@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -33,6 +31,7 @@ from civicam.auth.users import create_user
 from civicam.config.settings import get_settings
 from civicam.context import open_context
 from civicam.registry import service
+from support.web import SESSION_COOKIE, form_sign_in, free_port, process, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("CIVICAM_FUZZ_API_EXAMPLES", "3"))
@@ -43,12 +42,6 @@ PASSWORDS = {"admin": "Adm1n-fuzz-pass", "operator": "Oper-fuzz-passw0rd", "rep"
 # and sign-out would revoke the very tokens the run signs in with.
 EXCLUDED_PATHS = ("/api/cameras/{camera_id}/probe", "/api/sites/{site_id}/probe", "/api/auth/logout")
 FIGURES: Counter[str] = Counter()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _seed(data: Path) -> None:
@@ -72,48 +65,29 @@ def _seed(data: Path) -> None:
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("fuzz-hub")
     _seed(data)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAM_")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
-    log = open(data / "hub.log", "wb")  # noqa: SIM115 — closed below, after the process
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "support" / "hub_process.py"), str(data),
-                             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
+    args = [sys.executable, str(REPO / "tests" / "support" / "hub_process.py"), str(data), str(port)]
+    with process(args, env, data / "hub.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        if not wait_healthy(url, 60, lambda: proc.poll() is None):
             pytest.fail(f"the hub process did not answer within 60 s: {(data / 'hub.log').read_text()[-2000:]}")
-        time.sleep(0.1)  # polling interval of a deadline-bounded wait
-    auth: dict[str, dict[str, dict[str, str]]] = {"nobody": {"headers": {}, "cookies": {}}}
-    for user, password in PASSWORDS.items():
-        r = httpx.post(f"{url}/api/auth/token", json={"username": user, "password": password}, timeout=30)
-        assert r.status_code == 200, r.text
-        auth[user] = {"headers": {"Authorization": f"Bearer {r.json()['access_token']}"}, "cookies": {}}
-    with httpx.Client(base_url=url, timeout=30) as browser:
-        r = browser.post("/login", data={"username": "admin", "password": PASSWORDS["admin"], "next": "/"})
-        page = browser.get("/").text
-        token = browser.cookies.get("civicam_session")
-    assert token and 'name="csrf-token"' in page
-    csrf = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
-    auth["admin-session"] = {"headers": {"X-CSRF-Token": csrf}, "cookies": {"civicam_session": token}}
-    try:
-        yield {"url": url, "auth": auth, "log": data / "hub.log"}
-    finally:
-        proc.terminate()
+        auth: dict[str, dict[str, dict[str, str]]] = {"nobody": {"headers": {}, "cookies": {}}}
+        for user, password in PASSWORDS.items():
+            r = httpx.post(f"{url}/api/auth/token", json={"username": user, "password": password}, timeout=30)
+            assert r.status_code == 200, r.text
+            auth[user] = {"headers": {"Authorization": f"Bearer {r.json()['access_token']}"}, "cookies": {}}
+        with httpx.Client(base_url=url, timeout=30) as browser:
+            token, csrf = form_sign_in(browser, "admin", PASSWORDS["admin"])
+        auth["admin-session"] = {"headers": {"X-CSRF-Token": csrf}, "cookies": {SESSION_COOKIE: token}}
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        out = REPO / "test-artifacts"
-        out.mkdir(exist_ok=True)
-        (out / "api-fuzz.json").write_text(json.dumps({"examples_per_operation": EXAMPLES, **FIGURES}, indent=2))
+            yield {"url": url, "auth": auth, "log": data / "hub.log"}
+        finally:
+            out = REPO / "test-artifacts"
+            out.mkdir(exist_ok=True)
+            (out / "api-fuzz.json").write_text(json.dumps({"examples_per_operation": EXAMPLES, **FIGURES},
+                                                          indent=2))
 
 
 def _check(case: Any, hub: dict[str, Any], failures: list[str]) -> None:

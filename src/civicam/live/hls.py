@@ -10,7 +10,7 @@ The unblurred live view is low-latency HLS: the recorder appends a fragment ever
 and each fragment, of the segment in progress and of the last published ones, is listed as an
 ``EXT-X-PART`` byte range of its file, so a player can trail the camera by about three parts instead of
 two segments. The blurred live view is low-latency too, over the blurred copies its pipeline writes
-(live/blurred_live.py): ``file_playlist``.
+(live/blurred_live.py): ``file_playlist``, with the same discontinuity sequence and preload hint.
 """
 
 from __future__ import annotations
@@ -218,12 +218,24 @@ class ListedFile(Protocol):
     def complete(self) -> bool: ...
 
 
+def _listed(files: Sequence[ListedFile]) -> list[ListedFile]:
+    """The files a playlist lists: up to the first one not complete (those after it would be out of order)."""
+    listed: list[ListedFile] = []
+    for f in files:
+        listed.append(f)
+        if not f.complete:
+            break
+    return listed
+
+
 def file_playlist(files: Sequence[ListedFile], *, prefix: str, target_s: float, part_target_s: float,
-                  parted: int = 2) -> str:
+                  parted: int = 2, discontinuity_sequence: int = 0) -> str:
     """A low-latency live playlist over files that hold a whole segment each (init section, then its
     parts): the blurred live view's copies. A complete file is a segment (a byte range after its init
     section), listed with its parts if it is one of the last ``parted``; the file being written by its
-    parts only. Files after one that is not complete are not listed (they would be out of order).
+    parts only, then a preload hint for its next part, as ``low_latency_playlist`` does. Files after one
+    that is not complete are not listed (they would be out of order). ``discontinuity_sequence`` is the
+    number of discontinuities before the first file listed (``carry_discontinuities``).
 
     >>> f = type("F", (), dict(seq=3, start=datetime(2026, 1, 1, tzinfo=UTC), name="a.mp4", new_session=True,
     ...          init_length=600, parts=[Part(600, 900, 0.4, True)], complete=False))()
@@ -240,17 +252,14 @@ def file_playlist(files: Sequence[ListedFile], *, prefix: str, target_s: float, 
     #EXT-X-PART:DURATION=0.400,URI="b/a.mp4",BYTERANGE="900@600",INDEPENDENT=YES
     #EXT-X-PRELOAD-HINT:TYPE=PART,URI="b/a.mp4",BYTERANGE-START=1500
     """
-    listed: list[ListedFile] = []
-    for f in files:
-        listed.append(f)
-        if not f.complete:
-            break
+    listed = _listed(files)
     durations = [max(0.001, sum(p.duration_s for p in f.parts)) for f in listed if f.complete]
     target = _target(target_s, durations)
     lines = ["#EXTM3U", "#EXT-X-VERSION:9", f"#EXT-X-TARGETDURATION:{target}",
              f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * part_target_s:.3f}",
              f"#EXT-X-PART-INF:PART-TARGET={part_target_s:.3f}",
-             f"#EXT-X-MEDIA-SEQUENCE:{listed[0].seq if listed else 0}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+             f"#EXT-X-MEDIA-SEQUENCE:{listed[0].seq if listed else 0}",
+             *_discontinuity_line(discontinuity_sequence), "#EXT-X-INDEPENDENT-SEGMENTS"]
     done = [f for f in listed if f.complete]
     with_parts = {id(f) for f in done[-parted:]} if parted > 0 else set()
     for k, f in enumerate(listed):
@@ -271,11 +280,48 @@ def file_playlist(files: Sequence[ListedFile], *, prefix: str, target_s: float, 
             lines += [f"#EXTINF:{sum(p.duration_s for p in f.parts):.3f},",
                       f"#EXT-X-BYTERANGE:{end - f.init_length}@{f.init_length}", uri]
     last = listed[-1] if listed else None
-    if last is not None and not last.complete and last.parts:
-        # The next part continues the same file: hinted as a byte range open at its end (RFC 8216bis §4.4.5.3).
-        end = last.parts[-1].offset + last.parts[-1].length
-        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{prefix}{last.name}",BYTERANGE-START={end}')
+    if last is not None and not last.complete:
+        hint = preload_hint(InProgress(last.seq, last.start, last.init_length,
+                                       PartList(prefix + last.name, tuple(last.parts)), last.new_session))
+        if hint:
+            lines.append(hint)
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A blurred live playlist's discontinuity count as last served, to carry forward to the next one."""
+
+    first_seq: int  # the first file listed
+    count: int  # discontinuities before it: its EXT-X-DISCONTINUITY-SEQUENCE
+    ahead: frozenset[int]  # seqs of the files after it that start a new timeline (their tag is listed)
+
+
+def carry_discontinuities(prev: Carried | None, files: Sequence[ListedFile]) -> Carried:
+    """The discontinuity count of ``file_playlist(files)``, carried forward from the last one served.
+
+    The pipeline keeps only its last few files, so a discontinuity that scrolled out is known only from
+    an earlier playlist (RFC 8216 §6.2.2: the count must then grow by one); like ``DiscontinuityCounter``
+    for the recorded segments, the count is kept per camera and carried over the files seen since. The
+    pipeline's own timeline breaks (a reconnection, a segment skipped to catch up) and a new pipeline's
+    first file (after a restart) count, since each restarts the player's timeline. One missed altogether
+    (it came and scrolled out between two fetches of anyone) was seen by no player, so none is misled.
+
+    >>> f = lambda seq, new: type("F", (), dict(seq=seq, new_session=new, complete=True))()
+    >>> first = carry_discontinuities(None, [f(3, True), f(4, False), f(5, True)])
+    >>> first.count, carry_discontinuities(first, [f(5, True), f(6, False)]).count
+    (0, 1)
+    """
+    listed = _listed(files)
+    if not listed:
+        return prev or Carried(0, 0, frozenset())
+    first = listed[0].seq
+    ahead = {f.seq for f in listed[1:] if f.new_session}
+    if prev is None or first < prev.first_seq:
+        return Carried(first, 0, frozenset(ahead))  # the first playlist served (or a count started afresh)
+    known = prev.ahead | ahead | ({first} if listed[0].new_session and first > prev.first_seq else set())
+    passed = sum(1 for d in known if prev.first_seq < d <= first)
+    return Carried(first, prev.count + passed, frozenset(d for d in known if d > first))
 
 
 def reload_too_far(last_seq: int, msn: int) -> bool:

@@ -62,6 +62,26 @@ class SegmentStore(Protocol):
         ...
 
 
+def contained(real_root: str, rel: str) -> str:
+    """The path of ``rel`` under ``real_root`` (resolved once by the caller); one that escapes it is refused.
+
+    Paths come from the codec, but a crafted one must never leave the root. Lexical normalisation is
+    enough: only the hub writes inside the root, and it makes no symbolic links there.
+    """
+    path = os.path.normpath(os.path.join(real_root, rel))
+    if not path.startswith(real_root + os.sep):
+        raise ValueError(f"path escapes the store: {rel!r}")
+    return path
+
+
+def spool_path(real_root: str, rel: str) -> str:
+    """``contained``, with its folder made: where a muxer may write ``rel``."""
+    path = contained(real_root, rel)
+    # Not cached: the cleaner may remove an emptied folder at any time (another process, too).
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
 class LocalDiskStore:
     """Segments under one root directory; publish is ``os.replace`` on the same filesystem."""
 
@@ -77,18 +97,10 @@ class LocalDiskStore:
         return Path(self._path(rel))
 
     def _path(self, rel: str) -> str:
-        # Paths come from the codec, but never let a crafted one escape the root. Lexical normalisation
-        # is enough: only the hub writes inside the root, and it makes no symbolic links there.
-        path = os.path.normpath(os.path.join(self._real, rel))
-        if not path.startswith(self._real + os.sep):
-            raise ValueError(f"path escapes the store: {rel!r}")
-        return path
+        return contained(self._real, rel)
 
     def spool(self, rel: str) -> str:
-        path = self._path(rel)
-        # Not cached: the cleaner may remove an emptied folder at any time (another process, too).
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return path
+        return spool_path(self._real, rel)
 
     def publish(self, partial_rel: str, final_rel: str) -> int:
         src, dst = self._path(partial_rel), self._path(final_rel)

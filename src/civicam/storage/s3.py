@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from civicam.domain.segments import PARTIAL_SUFFIX, SEGMENT_SUFFIX
-from civicam.storage.backend import StoredFile, Usage
+from civicam.storage.backend import StoredFile, Usage, contained, spool_path
 
 STALE_UPLOAD_S = 3600.0  # an unfinished multipart upload older than this is a crashed writer's
 SETTLE_S = 0.0  # one recorder per bucket: every unindexed object is its own, indexed at start-up
@@ -82,10 +82,7 @@ class S3Store:
     # -- paths ----------------------------------------------------------------------------------------
 
     def _path(self, rel: str) -> str:
-        path = os.path.normpath(os.path.join(self._real, rel))
-        if not path.startswith(self._real + os.sep):
-            raise ValueError(f"path escapes the store: {rel!r}")
-        return path
+        return contained(self._real, rel)
 
     def _key(self, rel: str) -> str:
         self._path(rel)  # the same refusal of '..' as the local disk
@@ -98,9 +95,7 @@ class S3Store:
     # -- the protocol ---------------------------------------------------------------------------------
 
     def spool(self, rel: str) -> str:
-        path = self._path(rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return path
+        return spool_path(self._real, rel)
 
     def publish(self, partial_rel: str, final_rel: str) -> int:
         src, dst = self._path(partial_rel), self._path(final_rel)

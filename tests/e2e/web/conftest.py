@@ -8,15 +8,12 @@ cameras, analytics counts). Readiness is awaited by polling ``/healthz`` against
 from __future__ import annotations
 
 import os
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from civicam.api.app import create_app
@@ -26,6 +23,7 @@ from civicam.config.settings import get_settings
 from civicam.context import Context, open_context
 from civicam.registry import service
 from support.services import require
+from support.web import browser_sign_in, free_port, wait_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[3]
@@ -35,12 +33,6 @@ ADMIN_PASSWORD = "Adm1n-web-pass"
 SETUP = Actor(name="e2e-setup", source="pytest", role="admin")
 PASSWORDS = {"admin": ADMIN_PASSWORD, "rep": "Rep-web-passw0rd", "auditor": "Aud-web-passw0rd",
              "viewer": "View-web-passw0rd"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -73,24 +65,16 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         create_user(s, "auditor", PASSWORDS["auditor"], "auditor")
         create_user(s, "viewer", PASSWORDS["viewer"], "operator", view_unblurred=True)
         ids.update(region=region.id, site_a=site_a.id, site_b=site_b.id, other_camera=other.id)
-    port = _free_port()
+    port = free_port()
     app = create_app(ctx, with_services=True)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False))
     thread = threading.Thread(target=server.run, name="web-hub", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("the hub did not answer /healthz within 20 s")
-        time.sleep(0.05)  # polling interval of a deadline-bounded wait, not synchronisation by sleep
+    if not wait_healthy(url, 20, thread.is_alive):
+        server.should_exit = True
+        pytest.fail("the hub did not answer /healthz within 20 s")
     try:
         yield Hub(url, ctx, ids)
     finally:
@@ -131,11 +115,7 @@ def sign_in(browser: Any, hub: Hub) -> Iterator[Callable[[str], Any]]:
         # test asserts there were none: the dashboard works under the hub's CSP).
         page.on("console", lambda msg: hub.state.setdefault("csp", []).append(f"{user}: {msg.text}")
                 if "Content Security Policy" in msg.text else None)
-        page.goto(f"{hub.url}/login")
-        page.get_by_label("Username").fill(user)
-        page.get_by_label("Password").fill(PASSWORDS[user])
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{hub.url}/")
+        browser_sign_in(page, hub.url, user, PASSWORDS[user])
         pages[user] = page
         return page
 

@@ -25,6 +25,7 @@ from civicam.db.base import utcnow
 from civicam.ingest.service import RecordingService, store_for
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import latest_segments
+from support import playlist_rules
 from support.databases import PostgresTemplates, SqliteTemplates, fresh_database
 from support.rtsp import RtspServer
 
@@ -290,6 +291,9 @@ def test_blurred_live_is_low_latency_hls(live: Live, rendition: str, size: tuple
         # shared machine blurring may lag; the bound here only rules out something stale.)
         newest = pl.parts[-1]
         assert newest.msn == pl.media_sequence + pl.segments, pl.text
+        # As a player checks it (RFC 8216bis), with a preload hint for the part after the newest.
+        checked = playlist_rules.check(pl.text)
+        assert checked.problems == [] and playlist_rules.hint_follows_last_part(checked), pl.text
         newest_end = newest.segment_start + timedelta(
             seconds=sum(p.duration for p in pl.parts if p.msn == newest.msn))
         assert (utcnow() - newest_end).total_seconds() < 20.0

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from support.rtsp import RtspServer, gst_rtsp_available, make_h264_file
 from support.seaweedfs import SeaweedFS
 from support.services import require
 from support.tcp_proxy import LoopbackProxy
+from support.web import free_port, process
 
 # Generous: the module starts a recorder, two hub processes and (below) Chromium on a shared 2-core machine.
 pytestmark = [pytest.mark.rtsp, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -39,32 +38,11 @@ CHROMIUM = "/usr/bin/chromium"
 CIVICAM = str(Path(sys.executable).parent / "civicam")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=out)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
 def _serve(stack: ExitStack, env: dict[str, str], data_dir: Path, log: Path) -> tuple[str, Callable[[], bool]]:
     """Start ``civicam serve --api-only``; its address and a readiness check (processes start in parallel)."""
-    port = _port()
+    port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)  # the key comes from CIVICAM_SECRET_KEY, not a file here
-    proc = stack.enter_context(_process([CIVICAM, "serve", "--api-only", "--port", str(port)],
+    proc = stack.enter_context(process([CIVICAM, "serve", "--api-only", "--port", str(port)],
                                         {**env, "CIVICAM_DATA_DIR": str(data_dir)}, log))
     base = f"http://127.0.0.1:{port}"
 
@@ -123,7 +101,7 @@ def tier(seaweed: SeaweedFS, s3_bucket: str, tmp_path_factory: pytest.TempPathFa
             (cam,) = add_cameras(ctx, [server.url("/cam")])
             with ctx.db.session() as s:
                 create_user(s, "viewer", PASSWORD, "admin", None, True)
-            stack.enter_context(_process([sys.executable, "-m", "civicam.ingest.runner"],
+            stack.enter_context(process([sys.executable, "-m", "civicam.ingest.runner"],
                                          {**env, "CIVICAM_DATA_DIR": str(node_a)}, tmp_path / "recorder.log"))
             a, a_up = _serve(stack, env, node_a, tmp_path / "serve-a.log")
             b, b_up = _serve(stack, env, node_b, tmp_path / "serve-b.log")
@@ -134,7 +112,7 @@ def tier(seaweed: SeaweedFS, s3_bucket: str, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.mark.browser
-def test_a_playing_live_view_moves_to_the_other_process(tier: Tier) -> None:
+def test_a_playing_live_view_moves_to_the_otherprocess(tier: Tier) -> None:
     """Chromium plays the dashboard's unblurred live view through a balancer, which fails it over from A to
     B mid-stream (open connections cut, new ones to B): the video goes on playing, fetched from B.
 

@@ -269,8 +269,14 @@ async def _blurred_media(request: Request, ctx: Context, camera_id: int, renditi
     if not snap.files:
         raise HTTPException(503, "The blurred live view is starting; try again in a moment.")
     lists = [hls.PartList("", tuple(f.parts)) for f in snap.files]
+    # Carried per camera and rendition across the fetches of every viewer (one pipeline serves them all);
+    # no await between reading and storing it, so concurrent fetches on the event loop cannot interleave.
+    carried: dict[tuple[int, str], hls.Carried] = shared(request, "blurred_discontinuities", dict)
+    count = carried[camera_id, rendition] = hls.carry_discontinuities(carried.get((camera_id, rendition)),
+                                                                      snap.files)
     body = hls.file_playlist(snap.files, prefix=f"blurred/{rendition}/", target_s=settings.segment_target_s,
-                             part_target_s=hls.part_target(settings.part_target_s, lists))
+                             part_target_s=hls.part_target(settings.part_target_s, lists),
+                             discontinuity_sequence=count.count)
     return Response(body, media_type=hls.MIME_PLAYLIST, headers=NO_STORE)
 
 
