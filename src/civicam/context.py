@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from civicam.analytics.shared import DetectionBoard
 from civicam.config.settings import Settings
 from civicam.db.session import Database, is_initialised, upgrade
 from civicam.registry.secrets import SecretBox, load_or_create_key
@@ -18,6 +19,8 @@ class Context:
     settings: Settings
     db: Database
     secrets: SecretBox
+    # Detections the blurred live view made, for analytics of the same segments (analytics/shared.py).
+    detections: DetectionBoard = field(default_factory=DetectionBoard)
 
     def close(self) -> None:
         self.db.close()

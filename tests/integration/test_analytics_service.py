@@ -138,3 +138,35 @@ def test_a_scoped_service_analyses_only_its_cameras(tmp_path: Path) -> None:
     assert svc.poll_once() == 0
     assert svc.health()[2].backlog == 0  # what was queued for it was dropped with it
     ctx.close()
+
+
+def test_sample_frames_count_from_the_files_first_frame(tmp_path: Path) -> None:
+    """A recorder's segments continue one timeline through a session: the third 2 s segment's frames are
+    stamped from 4 s. Analysis counts from the file's own first frame (it adds the segment's start)."""
+    from civicam.analytics.pipeline import sample_frames
+
+    clip = tmp_path / "third.mp4"
+    face_clip(clip, visible_faces(1, 60), 2.0, first_frame=2 * 2 * 25)
+    times = [t for t, _ in sample_frames(clip, 5.0)]
+    assert times[0] == 0.0 and len(times) == 10
+    assert times == pytest.approx([0.2 * k for k in range(10)], abs=0.021)
+
+
+@pytest.mark.timeout(300)
+def test_people_are_counted_in_the_quarter_hour_they_were_seen(hub: Context) -> None:
+    """A segment 8 minutes into a recording session: its frames are stamped from 480 s (the recorder's
+    segments continue one timeline). Two people seen at 03:08 are counted in the 03:00 quarter. (Analysis
+    once added the segment's start to times that already counted from the session's start: 03:16.)"""
+    store = store_for(hub)
+    svc = AnalyticsService(hub, LOG, settings=AnalyticsSettings(max_backlog=4), clock=lambda: T0)
+    svc.poll_once()  # nothing recorded yet: starts from the beginning
+    start = T0 + timedelta(minutes=8)
+    face_clip(Path(store.spool(segment_path(1, start))), visible_faces(2), 2.0, step_px=0, first_frame=8 * 60 * 25)
+    assert reconcile(hub.db, store, LOG).indexed == 1
+    assert svc.poll_once() == 1
+    while svc.work_once(timeout=0):
+        pass
+    svc.flush()
+    with hub.db.session() as s:
+        rows = sorted((r.bucket_start.replace(tzinfo=UTC), r.people) for r in s.query(PeopleCount).all())
+    assert rows == [(T0, 2)], rows

@@ -28,14 +28,24 @@ from civicam.auth.users import create_user
 from civicam.context import Context, open_context
 from civicam.db.models import AuditEvent
 from civicam.demo_media import portrait
-from civicam.domain.segments import partial_path, published_path, segment_path
+from civicam.domain.segments import segment_path
 from civicam.ingest.service import store_for
 from civicam.live.playback import run_export
 from civicam.live.serving import live_blur_hub
 from civicam.registry import service
-from civicam.storage.fragments import scan_file
 from civicam.storage.reconcile import reconcile
-from support.faces import FPS, Box, Image, Walker, decode, faces, share_recognisable, shared_available, walkers_clip
+from support.faces import (
+    FPS,
+    Box,
+    Image,
+    Walker,
+    decode,
+    faces,
+    record_live,
+    share_recognisable,
+    shared_available,
+    walkers_clip,
+)
 from support.hub import ACTOR, make_settings
 
 T0 = datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)
@@ -127,28 +137,6 @@ def _login(client: TestClient, user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def _record_live(ctx: Context, clip: Path, start: datetime, done: threading.Event) -> None:
-    """Stand in for the recorder: write ``clip`` as the segment in progress at ``start``, a fragment at a
-    time, publish it, then begin the next one (a new connection: its timeline starts again), so the
-    blurred live pipeline has all of the first segment to blur, part by part, as it is written."""
-    store = store_for(ctx)
-    data = clip.read_bytes()
-    index = scan_file(str(clip))
-    second = start + timedelta(seconds=SECONDS + 1)
-    # Two fragments of the next segment: the first of them becomes a blurred part once the second's frames
-    # release the ones the blur holds, and only then is the first segment listed whole (never as the
-    # playlist's last line: hls.js misreads that).
-    for seg_start, frags in ((start, index.fragments), (second, index.fragments[:2])):
-        rel = partial_path(1, seg_start)
-        with open(store.spool(rel), "wb", buffering=0) as fh:
-            fh.write(data[:index.init_length])
-            for f in frags:
-                fh.write(data[f.offset:f.offset + f.length])
-                done.wait(0.3)  # a recorder's pace; not synchronisation: the reader follows the file
-        if seg_start == start:
-            store.publish(rel, published_path(rel))
-
-
 def _blurred_live(client: TestClient, headers: dict[str, str], rendition: str) -> bytes:
     """The first complete segment of the blurred live view (init section and its parts, by byte range),
     following the playlist with blocking reloads as a low-latency player does."""
@@ -200,7 +188,8 @@ def test_live_view_is_blurred_and_unblurred_needs_permission_and_reason(
     done = threading.Event()
     # The live segment is written now (the pipeline follows the camera's folders of the current hour).
     live_start = datetime.now(UTC).replace(microsecond=0)
-    writer = threading.Thread(target=_record_live, args=(hub_ctx, clip, live_start, done))
+    writer = threading.Thread(target=record_live,
+                              args=(store_for(hub_ctx), clip, live_start, timedelta(seconds=SECONDS + 1), done))
     with TestClient(create_app(hub_ctx), base_url="http://127.0.0.1") as client:
         op = _login(client, "op", "Operator-Passw0rd")
         inv = _login(client, "investigator", "Investig8-Passw0rd")

@@ -13,7 +13,9 @@ true box; no face detector takes part in it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from civicam.demo_media import portrait
+from civicam.domain.segments import partial_path, published_path
+from civicam.storage.backend import SegmentStore
+from civicam.storage.fragments import scan_file
 from civicam.storage.media import FMP4_OPTIONS
 from support.services import require
 
@@ -100,14 +105,17 @@ def render(walkers: list[Walker], i: int, bg: Image) -> tuple[Image, list[Box]]:
     return img, boxes
 
 
-def walkers_clip(path: Path, walkers: list[Walker], seconds: float = 2.0) -> list[list[Box]]:
-    """Write fragmented MP4 the way the recorder writes it; returns every frame's true face boxes."""
+def walkers_clip(path: Path, walkers: list[Walker], seconds: float = 2.0, first_frame: int = 0) -> list[list[Box]]:
+    """Write fragmented MP4 the way the recorder writes it; returns every frame's true face boxes.
+
+    ``first_frame``: where in the walk (and on the timeline) the clip begins, for the next segment of a
+    session: the recorder's segments continue one timeline, so its frames do not start at 0."""
     bg = background()
     truth: list[list[Box]] = []
     with av.open(str(path), "w", format="mp4", options=FMP4_OPTIONS) as out:
         st = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "g": str(FPS)})
         st.width, st.height, st.pix_fmt, st.time_base = W, H, "yuv420p", Fraction(1, 90000)
-        for i in range(int(FPS * seconds)):
+        for i in range(first_frame, first_frame + int(FPS * seconds)):
             img, boxes = render(walkers, i, bg)
             truth.append(boxes)
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
@@ -119,10 +127,10 @@ def walkers_clip(path: Path, walkers: list[Walker], seconds: float = 2.0) -> lis
     return truth
 
 
-def face_clip(path: Path, crops: list[Image], seconds: float = 2.0, step_px: int = 4) -> None:
+def face_clip(path: Path, crops: list[Image], seconds: float = 2.0, step_px: int = 4, first_frame: int = 0) -> None:
     """People walking slowly across a corridor (the analytics tests' clip)."""
     walkers = [Walker(c, 150 + k * 550, 180 + k * 120, step_px, 0) for k, c in enumerate(crops)]
-    walkers_clip(path, walkers, seconds)
+    walkers_clip(path, walkers, seconds, first_frame)
 
 
 def _detail(gray: npt.NDArray[np.float32], size: float) -> npt.NDArray[np.float32]:
@@ -160,3 +168,24 @@ def share_recognisable(sources: list[Image], served: list[Image], truth: list[li
                 checked += 1
                 found += recognisable(src, out, box)
     return (found / checked if checked else float("nan")), checked
+
+
+def record_live(store: SegmentStore, clip: Path, start: datetime, after: timedelta, done: threading.Event,
+                camera_id: int = 1) -> None:
+    """Stand in for the recorder: write ``clip`` as camera ``camera_id``'s segment in progress at ``start``,
+    a fragment at a time, publish it, then begin the next one ``after`` later (a new connection: its
+    timeline starts again), so the blurred live pipeline has all of the first segment to blur, part by
+    part, as it is written. Two fragments of the next segment: the first of them becomes a blurred part
+    once the second's frames release the ones the blur holds, and only then is the first segment listed
+    whole (never as the playlist's last line: hls.js misreads that)."""
+    data = clip.read_bytes()
+    index = scan_file(str(clip))
+    for seg_start, frags in ((start, index.fragments), (start + after, index.fragments[:2])):
+        rel = partial_path(camera_id, seg_start)
+        with open(store.spool(rel), "wb", buffering=0) as fh:
+            fh.write(data[:index.init_length])
+            for f in frags:
+                fh.write(data[f.offset:f.offset + f.length])
+                done.wait(0.3)  # a recorder's pace; not synchronisation: the reader follows the file
+        if seg_start == start:
+            store.publish(rel, published_path(rel))

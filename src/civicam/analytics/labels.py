@@ -29,14 +29,21 @@ class MaskLabeller:
         self.classifier = classifier if classifier is not None else MaskClassifier()
         self.mode = mode
 
-    def _classifier_probs(self, frame: Frame, faces: Detections) -> FloatArray:
+    def _classifier_probs(self, frame: Frame | None, faces: Detections) -> FloatArray:
+        if frame is None:
+            raise ValueError("the mask classifier needs the picture, not only the detections")
         crops = [self.classifier.crop(frame, b) for b in faces.boxes]
         ok = [i for i, c in enumerate(crops) if c is not None]
         out = np.full(len(faces), 0.5, np.float32)  # a box too thin to crop says nothing either way
         out[ok] = self.classifier.predict_crops([c for c in crops if c is not None])[:, 0]
         return out
 
-    def mask_probability(self, frame: Frame, faces: Detections) -> FloatArray:
+    @property
+    def needs_picture(self) -> bool:
+        """Whether labels need the frame itself (the classifier's crops), not only a detector's classes."""
+        return self.mode != "detector"
+
+    def mask_probability(self, frame: Frame | None, faces: Detections) -> FloatArray:
         """P(mask) per face, before the size and confidence rules."""
         own = faces.probs
         if self.mode == "detector" and not np.isnan(own).any():
@@ -46,7 +53,7 @@ class MaskLabeller:
             return theirs
         return np.asarray((own + theirs) / 2, np.float32)
 
-    def classify(self, frame: Frame, faces: Detections) -> list[MaskResult]:
+    def classify(self, frame: Frame | None, faces: Detections) -> list[MaskResult]:
         """One result per face, in order; ``unknown`` where the face is too small or the call unsure."""
         # Only faces tall enough to be labelled are worth a classifier crop.
         big = faces.heights >= self.classifier.min_face_px

@@ -66,12 +66,16 @@ class FrameAnalyzer:
         self.labeller = labeller if labeller is not None else MaskLabeller()
         self.report_score = report_score
 
-    def analyze_raw(self, frame: Frame, faces: Detections | None = None) -> tuple[Detections, list[MaskResult]]:
+    def analyze_raw(self, frame: Frame | None, faces: Detections | None = None) -> tuple[Detections, list[MaskResult]]:
         """All detections down to the detector's own threshold, with their mask results.
 
-        ``faces``: detections already made for this frame (in a batch with other cameras' frames).
+        ``faces``: detections already made for this frame (in a batch with other cameras' frames, or by the
+        blurred live view: then ``frame`` may be None, where the labels need no picture).
         """
-        faces = self.detector.detect(frame) if faces is None else faces
+        if faces is None:
+            if frame is None:
+                raise ValueError("a frame or its detections are needed")
+            faces = self.detector.detect(frame)
         return faces, self.labeller.classify(frame, faces)
 
     def analyze(self, frame: Frame) -> list[FaceResult]:
@@ -90,7 +94,10 @@ class VideoReport:
 
 
 def sample_frames(source: str | Path, fps: float, decoder: str | None = None) -> Iterator[tuple[float, Frame]]:
-    """Decode ``source`` with PyAV and yield (seconds, BGR frame) about ``fps`` times per second.
+    """Decode ``source`` with PyAV and yield (seconds from its first frame, BGR frame) about ``fps`` times
+    per second. From its first frame, not the stream's zero: a recorder's segments continue one timeline
+    through a session (LL-HLS needs that), so the tenth segment's frames start 36 s in; analytics adds the
+    segment's own start to these times, and once added them both (tracks broke at every boundary).
 
     ``decoder``: an FFmpeg decoder by name (NVDEC's ``h264_cuvid`` on a GPU node, from
     ``civicam.analytics.accel.choose_decoder``) instead of the stream's default software one.
@@ -105,8 +112,11 @@ def sample_frames(source: str | Path, fps: float, decoder: str | None = None) ->
             codec: Any = av.CodecContext.create(decoder, "r")
             codec.extradata = stream.codec_context.extradata
             decoded = (f for packet in container.demux(stream) for f in codec.decode(packet))
+        first: float | None = None
         for i, frame in enumerate(decoded):
             t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 25)
+            first = t if first is None else first
+            t -= first
             if t + 1e-6 < next_t:
                 continue
             next_t = max(next_t + period, t + period * 0.5)

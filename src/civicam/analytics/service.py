@@ -20,7 +20,7 @@ from sqlalchemy import select
 from civicam.analytics.aggregation import CameraEvent, add_events
 from civicam.analytics.batching import Batcher
 from civicam.analytics.detections import Detections
-from civicam.analytics.faces import ANALYTICS_MIN_SCORE, create_detector
+from civicam.analytics.faces import ANALYTICS_MIN_SCORE, DEFAULT_DETECTOR, create_detector
 from civicam.analytics.pipeline import Frame, FrameAnalyzer, VideoAnalyzer, sample_frames
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.config.analytics import AnalyticsSettings
@@ -32,6 +32,11 @@ from civicam.storage.models import Segment
 
 # A gap longer than this between two segments ends every track: nobody stands still through it.
 TRACK_BREAK = timedelta(seconds=10)
+# How long analysis waits for the blurred live view to finish reading a segment it is blurring (it ends a
+# fraction of a second after the recorder publishes it) before decoding the segment itself.
+SHARE_WAIT_S = 2.0
+# A segment's sampled frames: (seconds from its first frame, the picture if decoded, faces if already found).
+Sampled = list[tuple[float, Frame | None, Detections | None]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class CameraState:
     people: int = 0
     queued: bool = False
     errors: int = 0
+    shared: int = 0  # segments analysed from the blurred live view's detections, not decoded again
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -69,6 +75,7 @@ class AnalyticsHealth:
     people: int
     errors: int
     suitability: Suitability
+    shared_segments: int = 0  # of analyzed_segments: from the blurred live view's detections (not decoded)
 
 
 class AnalyticsService:
@@ -159,7 +166,7 @@ class AnalyticsService:
     # --- analysis ----------------------------------------------------------------------------------
 
     def _analyse(self, state: CameraState, seg: SegmentRef,
-                 decoded: list[tuple[float, Frame, Detections | None]] | None = None) -> list[CameraEvent]:
+                 decoded: Sampled | None = None) -> list[CameraEvent]:
         """One segment of one camera; ``decoded``: its frames already sampled and detected (a batch)."""
         out: list[CameraEvent] = []
         prev = state.last
@@ -170,6 +177,8 @@ class AnalyticsService:
         offset = (seg.start - state.origin).total_seconds()
         fa = state.analyzer.frame_analyzer
         if decoded is None:
+            decoded = self._shared(state, seg)
+        if decoded is None:
             decoded = [(t, f, None) for t, f in sample_frames(self.store.local_path(seg.path), state.analyzer.fps)]
         for t, frame, found in decoded:
             faces, results = fa.analyze_raw(frame, found)
@@ -177,6 +186,29 @@ class AnalyticsService:
                                   if sc >= fa.report_score)
             out += self._stamp(state, state.analyzer.tracker.update(offset + t, faces, results))
         state.last = seg
+        return out
+
+    def _shared(self, state: CameraState, seg: SegmentRef) -> Sampled | None:
+        """The segment's faces as the blurred live view found them (analytics/shared.py), sampled at this
+        service's rate and kept down to its threshold; None where it has none (nobody watched, another
+        detector, labels that need the picture): then the segment is decoded as usual."""
+        s = self.settings
+        if not s.share_live_detections or s.detector != DEFAULT_DETECTOR \
+                or state.analyzer.frame_analyzer.labeller.needs_picture:
+            return None
+        frames = self.ctx.detections.take(self.store.local_path(seg.path), wait_s=SHARE_WAIT_S)
+        if frames is None:
+            return None
+        out: Sampled = []
+        period, next_t = 1.0 / state.analyzer.fps, 0.0
+        first = frames[0][0]
+        for t, faces in frames:
+            t -= first  # from the segment's first detected frame, as sample_frames counts
+            if t + 1e-6 < next_t:
+                continue
+            next_t = max(next_t + period, t + period * 0.5)
+            out.append((t, None, faces.select(faces.scores >= ANALYTICS_MIN_SCORE)))
+        state.shared += 1
         return out
 
     @staticmethod
@@ -295,7 +327,7 @@ class AnalyticsService:
         for cid, st in list(self._cameras.items()):
             lag = (now - st.last.end).total_seconds() if st.last else None
             out[cid] = AnalyticsHealth(cid, lag, len(st.backlog), st.analyzed, st.dropped, st.people, st.errors,
-                                       st.suitability.verdict())
+                                       st.suitability.verdict(), st.shared)
         return out
 
     # --- lifecycle ---------------------------------------------------------------------------------

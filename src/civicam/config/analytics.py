@@ -28,6 +28,10 @@ class AnalyticsSettings(BaseModel):
         1, ge=1, le=256, description="Cameras whose next segments are analysed together, their frames detected "
         "in shared network runs (a GPU node's setting); 1: each camera on its own.",
     )
+    share_live_detections: bool = Field(
+        True, description="Take a segment's faces from the blurred live view where it detected them already "
+        "(same process, same detector) instead of decoding and detecting the segment again.",
+    )
     accelerator: Literal["auto", "tensorrt", "cuda", "cpu"] = Field(
         "auto", description="onnxruntime provider for batched detection and NVDEC decoding: 'auto' takes "
         "TensorRT, then CUDA, where onnxruntime and FFmpeg have them, else the CPU.",

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import av
 
+from civicam.analytics.detections import Detections
+from civicam.analytics.shared import DetectionBoard
 from civicam.domain.segments import PARTIAL_SUFFIX, parse_segment_path, segment_path
 from civicam.live import hls
 from civicam.live.edge import open_segment_file
@@ -140,6 +142,8 @@ class _Out:
     pending: dict[int, list[tuple[Coded, int]]] = field(default_factory=dict)  # fragment -> (sample, duration)
     written: set[int] = field(default_factory=set)  # source fragments whose blurred fragment is written
     source_done: bool = False
+    key: str = ""  # the source file's path: what its detections are posted under (analytics/shared.py)
+    first_pts: int | None = None  # of its first frame (display order): detection times count from it
 
     @property
     def whole(self) -> bool:
@@ -154,12 +158,14 @@ class LiveBlur:
     def __init__(self, store: SegmentStore, camera_id: int, rendition: str, root: Path, *,
                  first_seq: Callable[[datetime], int], log: logging.Logger,
                  make_blur: Callable[[], FaceBlur] = FaceBlur, lease_s: float = LEASE_S,
-                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], datetime] | None = None,
+                 board: DetectionBoard | None = None) -> None:
         if rendition not in RENDITIONS:
             raise ValueError(f"unknown rendition {rendition!r}")
         self.store, self.camera_id, self.rendition, self.root = store, camera_id, rendition, root
         self._first_seq, self.log, self._make_blur = first_seq, log, make_blur
         self._lease_s, self._clock = lease_s, clock
+        self._board = board
         self._now = wall_clock or (lambda: datetime.now(UTC))
         self._until = clock() + lease_s
         self._cond = threading.Condition()
@@ -247,7 +253,7 @@ class LiveBlur:
         start = parse_segment_path(rel).start
         self._seq = self._first_seq(start)
         self._session_end: int | None = None  # decode time where the previous file's samples ended
-        self._blur = self._make_blur()
+        self._blur = self._new_blur()
         self._enc: FragmentEncoder | None = None
         # source pts -> (blurred file, source fragment, duration, sync sample)
         self._meta: dict[int, tuple[_Out, int, int, bool]] = {}
@@ -270,6 +276,21 @@ class LiveBlur:
             start = parse_segment_path(rel).start
             self._seq += 1 + skip
             self.skipped += skip
+
+    def _new_blur(self) -> FaceBlur:
+        blur = self._make_blur()
+        if self._board is not None:
+            blur.on_detect = self._post
+        return blur
+
+    def _post(self, frame: av.VideoFrame, faces: Detections) -> None:
+        """A frame's own detection, for analytics of the same segment (analytics/shared.py)."""
+        pts = int(frame.pts or 0)
+        meta = self._meta.get(pts)
+        first = meta[0].first_pts if meta is not None else None
+        if meta is None or first is None or self._board is None:
+            return
+        self._board.post(meta[0].key, float((pts - first) * (frame.time_base or 0)), faces)
 
     def _segment(self, rel: str, start: datetime) -> None:
         """Blur one source file from its first fragment to its last, following it while it is written."""
@@ -297,6 +318,9 @@ class LiveBlur:
                         continue
                     if out is None:
                         out = self._new_out(rel, start, samples[0].decode_time, track)
+                        out.key = self.store.local_path(rel)
+                        if self._board is not None:
+                            self._board.begin(out.key)
                     out.expected[done] = len(samples)
                     for s in samples:
                         packet = av.Packet(s.data)
@@ -316,6 +340,8 @@ class LiveBlur:
                     self._frame(frame, track)
             if out is not None:
                 out.source_done = True
+                if self._board is not None:
+                    self._board.finish(out.key)  # every frame of it was pushed, so every detection made
                 self._write_ready(out, None)
 
     def _new_out(self, rel: str, start: datetime, first_time: int, track: TrackInit) -> _Out:
@@ -338,9 +364,12 @@ class LiveBlur:
         for out in self._outs:
             self._write_ready(out, None, final=True)
         self._enc = None
-        self._blur = self._make_blur()
+        self._blur = self._new_blur()
 
     def _frame(self, frame: av.VideoFrame, track: TrackInit) -> None:
+        meta = self._meta.get(int(frame.pts or 0))
+        if meta is not None and meta[0].first_pts is None:
+            meta[0].first_pts = int(frame.pts or 0)
         # Blurred at the source's size, then scaled down (by FaceBlur): blurring the 640x360 frame instead
         # costs 4.6 ms a frame less but left a head recognisable on the true-box oracle (docs/benchmarks.md).
         size = rendition_size(self.rendition, frame.width, frame.height)
@@ -424,6 +453,8 @@ class LiveBlur:
 
     def _close_all(self) -> None:
         for out in getattr(self, "_outs", []):
+            if self._board is not None and not out.source_done and out.key:
+                self._board.abandon(out.key)  # analytics decodes that one itself
             if out.fd >= 0:
                 os.close(out.fd)
                 out.fd = -1
@@ -448,8 +479,9 @@ class LiveBlurHub:
 
     def __init__(self, store: SegmentStore, root: Path, first_seq: Callable[[int, datetime], int], *,
                  log: logging.Logger, make_blur: Callable[[], FaceBlur] = FaceBlur, lease_s: float = LEASE_S,
-                 retry_s: float = 5.0) -> None:
+                 retry_s: float = 5.0, board: DetectionBoard | None = None) -> None:
         self.store, self.root, self._first_seq, self.log = store, root, first_seq, log
+        self._board = board
         self._make_blur, self._lease_s, self._retry_s = make_blur, lease_s, retry_s
         self._pipes: dict[tuple[int, str], tuple[LiveBlur, float]] = {}
         self._guard = threading.Lock()
@@ -470,7 +502,8 @@ class LiveBlurHub:
                 pipe.close(0)
             pipe = LiveBlur(self.store, camera_id, rendition, self.root / str(camera_id) / rendition,
                             first_seq=lambda t: self._first_seq(camera_id, t), log=self.log,
-                            make_blur=self._make_blur, lease_s=self._lease_s)
+                            make_blur=self._make_blur, lease_s=self._lease_s,
+                            board=self._board)
             pipe.start()
             self._pipes[key] = (pipe, time.monotonic())
             return pipe

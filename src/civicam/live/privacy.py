@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from civicam.analytics.blur import blur_regions_yuv420, pad_boxes
+from civicam.analytics.detections import Detections
 from civicam.analytics.faces import BLUR_MIN_SCORE, FaceDetector, create_detector
 from civicam.live import planes as yuv
 from civicam.storage.backend import SegmentStore
@@ -99,6 +100,9 @@ class FaceBlur:
         self._last = np.zeros((0, 4), np.float32)  # boxes of the last detection frame, frame pixels
         self._held: list[tuple[np.ndarray, av.VideoFrame]] = []
         self._size: tuple[int, int] | None = None  # the size frames go out at (None: the source's)
+        # Called with each frame's own detection (frame pixels), for whoever would detect it again
+        # (analytics of the same segment: analytics/shared.py).
+        self.on_detect: Callable[[av.VideoFrame, Detections], None] | None = None
 
     def _find(self, planes: np.ndarray, frame: av.VideoFrame, detector: FaceDetector,
               source: bool = True) -> np.ndarray:
@@ -109,8 +113,11 @@ class FaceBlur:
         w, h = max(2, round(frame.width * s)), max(2, round(frame.height * s))
         picture = frame if source else _like(planes, frame)
         small = picture.reformat(width=w, height=h, format="bgr24").to_ndarray()
-        boxes = detector.detect(np.ascontiguousarray(small, np.uint8)).boxes
-        return np.asarray(boxes * np.array([frame.width / w, frame.height / h] * 2, np.float32), np.float32)
+        faces = detector.detect(np.ascontiguousarray(small, np.uint8))
+        boxes = np.asarray(faces.boxes * np.array([frame.width / w, frame.height / h] * 2, np.float32), np.float32)
+        if source and self.on_detect is not None:
+            self.on_detect(frame, Detections(boxes, faces.scores, faces.labels, faces.mask_probs))
+        return boxes
 
     def _detect(self, planes: np.ndarray, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
         """(boxes found, the planes blurred with them and the previous detection's), checked again."""

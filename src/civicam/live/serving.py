@@ -80,7 +80,7 @@ def live_blur_hub(holder: object, ctx: Context, store: SegmentStore) -> LiveBlur
 
     return keep(holder, "live_blur", lambda: LiveBlurHub(
         store, ctx.settings.data_dir / "cache" / "live-blurred", first_seq,
-        log=logging.getLogger("civicam.live.blurred_live")))
+        log=logging.getLogger("civicam.live.blurred_live"), board=ctx.detections))
 
 
 def blurred_part_response(hub: LiveBlurHub, camera_id: int, rendition: str, name: str,
