@@ -158,9 +158,11 @@ def test_view_only_camera_behind_a_gateway_is_relayed_through_its_connection(
             assert r.status_code == 403 and r.json()["code"] == "wrong_site", r.text
 
         page = sign_in("admin")
+        opened = time.monotonic()
         page.goto(f"{hub.url}/wall?n=4&site_id={site_a}")
         video = f"document.querySelector(\".tile[data-camera='{cid}'] video\")"
         page.wait_for_function(f"() => {video} && {video}.currentTime > 0.5", timeout=90_000)
+        print(f"gateway relay: playing {time.monotonic() - opened:.1f} s after the wall opened")
         tile = page.locator(f".tile[data-camera='{cid}']")
         assert tile.locator("[data-blur]").inner_text() == "blurred"
         assert established_to(cam_server.port) >= 1, "the gateway pulls the camera while it is watched"
@@ -185,6 +187,7 @@ def test_view_only_camera_behind_a_gateway_is_relayed_through_its_connection(
             assert time.monotonic() - left < 40, "the gateway still pulls 40 s after the last viewer left"
             time.sleep(0.25)  # polling interval of a deadline-bounded wait
         stopped_after = time.monotonic() - left
+        print(f"gateway relay: the gateway stopped pulling {stopped_after:.1f} s after the viewer left")
         assert stopped_after < 40
         wait_for("the gateway's log says it stopped", lambda: "relay stopped" in gw.log_text(), 10)
         assert not list((gw.spool / "relay").rglob("*.mp4")), "the gateway's scratch segments are gone"

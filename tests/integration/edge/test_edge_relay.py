@@ -164,7 +164,9 @@ def test_gateway_relay_is_wanted_pushed_bounded_and_stopped(hub: Api, tmp_path: 
         while len(viewer.playlists) <= seen:
             assert datetime.now() < deadline, "the viewer reloads its playlist"
             viewer.leave.wait(0.1)  # polling interval of a deadline-bounded wait
-        assert "relay/segments/" in viewer.playlists[-1] and "#EXTINF" in viewer.playlists[-1]
+        newest = answers.count(200)  # the first push was seq 0, then one per accepted push
+        assert f"segments/{newest}/media.m4s" in viewer.playlists[-1], viewer.playlists[-1]
+        assert f"#EXT-X-MAP:URI=\"segments/{newest}/init.mp4\"" in viewer.playlists[-1]
         # The viewer keeps watching: a long poll of a gateway that relays it holds and says it is wanted.
         assert poll(client, tok_a, [lobby]) == [lobby]
     finally:
