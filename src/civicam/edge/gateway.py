@@ -90,8 +90,10 @@ class Gateway:
         self._lock = threading.Lock()
         self.last_contact: datetime | None = None
         self._rng = random.Random()
-        self.relay = RelayLink(self.client, cfg.spool_dir / "relay", self._rec, logger, clock, self._stop,
-                               cfg.connect_timeout_s, cfg.backoff_min_s, cfg.backoff_max_s)
+        # A client of its own (pinned the same way): a lane's broken connection closes the client it shares,
+        # which must not cut the relay's held long poll, nor the other way round.
+        self.relay = RelayLink(HubClient(cfg, logger), cfg.spool_dir / "relay", self._rec, logger, clock,
+                               self._stop, cfg.connect_timeout_s, cfg.backoff_min_s, cfg.backoff_max_s)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 

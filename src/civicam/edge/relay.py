@@ -199,4 +199,5 @@ class RelayLink:
         with self._changed:
             self._changed.notify_all()
         self._stop_all()
+        self._client.close()
         shutil.rmtree(self.root, ignore_errors=True)

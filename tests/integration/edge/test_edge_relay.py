@@ -158,6 +158,21 @@ def test_gateway_relay_is_wanted_pushed_bounded_and_stopped(hub: Api, tmp_path: 
             assert status == 200, (status, code)
             start += timedelta(seconds=duration)
         assert answers[-1] == 429, f"no rate limit in {len(answers)} pushes"
+        # A gateway that keeps to the rate (waits as Retry-After says) is served; only the playlist's window
+        # (and two more) is kept on disk of what it pushed.
+        window = recording_settings(ctx).live_segments
+        deadline = datetime.now() + timedelta(seconds=30)
+        while answers.count(200) + 1 < window + 4:
+            assert datetime.now() < deadline, f"pushes at the allowed rate refused: {answers}"
+            status, code = push(client, tok_a, lobby, body, start)
+            answers.append(status)
+            if status == 429:
+                viewer.leave.wait(1.0)  # Retry-After: 1
+                continue
+            assert status == 200, (status, code)
+            start += timedelta(seconds=duration)
+        kept = list((ctx.settings.data_dir / "relay" / f"cam{lobby}" / "segments").rglob("*.mp4"))
+        assert len(kept) == window + 2, kept
         # The viewer's playlist lists what was pushed (the window's newest), whole segments.
         seen = len(viewer.playlists)
         deadline = datetime.now() + timedelta(seconds=20)
