@@ -44,6 +44,7 @@ PUSH_BYTES_BURST = 3 * MAX_PUSH_BYTES
 PUSHES_PER_S = 2.0
 PUSHES_BURST = 6.0
 MAX_PUSH_DURATION_S = 60.0
+RELAY_CODECS = ("h264", "hevc")  # what the onboarding policy admits and the blur pipeline decodes
 
 
 class RelayRefused(Exception):
@@ -168,14 +169,17 @@ class EdgeRelay(RelayWindow):
             if info.frames == 0 or info.init_bytes == 0 or not 0 < info.duration_s <= MAX_PUSH_DURATION_S:
                 raise RelayRefused(400, "bad_segment", "The pushed segment has no frames, no init section or an "
                                    "implausible duration.")
-            with self._lock:
-                if self._last_end is not None and start < self._last_end - timedelta(milliseconds=1):
-                    raise RelayRefused(409, "out_of_order", "This segment starts before the previous one ended.")
+            if info.codec not in RELAY_CODECS:
+                raise RelayRefused(400, "bad_segment", f"The pushed segment is {info.codec}, not H.264 or HEVC.")
             rel = segment_path(self.camera_id, start)
             end = start + timedelta(seconds=info.duration_s)
-            with self._lock:  # under the lock of ``stop``: nothing lands in a relay being deleted
+            # One lock for the checks and the move: two pushes with one start cannot both land (same file),
+            # and nothing lands in a relay ``stop`` is deleting.
+            with self._lock:
                 if self._stopped:
                     raise RelayRefused(409, "not_wanted", "Nobody watches this camera any more; stop relaying it.")
+                if self._last_end is not None and start < self._last_end - timedelta(milliseconds=1):
+                    raise RelayRefused(409, "out_of_order", "This segment starts before the previous one ended.")
                 size = os.stat(tmp).st_size
                 self.store.spool(rel)
                 os.replace(tmp, self.store.local_path(rel))
