@@ -44,6 +44,13 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's scalars and arrays are TOML's; a dict becomes an inline table."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 class Hub:
     """A hub data directory and its ``civicam serve --tls`` process, restartable on the same port."""
 
@@ -117,7 +124,7 @@ class Hub:
 class Gateway:
     """One ``civicam edge run`` process with its edge.toml and spool."""
 
-    def __init__(self, root: Path, hub: Hub, fingerprint: str, token: str, cameras: list[dict[str, Any]],
+    def __init__(self, root: Path, hub: Hub | None, fingerprint: str, token: str, cameras: list[dict[str, Any]],
                  hub_url: str | None = None, **settings: Any) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
@@ -125,14 +132,16 @@ class Gateway:
         self.token_file = root / "site.token"
         self.token_file.write_text(token)
         self.config = root / "edge.toml"
-        values: dict[str, Any] = {"hub_url": hub_url or hub.url, "hub_fingerprint": fingerprint,
+        url = hub_url or (hub.url if hub is not None else None)
+        assert url is not None, "a hub or its URL"
+        values: dict[str, Any] = {"hub_url": url, "hub_fingerprint": fingerprint,
                                   "token_file": "site.token", "spool_dir": "spool", "segment_target_s": 2.0,
                                   "probe_seconds": 1.5, "backoff_min_s": 0.3, "backoff_max_s": 3.0,
                                   "health_interval_s": 2.0, **settings}
-        lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+        lines = [f"{k} = {_toml(v)}" for k, v in values.items()]
         for cam in cameras:
             lines.append("[[cameras]]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in cam.items()]
+            lines += [f"{k} = {_toml(v)}" for k, v in cam.items()]
         self.config.write_text("\n".join(lines) + "\n")
         self.env = {**os.environ}
         self.proc: subprocess.Popen[bytes] | None = None

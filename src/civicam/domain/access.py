@@ -126,6 +126,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/edge/uploads/{upload_id}"): GATEWAY,
     ("POST", "/api/edge/gaps"): GATEWAY,
     ("POST", "/api/edge/health"): GATEWAY,
+    ("GET", "/api/edge/relay-requests"): GATEWAY,
+    ("POST", "/api/edge/relay/{camera_id}/segments"): GATEWAY,
     # Analytics and alerts
     ("GET", "/api/analytics/{scope}/{scope_id}"): Rule(P.analytics_read, T.aggregate),
     ("GET", "/api/analytics/health"): Rule(P.analytics_read),

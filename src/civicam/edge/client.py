@@ -5,7 +5,8 @@ its SHA-256 with the fingerprint given at enrolment, and then trusts exactly tha
 handshakes that carry requests. A different certificate fails the handshake, so the token never reaches
 anyone but the pinned hub.
 
-Uploads are tus 1.0.0 (core + creation) against ``/api/edge/uploads``; see ``api/routers/edge.py``.
+Uploads are tus 1.0.0 (core + creation) against ``/api/edge/uploads``; see ``api/routers/edge.py``. View-only
+cameras are relayed on the hub's request, learnt by long-polling ``/api/edge/relay-requests`` (edge/relay.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +27,7 @@ from civicam.edge.spool import GapEvent, Spooled
 from civicam.ingest.uploads import encode_metadata
 
 TUS = {"Tus-Resumable": "1.0.0"}
+RELAY_POLL_EXTRA_S = 15.0  # a long poll is held by the hub (api/routers/edge.py RELAY_HOLD_S): wait that longer
 
 
 class HubUnreachable(Exception):
@@ -46,6 +49,10 @@ class HubRefused(Exception):
 
 class DigestMismatch(HubRefused):
     """The hub received bytes whose SHA-256 is not the announced one (nothing stored)."""
+
+
+class NotWanted(HubRefused):
+    """A relayed segment the hub no longer wants: nobody watches the camera; stop pulling it."""
 
 
 def fetch_certificate(host: str, port: int, timeout_s: float) -> bytes:
@@ -153,6 +160,27 @@ class HubClient:
         r = self.request("POST", "/api/edge/health", json=body)
         if r.status_code != 200:
             raise self._refusal(r)
+
+    def relay_requests(self, have: list[int]) -> list[int]:
+        """Long poll: the hub ids of this site's view-only cameras somebody watches now (``have``: relayed now)."""
+        r = self.request("GET", "/api/edge/relay-requests", params={"have": ",".join(map(str, have))},
+                         timeout=self.cfg.http_timeout_s + RELAY_POLL_EXTRA_S)
+        if r.status_code != 200:
+            raise self._refusal(r)
+        return [int(c) for c in r.json()["cameras"]]
+
+    def push_relay(self, hub_camera: int, path: str, start: datetime) -> None:
+        """One finished segment of a relayed camera; NotWanted when nobody watches it any more."""
+        with open(path, "rb") as fh:
+            body = fh.read()
+        r = self.request("POST", f"/api/edge/relay/{hub_camera}/segments", content=body,
+                         headers={"Civicam-Start": start.isoformat(), "Content-Type": "video/mp4"})
+        if r.status_code == 200:
+            return
+        refusal = self._refusal(r)
+        if refusal.code == "not_wanted":
+            raise NotWanted(refusal.status, refusal.code, str(refusal))
+        raise refusal
 
     def upload(self, hub_camera: int, item: Spooled, path: str) -> int:
         """Deliver one segment (resuming where the hub is); returns the hub's segment id once it is stored."""

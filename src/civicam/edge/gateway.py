@@ -1,7 +1,8 @@
 """The site gateway: probe local cameras, record accepted ones into the spool, upload to the hub, report health.
 
 One thread per camera (probe, then its upload lane: registration, gap events, segments in order with the
-live one first), the hub's own recorder supervisors writing the spool, and a health thread.
+live one first), the hub's own recorder supervisors writing the spool, a health thread, and the relay link
+(edge/relay.py) that pulls view-only cameras only while the hub says somebody watches them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from civicam.domain.segments import SegmentDone
 from civicam.domain.urls import redact
 from civicam.edge.client import DigestMismatch, HubClient, HubRefused, HubUnreachable, PinMismatch
 from civicam.edge.config import EdgeCamera, EdgeConfig
+from civicam.edge.relay import Offered, RelayLink
 from civicam.edge.spool import Spool, Spooled, sha256_file
 from civicam.ingest.sources import SourceSpec
 from civicam.ingest.supervisor import Supervisor, backoff_delay
@@ -88,6 +90,10 @@ class Gateway:
         self._lock = threading.Lock()
         self.last_contact: datetime | None = None
         self._rng = random.Random()
+        # A client of its own (pinned the same way): a lane's broken connection closes the client it shares,
+        # which must not cut the relay's held long poll, nor the other way round.
+        self.relay = RelayLink(HubClient(cfg, logger), cfg.spool_dir / "relay", self._rec, logger, clock,
+                               self._stop, cfg.connect_timeout_s, cfg.backoff_min_s, cfg.backoff_max_s)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -101,6 +107,8 @@ class Gateway:
             self._lanes[cam.name] = lane
             self._spawn(functools.partial(self._camera, cam, lane), f"edge-{lane.local_id}")
         self._spawn(self._health_loop, "edge-health")
+        if any(cam.view_only for cam in self.cfg.cameras):
+            self._spawn(self.relay.run, "edge-relay-link")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -118,6 +126,7 @@ class Gateway:
             sup.join(self.cfg.connect_timeout_s + self.cfg.segment_target_s * 2)
         for thread in self._threads:
             thread.join(self.cfg.http_timeout_s + 5)
+        self.relay.close()  # after its thread ended: no pull starts behind it
         self.client.close()
         self._write_health()
 
@@ -161,6 +170,8 @@ class Gateway:
                     lane.hub_id = int(info["id"])
                     reported = True
                     self._contact()
+                    if cam.view_only and result.verdict == "accepted":
+                        self.relay.offer(Offered(lane.hub_id, lane.local_id, cam))
                 assert lane.hub_id is not None
                 if self._deliver(lane, lane.hub_id):
                     attempt = 0
@@ -232,6 +243,7 @@ class Gateway:
                          "last_uploaded_end": lane.last_uploaded_end.isoformat() if lane.last_uploaded_end else None,
                          "last_error": lane.last_error})
         return {"at": now.isoformat(), "spool_bytes": self.spool.used(), "quota_bytes": self.cfg.quota_bytes,
+                "relaying": self.relay.relaying(),
                 "pending_segments": count, "dropped_segments": self.spool.dropped,
                 "upload_lag_s": (now - oldest_end).total_seconds() if oldest_end else 0.0,
                 "last_contact": self.last_contact.isoformat() if self.last_contact else None, "cameras": cams}

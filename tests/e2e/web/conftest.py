@@ -41,6 +41,7 @@ class Hub:
     ctx: Context
     ids: dict[str, int] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    app: Any = None  # the ASGI app, for a test that serves it on a second (TLS) port too
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         server.should_exit = True
         pytest.fail("the hub did not answer /healthz within 20 s")
     try:
-        yield Hub(url, ctx, ids)
+        yield Hub(url, ctx, ids, app=app)
     finally:
         server.should_exit = True
         thread.join(timeout=20)

@@ -5,30 +5,41 @@ Uploads speak tus 1.0.0 (core + creation; https://tus.io/protocols/resumable-upl
 the same camera, start and SHA-256, finds) the upload, HEAD tells the offset the hub has, PATCH appends at
 that offset. The hub answers ``Civicam-Stored: <segment id>`` only once the segment is verified, stored and
 indexed; that is the gateway's signal to delete its copy.
+
+View-only cameras behind a gateway are relayed through the gateway's own outbound connection: it long-polls
+``GET /edge/relay-requests`` (which of its site's view-only cameras somebody watches now) and pushes each
+finished segment of a wanted camera to ``POST /edge/relay/{camera_id}/segments`` into the hub's relay
+window (live/relay.py), bounded in size and rate, never into the recordings or the index.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from civicam.api.deps import Ctx, bearer_token, require
+from civicam.api.routers.live import relays
 from civicam.api.state import shared
 from civicam.audit.log import Actor
 from civicam.auth import site_tokens
 from civicam.auth.tls import hub_fingerprint
+from civicam.context import Context
 from civicam.db.base import utcnow
-from civicam.db.models import Site
+from civicam.db.models import Camera, Site
 from civicam.domain.roles import Perm
 from civicam.ingest.service import store_for
 from civicam.ingest.uploads import UploadError, UploadService, parse_metadata, segment_meta
+from civicam.live.relay import RelayRefused
 
 router = APIRouter(tags=["edge"])
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -182,6 +193,102 @@ def report_health(body: dict[str, Any], site_id: GatewaySite, request: Request, 
             row.last_contact = utcnow()
             row.health = body
     return {"status": "ok", "site_id": str(site_id)}
+
+
+# -- view-only cameras relayed through the gateway ---------------------------------------------------------
+
+RELAY_HOLD_S = 10.0  # a long poll is answered at once when the wanted set changed, else after this
+RELAY_POLL_S = 0.2  # how often a held long poll looks at the relays (a dictionary read, no database)
+
+
+def _site_view_only(ctx: Context, site_id: int) -> list[int]:
+    """The site's accepted view-only cameras behind its gateway: the only ones its long poll can be asked for."""
+    with ctx.db.session() as s:
+        return list(s.scalars(select(Camera.id).where(Camera.site_id == site_id, Camera.source == "edge",
+                                                      Camera.view_only.is_(True), Camera.status == "accepted")))
+
+
+def _relay_camera(ctx: Context, site_id: int, camera_id: int) -> None:
+    with ctx.db.session() as s:
+        cam = s.get(Camera, camera_id)
+        if cam is None or cam.site_id != site_id:
+            raise RelayRefused(403, "wrong_site", f"Camera {camera_id} does not belong to site {site_id}; this "
+                               "site's token relays only its own cameras.")
+        if cam.source != "edge" or not cam.view_only:
+            raise RelayRefused(403, "not_view_only", f"Camera {camera_id} is not a view-only camera behind a "
+                               "gateway: nothing is relayed for it.")
+
+
+def _relay_refused(exc: RelayRefused) -> JSONResponse:
+    headers = {"Retry-After": "1"} if exc.status == 429 else {}
+    return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=exc.status, headers=headers)
+
+
+@router.get("/edge/relay-requests")
+async def relay_requests(request: Request, site_id: GatewaySite, ctx: Ctx,
+                         have: Annotated[str, Query(max_length=4000)] = "") -> Response:
+    """Long poll: which of this site's view-only cameras somebody watches now. Answered at once when that
+    differs from ``have`` (the cameras the gateway relays, comma-separated), else when it changes or after
+    ``RELAY_HOLD_S``. The wait holds no thread and no database connection."""
+    try:
+        having = sorted({int(x) for x in have.split(",") if x.strip()})
+    except ValueError:
+        return JSONResponse({"detail": "have is a comma-separated list of camera ids.", "code": "bad_have"}, 400)
+    ids = await run_in_threadpool(_site_view_only, ctx, site_id)
+    svc = relays(request, ctx)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RELAY_HOLD_S
+    wanted = svc.wanted(ids)
+    while wanted == having and loop.time() < deadline:
+        if await request.is_disconnected():
+            break
+        await asyncio.sleep(RELAY_POLL_S)
+        wanted = svc.wanted(ids)
+    return JSONResponse({"cameras": wanted, "hold_s": RELAY_HOLD_S}, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/edge/relay/{camera_id}/segments")
+async def relay_push(camera_id: int, request: Request, site_id: GatewaySite, ctx: Ctx,
+                     content_length: Annotated[int | None, Header()] = None,
+                     civicam_start: Annotated[str | None, Header()] = None) -> Response:
+    """One finished segment of a wanted view-only camera, pushed by its gateway: checked (site, size, rate,
+    that it demuxes as video), put in the camera's relay window, served blurred like the pulled relay;
+    never recorded or indexed. ``409 not_wanted`` tells the gateway to stop pulling the camera."""
+    try:
+        await run_in_threadpool(_relay_camera, ctx, site_id, camera_id)
+        relay = relays(request, ctx).pushed(camera_id)
+        if relay is None:
+            raise RelayRefused(409, "not_wanted", "Nobody watches this camera; stop relaying it.")
+        if content_length is None:
+            raise RelayRefused(411, "length_required", "A relayed segment needs a Content-Length.")
+        try:
+            start = datetime.fromisoformat(civicam_start or "")
+        except ValueError:
+            raise RelayRefused(400, "bad_start", "Civicam-Start must be the segment's start (ISO 8601).") from None
+        relay.admit(content_length)
+    except RelayRefused as exc:
+        return _relay_refused(exc)
+    tmp = relay.incoming / f"{secrets.token_hex(8)}.mp4"
+    try:
+        received = 0
+        with open(tmp, "wb") as fh:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > content_length:
+                    raise RelayRefused(413, "too_large", "The body is longer than its Content-Length.")
+                fh.write(chunk)
+        if received != content_length:
+            raise RelayRefused(400, "short_body", "The body is shorter than its Content-Length.")
+        seg = await run_in_threadpool(relay.receive, tmp, start)
+    except RelayRefused as exc:
+        return _relay_refused(exc)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    except OSError:  # the relay was reaped (its folder deleted) while the segment arrived
+        return _relay_refused(RelayRefused(409, "not_wanted", "Nobody watches this camera; stop relaying it."))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return JSONResponse({"seq": seg.seq, "start": seg.start.isoformat(), "end": seg.end.isoformat()})
 
 
 # -- what admins do ---------------------------------------------------------------------------------------

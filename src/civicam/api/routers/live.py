@@ -117,26 +117,31 @@ def relays(request: Request, ctx: Context) -> RelayService:
 
 def _relay_master(camera: Camera, actor: Actor, session: Session, ctx: Context, request: Request,
                   unblurred_reason: str | None) -> Response:
-    if camera.source == "edge":
-        raise HTTPException(501, "Live relay of a view-only camera behind a site gateway is not available yet.")
     if camera.status != "accepted":
         raise HTTPException(409, "This view-only camera has not been accepted by its probe.")
     now = utcnow()
     grant = view_grant(ctx, actor, camera.id, unblurred_reason, "live", now, now + timedelta(seconds=GRANT_TTL_S))
-    user, pw = credentials(ctx.secrets, camera)
-    settings = recording_settings(ctx)
-    spec = SourceSpec(camera.id, stream_url(ctx.secrets, camera), user, pw, settings.rtsp_transport,
-                      settings.connect_timeout_s)
-    relay = relays(request, ctx).watch(spec)
+    if camera.source == "edge":
+        # Behind a site gateway: the hub cannot reach the camera; the gateway's long poll learns that it is
+        # wanted, pulls it at the site and pushes its segments up (api/routers/edge.py).
+        relay = relays(request, ctx).want(camera.id)
+    else:
+        user, pw = credentials(ctx.secrets, camera)
+        settings = recording_settings(ctx)
+        spec = SourceSpec(camera.id, stream_url(ctx.secrets, camera), user, pw, settings.rtsp_transport,
+                          settings.connect_timeout_s)
+        relay = relays(request, ctx).watch(spec)
     deadline = time.monotonic() + RELAY_FIRST_SEGMENT_S
     while not relay.window():  # the first segment of a camera nobody was pulling: a few seconds
         if time.monotonic() > deadline:
-            raise HTTPException(503, "The view-only camera sent no video yet; try again.",
+            raise HTTPException(503, "The view-only camera sent no video yet (through its site gateway, if it "
+                                "is behind one); try again.",
                                 headers={"Retry-After": "2"})
         time.sleep(0.1)
         relay.touch()
     record(session, actor, "live.view", "camera", camera.id,
-           {"blurred": grant is None, "relay": True, "unblurred_reason": unblurred_reason if grant else None})
+           {"blurred": grant is None, "relay": True, "unblurred_reason": unblurred_reason if grant else None,
+            **({"via_gateway": True} if camera.source == "edge" else {})})
     segs = relay.window()
     media = "relay/media.m3u8" + (f"?grant={grant}" if grant else "")
     body = hls.master_playlist(media, bandwidth=hls.bandwidth_of(segs), width=segs[-1].width,
