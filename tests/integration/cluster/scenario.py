@@ -89,6 +89,7 @@ def worker_analysing(node_ids: list[str]) -> list[int]:
 def analytics_seen(cams: list[int]) -> dict[str, Any] | None:
     """The cluster's analytics health once every analysed camera has analysed a segment (else None)."""
     health = cluster_analytics_health(find_controller())
+    log.info("analytics health %s, workers analyse %s", health, cams)
     if not health or sorted(health) != cams or any(h.analyzed_segments < 1 for h in health.values()):
         return None
     return {str(c): {"analyzed": h.analyzed_segments, "lag_s": h.lag_s, "errors": h.errors}

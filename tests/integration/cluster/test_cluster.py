@@ -148,9 +148,9 @@ def test_node_loss_join_and_controller_failover(
                 "database_url": f"postgresql+psycopg://postgres@/{name}?host={socket_dir}",
                 "recording": {"segment_target_s": 2.0, "min_free_bytes": 0, "refresh_interval_s": 1.0,
                               "backoff_min_s": 0.2, "backoff_max_s": 1.0, "connect_timeout_s": 4.0},
-                # Analytics on, one camera per node (the cheap detector, 1 fps): enough for its health to be
+                # Analytics on, one camera per node at 1 fps: enough for its health to be
                 # real on every node without its CPU deciding the recording figures on two shared cores.
-                "analytics": {"enabled": True, "fps": 1.0, "detector": "haar", "poll_interval_s": 1.0},
+                "analytics": {"enabled": True, "fps": 1.0, "poll_interval_s": 1.0},
                 "cluster": {"reconcile_interval_s": 0.5, "ping_timeout_s": 8.0, "analytics_per_core": 1.0},
             },
         }
@@ -222,12 +222,13 @@ def check(report: dict[str, Any], url_tcp: str, data_dir: Path, clip: Path) -> d
 
     # 2. Node join: 10 cameras moved to the new node, make-before-break: no gap at all, for them as for
     # the 20 others. Every camera's index covers the window without a hole or an overlap ...
+    # (From a second before the join: the lost cameras recorded again before it, 3 s or more after the kill.)
     moved = set(report["moved"])
     assert len(moved) == 10 and sorted(len(c) for c in report["after_add"].values()) == [10, 10, 10]
+    window = t_add - timedelta(seconds=1)
     for cam in cams:
-        assert not [g for g in gaps_of[cam] if g.start >= t_add - timedelta(seconds=3)], \
-            f"camera {cam} interrupted: {describe(gaps_of[cam])}"
-        during = [r for r in by_cam[cam] if r.end >= t_add - timedelta(seconds=3)]
+        assert not [g for g in gaps_of[cam] if g.start >= window], f"camera {cam} interrupted: {describe(gaps_of[cam])}"
+        during = [r for r in by_cam[cam] if r.end >= window]
         assert during and during[-1].end >= t_end - timedelta(seconds=6)
         for a, b in zip(during, during[1:], strict=False):
             assert abs(b.start - a.end) <= timedelta(milliseconds=150), f"camera {cam}: {a.end} -> {b.start}"
@@ -237,7 +238,7 @@ def check(report: dict[str, Any], url_tcp: str, data_dir: Path, clip: Path) -> d
     assert len(set(clip_frames)) == len(clip_frames), "the clip's frames must be distinct for this check"
     store = open_store(make_settings(data_dir, url_tcp))
     for cam in moved:
-        rows = [r for r in by_cam[cam] if r.end >= t_add - timedelta(seconds=3)]
+        rows = [r for r in by_cam[cam] if r.end >= window]
         turns = [(a, b) for a, b in zip(rows, rows[1:], strict=False) if a.session != b.session]
         assert len(turns) == 1, f"camera {cam}: expected one handover, got {len(turns)}"
         old, new = turns[0]
