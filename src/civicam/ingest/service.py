@@ -177,9 +177,10 @@ class RecordingService:
         ``wait``: join the stopped recorders and flush the index before returning (a handover).
         """
         with self._lock:
-            for cam in [c for c, h in self._standby.items() if h.expired()]:
-                self._log.warning("camera %s: handover not released in time; the standby recorder is dropped", cam)
-                del self._standby[cam]
+            for expired in [c for c, h in self._standby.items() if h.expired()]:
+                self._log.warning("camera %s: handover not released in time; the standby recorder is dropped",
+                                  expired)
+                del self._standby[expired]
             standby = dict(self._standby)
         with self.ctx.db.session() as session:
             query = select(Camera).where(Camera.status == "accepted", Camera.source == "pull",
