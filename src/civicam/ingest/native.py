@@ -292,6 +292,9 @@ class Recording:
             hold.receiving.set()
         if not hold.released:
             return
+        if self.wall is not None:
+            # The slew due over the hold, applied now: once shifted, the first segment's start must not move.
+            self.wall.steer(ticks)
         keys = self.held.key_ticks()
         since = hold.since.timestamp() if hold.since is not None else None
         join = join_point([self._at(t).timestamp() for t in keys], since)

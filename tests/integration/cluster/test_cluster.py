@@ -245,6 +245,7 @@ def check(report: dict[str, Any], url_tcp: str, data_dir: Path, clip: Path) -> d
         delta = (new.start - old.end).total_seconds()
         figures["handover_gap_max_s"] = max(figures.get("handover_gap_max_s", 0.0), delta)
         figures["handover_overlap_max_s"] = max(figures.get("handover_overlap_max_s", 0.0), -delta)
+        assert abs(delta) < 0.001, f"camera {cam}: the new node's first segment does not continue the old one's"
         frames = played_frames(store, rows, old.end - timedelta(seconds=2.5), old.end + timedelta(seconds=2.5),
                                tmp=data_dir / f"handover-{cam}.mp4")
         steps = [(b[0] - a[0]).total_seconds() for a, b in zip(frames, frames[1:], strict=False)]
