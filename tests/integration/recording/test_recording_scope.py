@@ -126,3 +126,36 @@ def test_make_before_break_handover_has_no_gap(rec_server: RtspServer, clip: Pat
     broken = first_break([d for _, d in frames], frame_digests(clip))
     assert broken is None, f"picture {broken} of the handover window repeats or skips the stream"
     ctx.close()
+
+
+def test_make_before_break_on_the_pyav_engine_records_its_short_gap(rec_server: RtspServer, tmp_path: Path) -> None:
+    """The PyAV engine holds no GOPs: released, it starts at its next keyframe, and the supervisor records
+    the time since the old recorder's end as a ``handover`` gap. Never an overlap, never a second writer."""
+    ctx = new_context(tmp_path / "hub")
+    cam, = add_cameras(ctx, [rec_server.url("/cam1")])
+    settings = fast_settings(engine="pyav")
+    a = RecordingService(ctx, LOG, settings=settings, scope=[cam], maintenance=False)
+    b = RecordingService(ctx, LOG, settings=settings, scope=[], maintenance=False)
+    a.start()
+    b.start()
+    try:
+        wait_for(lambda: len(segments(ctx.db, cam)) >= 1 or None, 40, "a segment on node a")
+        b.prepare([cam], timeout_s=60)
+        wait_for(lambda: b.standby().get(cam), 20, "node b's standby recorder receiving")
+        a.set_scope([])
+        held = len(segments(ctx.db, cam))
+        b.set_scope([cam])
+        wait_for(lambda: len(segments(ctx.db, cam)) >= held + 1 or None, 40, "a segment from node b")
+    finally:
+        a.close()
+        b.close()
+    rows = segments(ctx.db, cam)
+    assert [r.seq for r in rows] == list(range(len(rows)))
+    old, new = rows[held - 1], rows[held]
+    assert old.session != new.session and new.start > old.end
+    with ctx.db.session() as s:
+        gaps = s.execute(select(Gap).where(Gap.camera_id == cam)).scalars().all()
+    assert [(g.reason, g.start, g.end) for g in gaps] == [("handover", old.end, new.start)]
+    # Under one GOP (2 s) plus the release, even on a loaded machine.
+    assert (new.start - old.end).total_seconds() < 5
+    ctx.close()
