@@ -10,7 +10,7 @@ import pytest
 
 from civicam.analytics.aggregation import total
 from civicam.analytics.records import PeopleCount
-from civicam.analytics.service import AnalyticsService
+from civicam.analytics.service import AnalyticsHealthSource, AnalyticsService
 from civicam.config.analytics import AnalyticsSettings
 from civicam.context import Context, open_context
 from civicam.domain.segments import segment_path
@@ -18,7 +18,7 @@ from civicam.ingest.service import store_for
 from civicam.registry import service
 from civicam.storage.reconcile import reconcile
 from support.faces import face_clip, visible_faces
-from support.hub import ACTOR, make_settings
+from support.hub import ACTOR, Api, make_settings
 
 T0 = datetime(2026, 11, 22, 3, 0, 0, tzinfo=UTC)
 LOG = logging.getLogger("test")
@@ -130,8 +130,11 @@ def test_a_scoped_service_analyses_only_its_cameras(tmp_path: Path) -> None:
     for cam in (1, 2):
         face_clip(Path(store.spool(segment_path(cam, T0))), visible_faces(1, 60), 0.4)
     reconcile(ctx.db, store, LOG)
-    assert svc.poll_once() == 1 and set(svc.health()) == {2}
+    assert svc.poll_once() == 1 and set(svc.health()) == {2} and set(svc.analytics_health()) == {2}
     svc.set_scope([])
+    # What the node reports to the cluster's analytics health: only what it analyses now, so a camera moved
+    # to another node is not reported twice (the stale state stays in ``health`` for the tracks' sake).
+    assert svc.analytics_health() == {} and set(svc.health()) == {2}
     for cam in (1, 2):
         face_clip(Path(store.spool(segment_path(cam, T0 + timedelta(seconds=2)))), visible_faces(1, 60), 0.4)
     reconcile(ctx.db, store, LOG)
@@ -170,3 +173,34 @@ def test_people_are_counted_in_the_quarter_hour_they_were_seen(hub: Context) -> 
     with hub.db.session() as s:
         rows = sorted((r.bucket_start.replace(tzinfo=UTC), r.people) for r in s.query(PeopleCount).all())
     assert rows == [(T0, 2)], rows
+
+
+def test_analytics_health_reads_whatever_analyses(sqlite_api: Api, tmp_path: Path) -> None:
+    """The API's analytics health asks the AnalyticsHealthSource it runs beside: this process's analytics
+    here, a cluster's workers with ``serve --cluster`` (ClusterService, checked in the cluster test)."""
+    ctx = sqlite_api.ctx
+    with ctx.db.session() as s:
+        region = service.add_region(s, ACTOR, "North")
+        site = service.add_site(s, ACTOR, region, "Mall", "Ana", "ana@mall.example")
+        cams = []
+        for n in range(2):
+            cam = service.add_camera(s, ACTOR, ctx.secrets, site.id, f"Door {n}", f"rtsp://127.0.0.1:9/d{n}")
+            cam.status = "accepted"
+            s.flush()
+            cams.append(cam.id)
+    store = store_for(ctx)
+    svc = AnalyticsService(ctx, LOG, scope=[cams[1]])
+    assert isinstance(svc, AnalyticsHealthSource)
+    svc.poll_once()
+    for cam in cams:
+        face_clip(Path(store.spool(segment_path(cam, T0))), visible_faces(1, 60), 0.4)
+    reconcile(ctx.db, store, LOG)
+    svc.poll_once()
+    headers = sqlite_api.user("watcher", "operator")
+    app = sqlite_api.client.app
+    app.state.services = [svc]  # type: ignore[attr-defined]
+    body = sqlite_api.client.get("/api/analytics/health", headers=headers).json()
+    assert body["running"] is True and [c["camera_id"] for c in body["cameras"]] == [cams[1]]
+    assert body["cameras"][0]["backlog"] == 1
+    app.state.services = []  # type: ignore[attr-defined]
+    assert sqlite_api.client.get("/api/analytics/health", headers=headers).json() == {"running": False, "cameras": []}

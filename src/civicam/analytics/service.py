@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from queue import Empty, Queue
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import select
 
@@ -76,6 +77,16 @@ class AnalyticsHealth:
     errors: int
     suitability: Suitability
     shared_segments: int = 0  # of analyzed_segments: from the blurred live view's detections (not decoded)
+
+
+@runtime_checkable
+class AnalyticsHealthSource(Protocol):
+    """Whatever analyses the hub's cameras, here or on a cluster: the API's analytics health reads it.
+
+    None: nothing analyses (analytics is off there, or a cluster's controller does not answer).
+    """
+
+    def analytics_health(self) -> dict[int, AnalyticsHealth] | None: ...
 
 
 class AnalyticsService:
@@ -329,6 +340,11 @@ class AnalyticsService:
             out[cid] = AnalyticsHealth(cid, lag, len(st.backlog), st.analyzed, st.dropped, st.people, st.errors,
                                        st.suitability.verdict(), st.shared)
         return out
+
+    def analytics_health(self) -> dict[int, AnalyticsHealth]:
+        """``health`` of the cameras this service analyses now (a cluster node's share: its scope only)."""
+        scope = self.scope
+        return {c: h for c, h in self.health().items() if scope is None or c in scope}
 
     # --- lifecycle ---------------------------------------------------------------------------------
 

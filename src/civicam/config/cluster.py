@@ -29,3 +29,8 @@ class ClusterSettings(BaseModel):
     )
     start_timeout_s: float = Field(120.0, gt=0, description="Longest a new worker may take to come up.")
     handover_timeout_s: float = Field(60.0, gt=0, description="Longest a worker may take to release cameras.")
+    handover_ready_s: float = Field(
+        15.0, ge=0, description="Make-before-break: how long a moved camera's new recorder may take to receive "
+        "its stream before the old one is stopped anyway (then the handover costs a recorded gap); 0: stop "
+        "first, then start (break-before-make).",
+    )

@@ -94,6 +94,18 @@ class WallClock:
             self._report.error -= step
         return step
 
+    def shift(self, seconds: float) -> None:
+        """Move the whole mapping by ``seconds`` (a handover continuing another recorder's time for a keyframe).
+
+        >>> wc = WallClock(90000, 1000.0); wc.shift(0.25); wc.at(0)
+        1000.25
+        """
+        self._base_s += seconds
+        for sample in self._received:
+            sample.error -= seconds
+        if self._report is not None:
+            self._report.error -= seconds
+
 
 def ntp_seconds(msw: int, lsw: int) -> float:
     """NTP timestamp (RFC 5905: seconds since 1900 and a 32-bit fraction) as Unix seconds.

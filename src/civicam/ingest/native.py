@@ -21,6 +21,7 @@ from civicam.domain.segments import SegmentDone, partial_path, published_path
 from civicam.domain.urls import redact
 from civicam.ingest import fmp4
 from civicam.ingest.clock import WallClock, parse_sender_report
+from civicam.ingest.handover import Handover, HeldGops, join_point
 from civicam.ingest.recorder import SessionEvents, record_session
 from civicam.ingest.reorder import Reorder
 from civicam.ingest.rtp import Depacketizer, InterleavedReader
@@ -151,7 +152,7 @@ class Recording:
 
     def __init__(self, spec: SourceSpec, rtsp: Session, store: SegmentStore, *, target_s: float, part_s: float,
                  clock: Callable[[], datetime], stop: Event, events: SessionEvents,
-                 space_ok: Callable[[], bool]) -> None:
+                 space_ok: Callable[[], bool], hold: Handover | None = None) -> None:
         self.spec, self.rtsp, self.store = spec, rtsp, store
         self.clock, self.stop, self.events, self.space_ok = clock, stop, events, space_ok
         self.codec = rtsp.track.codec
@@ -187,6 +188,10 @@ class Recording:
         self._in_flight = 0  # segments handed to the upload workers and not yet published
         self._closed = False
         self._flight_lock = threading.Lock()
+        # A handover's new recorder: units are held, not written, until the old recorder has stopped.
+        self.hold = hold if hold is not None and not hold.released else None
+        self.held: HeldGops[tuple[int, int, bool, list[bytes], int]] = HeldGops(
+            int((hold.keep_s if hold is not None else 0) * self.rate))
 
     def _at(self, ticks: int) -> datetime:
         if self.wall is None:
@@ -237,6 +242,9 @@ class Recording:
         Where segments are cut is the shared segmenter's decision (ingest/segmenter.py); what is left here
         is the I/O and the parts of the live playlist.
         """
+        if self.hold is not None:
+            self._held(ticks, offset, key, pieces, size)
+            return
         step = self.seg.step(ticks, key, self.stop.is_set())
         ticks = step.ticks
         if key:
@@ -270,6 +278,38 @@ class Recording:
         self.pending_sizes.append(size)
         self.pending_bytes += size
         self.pending_pieces += pieces
+
+    def _held(self, ticks: int, offset: int, key: bool, pieces: list[bytes], size: int) -> None:
+        """A unit while the handover holds: kept (last GOPs only) until the release says where to start."""
+        hold = self.hold
+        assert hold is not None
+        if self.stop.is_set():
+            self.hold = None
+            self._finish(ticks)  # nothing was written: the session just ends
+            return
+        self.held.add(ticks, key, (ticks, offset, key, pieces, size), size)
+        if key:
+            hold.receiving.set()
+        if not hold.released:
+            return
+        if self.wall is not None:
+            # The slew due over the hold, applied now: once shifted, the first segment's start must not move.
+            self.wall.steer(ticks)
+        keys = self.held.key_ticks()
+        since = hold.since.timestamp() if hold.since is not None else None
+        join = join_point([self._at(t).timestamp() for t in keys], since)
+        if join is None:
+            return  # the old recording ended after every held keyframe: the next one continues it
+        if join.shift_s and self.wall is not None:
+            # The old recorder's time for this keyframe: the index continues with no gap and no overlap.
+            self.wall.shift(join.shift_s)
+        units = self.held.from_key(join.index)
+        self.hold = None
+        self.held = HeldGops(0)
+        for unit in units:
+            self._sample(*unit)
+            if self.finished:
+                return
 
     def _part_frames(self, last_gop: int) -> int:
         """Frames per part for the GOP starting now: the last GOP cut into equal parts within the target.
@@ -608,8 +648,11 @@ def record_native(
     stop: Event,
     events: SessionEvents,
     space_ok: Callable[[], bool],
+    hold: Handover | None = None,
 ) -> None:
     """Same contract as ``record_session``: record one connection until it ends (raises) or ``stop`` is set.
+
+    ``hold``: a handover's new recorder; nothing is written until it is released (ingest/handover.py).
 
     The RTSP handshake runs on the caller's (supervisor's) thread, with a deadline per step, so a dead
     camera only ever blocks its own supervisor; streaming then runs on the shared event loop. Cameras the
@@ -618,7 +661,7 @@ def record_native(
     key = (spec.camera_id, spec.url)
     if key in _pyav_only or not spec.url.startswith("rtsp://"):
         record_session(spec, store, target_s=target_s, part_s=part_s, clock=clock, stop=stop, events=events,
-                       space_ok=space_ok)
+                       space_ok=space_ok, hold=hold)
         return
     try:
         rtsp = open_session(spec)
@@ -627,10 +670,10 @@ def record_native(
                  redact(str(exc)))
         _pyav_only.add(key)
         record_session(spec, store, target_s=target_s, part_s=part_s, clock=clock, stop=stop, events=events,
-                       space_ok=space_ok)
+                       space_ok=space_ok, hold=hold)
         return
     rec = Recording(spec, rtsp, store, target_s=target_s, part_s=part_s, clock=clock, stop=stop, events=events,
-                    space_ok=space_ok)
+                    space_ok=space_ok, hold=hold)
     events.connected()
     engine().add(rec)
     rec.done.wait()

@@ -13,6 +13,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from civicam.domain.segments import SegmentDone, partial_path, published_path
+from civicam.ingest.handover import Handover
 from civicam.ingest.segmenter import Segmenter
 from civicam.ingest.sources import SourceSpec, open_source, packets
 from civicam.storage.backend import SegmentStore, is_disk_full
@@ -90,8 +91,12 @@ def record_session(
     stop: Event,
     events: SessionEvents,
     space_ok: Callable[[], bool],
+    hold: Handover | None = None,
 ) -> None:
     """Record one connection until the stream ends or fails (raises) or ``stop`` is set.
+
+    ``hold``: a handover's new recorder writes nothing until released, then starts at the next keyframe
+    (this engine holds no GOPs, so the supervisor records the short gap; the native engine has none).
 
     Wall-clock time is anchored once, at the first keyframe, and then follows the stream's own decode
     timestamps, so segment bounds do not jitter with network delivery. Per packet only integer arithmetic
@@ -122,6 +127,14 @@ def record_session(
             if dts is None:
                 continue  # the demuxer's end-of-stream flush packet
             key = packet.is_keyframe
+            if hold is not None:
+                if stop.is_set():
+                    break
+                if key:
+                    hold.receiving.set()
+                if not hold.released:
+                    continue
+                hold = None
             if origin is None:
                 if not key:
                     continue

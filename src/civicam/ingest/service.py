@@ -15,6 +15,7 @@ from civicam.context import Context
 from civicam.db.base import utcnow
 from civicam.db.models import Camera
 from civicam.domain.retention import Decision
+from civicam.ingest.handover import Handover
 from civicam.ingest.sources import SourceSpec
 from civicam.ingest.supervisor import CameraHealth, Supervisor
 from civicam.registry.service import credentials, stream_url
@@ -72,6 +73,7 @@ class RecordingService:
         self._clock = clock
         self.indexer = Indexer(ctx.db, logger)
         self._supervisors: dict[int, Supervisor] = {}
+        self._standby: dict[int, Handover] = {}  # cameras held ready to take over (see ``prepare``)
         self._specs: dict[int, SourceSpec] = {}
         self._lock = threading.RLock()
         self._stopping: set[Supervisor] = set()  # stopped by a refresh, not yet joined and forgotten
@@ -126,8 +128,17 @@ class RecordingService:
         index, so another node may take them over at once: it opens their gap where this one stopped,
         and the two never record one camera at the same time.
         """
+        scope = frozenset(cameras)
         with self._lock:
-            self._scope = frozenset(cameras)
+            promoted = {c: h for c, h in self._standby.items() if c in scope}
+        # Where the old recorders stopped: their last segments are in the index before this is called.
+        since = self._last_ends(promoted) if promoted else {}
+        with self._lock:
+            self._scope = scope
+            for cam, handover in promoted.items():
+                handover.release(since.get(cam))
+            # Others stay on standby until their own release or expiry: this may be another handover's call.
+            self._standby = {c: h for c, h in self._standby.items() if c not in scope}
         if self.settings.enabled:
             self.refresh(wait=True)
 
@@ -135,18 +146,49 @@ class RecordingService:
     def scope(self) -> frozenset[int] | None:
         return self._scope
 
+    def prepare(self, cameras: Collection[int], timeout_s: float) -> None:
+        """Make-before-break: connect to these cameras, which another recorder still records, and hold.
+
+        Each new recorder receives its stream and keeps the last GOPs without writing (ingest/handover.py).
+        A later ``set_scope`` that includes the camera releases it to continue where the old recorder's
+        last indexed segment ends; one that does not, or ``timeout_s`` without either, drops it.
+        """
+        with self._lock:
+            for cam in cameras:
+                if cam not in self._standby and (self._scope is None or cam not in self._scope):
+                    self._standby[cam] = Handover(timeout_s)
+        if self.settings.enabled:
+            self.refresh()
+
+    def standby(self) -> dict[int, bool]:
+        """Cameras held ready to take over, and whether each one's stream is coming in (a keyframe held)."""
+        with self._lock:
+            return {cam: h.receiving.is_set() for cam, h in self._standby.items()}
+
+    def _last_ends(self, cameras: Collection[int]) -> dict[int, datetime]:
+        with self.ctx.db.session() as session:
+            return dict(session.execute(
+                select(Segment.camera_id, func.max(Segment.end)).where(Segment.camera_id.in_(sorted(cameras)))
+                .group_by(Segment.camera_id)).tuples().all())
+
     def refresh(self, wait: bool = False) -> None:
         """Start recorders for newly accepted cameras and stop those no longer accepted or changed.
 
         ``wait``: join the stopped recorders and flush the index before returning (a handover).
         """
+        with self._lock:
+            for expired in [c for c, h in self._standby.items() if h.expired()]:
+                self._log.warning("camera %s: handover not released in time; the standby recorder is dropped",
+                                  expired)
+                del self._standby[expired]
+            standby = dict(self._standby)
         with self.ctx.db.session() as session:
             query = select(Camera).where(Camera.status == "accepted", Camera.source == "pull",
                                          Camera.view_only.is_(False))
             scope = self._scope
             if scope is not None:
-                query = query.where(Camera.id.in_(sorted(scope)))
-            cams = session.execute(query).scalars().all() if scope is None or scope else []
+                query = query.where(Camera.id.in_(sorted(scope | frozenset(standby))))
+            cams = session.execute(query).scalars().all() if scope is None or scope or standby else []
             wanted: dict[int, SourceSpec] = {}
             for cam in cams:
                 user, pw = credentials(self.ctx.secrets, cam)
@@ -159,7 +201,7 @@ class RecordingService:
         with self._lock:
             if self._stop.is_set():
                 return
-            if self._scope is not None and self._scope != scope:
+            if (self._scope is not None and self._scope != scope) or self._standby.keys() != standby.keys():
                 return  # the scope changed while the database was read; that call's refresh decides
             for cam_id in list(self._supervisors):
                 if self._specs.get(cam_id) != wanted.get(cam_id):
@@ -173,7 +215,8 @@ class RecordingService:
                 if cam_id in self._supervisors:
                     continue
                 sup = Supervisor(spec, self.store, self.settings, self.indexer, clock=self._clock,
-                                 logger=self._log, space_ok=self._space_ok, last_segment_end=last_end.get(cam_id))
+                                 logger=self._log, space_ok=self._space_ok, last_segment_end=last_end.get(cam_id),
+                                 handover=standby.get(cam_id))
                 self._supervisors[cam_id] = sup
                 self._specs[cam_id] = spec
                 sup.start()
@@ -195,9 +238,12 @@ class RecordingService:
             self.indexer.flush(30)
 
     def health(self) -> dict[int, CameraHealth]:
-        """Per camera: state and since when, counters, last (redacted) error, and the disk-paused flag."""
+        """Per camera: state and since when, counters, last (redacted) error, and the disk-paused flag.
+
+        Standby recorders are left out: the camera's health is its recording recorder's, elsewhere.
+        """
         with self._lock:
-            return {cam_id: sup.health() for cam_id, sup in self._supervisors.items()}
+            return {cam_id: sup.health() for cam_id, sup in self._supervisors.items() if cam_id not in self._standby}
 
     def recording_health(self) -> dict[int, CameraHealth]:
         return self.health()

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import av
@@ -16,6 +16,7 @@ import av
 from civicam.config.recording import RecordingSettings
 from civicam.domain.segments import SegmentDone
 from civicam.domain.urls import redact
+from civicam.ingest.handover import Handover
 from civicam.ingest.native import record_native
 from civicam.ingest.recorder import record_session
 from civicam.ingest.resume import ResumeProbe, address_of, port_open, recently_recording
@@ -23,6 +24,8 @@ from civicam.ingest.sources import SourceError, SourceSpec
 from civicam.storage.backend import SegmentStore
 
 ONLINE, RECONNECTING, OFFLINE, STARTING, STOPPED = "online", "reconnecting", "offline", "starting", "stopped"
+# A handover's first segment this close to the old one's end continues it (microsecond rounding of times).
+HANDOVER_SLACK = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Supervisor:
         space_ok: Callable[[], bool],
         last_segment_end: datetime | None = None,
         rng: random.Random | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.spec = spec
         self._store = store
@@ -81,6 +85,8 @@ class Supervisor:
         self._lock = threading.Lock()
         self._health = CameraHealth(spec.camera_id, STARTING, clock(), last_segment_end=last_segment_end)
         self._gap_open = False
+        # Make-before-break: this recorder holds until the one it replaces has stopped (ingest/handover.py).
+        self.handover = handover
         self._thread = threading.Thread(target=self._run, name=f"rec-{spec.camera_id}", daemon=True)
 
     # -- health ---------------------------------------------------------------------------------------
@@ -105,6 +111,14 @@ class Supervisor:
         self._update(state=ONLINE, last_error=None)
 
     def segment(self, done: SegmentDone) -> None:
+        handover = self.handover
+        if handover is not None and handover.released:
+            self.handover = None
+            since = handover.since
+            if since is not None and done.start - since > HANDOVER_SLACK:
+                # The keyframe the old recorder stopped on was no longer held: what lies between is lost.
+                self._sink.gap(self.spec.camera_id, since, "handover",
+                               f"the new recorder started {(done.start - since).total_seconds():.2f} s later")
         self._sink.segment(done)
         self._gap_open = False
         with self._lock:
@@ -146,7 +160,7 @@ class Supervisor:
 
     def _run(self) -> None:
         attempt = 0
-        if self._health.last_segment_end is not None:
+        if self._health.last_segment_end is not None and self.handover is None:
             # Recorded before (a restart of the hub or a crash): the time since is a gap of its own.
             self._open_gap("recorder_down", "the recorder was not running", self._clock())
         while not self._stop.is_set():
@@ -157,7 +171,7 @@ class Supervisor:
             try:
                 record(self.spec, self._store, target_s=self._settings.segment_target_s,
                        part_s=self._settings.part_target_s, clock=self._clock, stop=self._stop, events=self,
-                       space_ok=self._space_ok)
+                       space_ok=self._space_ok, hold=self.handover)
             except SourceError as exc:
                 error = str(exc)
             except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:
@@ -167,6 +181,12 @@ class Supervisor:
                 self._log.exception("camera %s: recorder error", self.spec.camera_id)
             if self._stop.is_set():
                 break
+            handover = self.handover
+            if handover is not None and handover.released:
+                # Released, but lost before its first segment: the gap starts where the old recorder stopped.
+                self.handover = None
+                if handover.since is not None:
+                    self._update(last_segment_end=handover.since)
             if self._health.segments > segments_before:
                 attempt = 0
             self._open_gap("stream_lost", error or "the stream ended", self._clock())

@@ -3,7 +3,11 @@
 Habit 10 (ray serve's deployment_state): each round reads desired state (accepted cameras, whether
 analytics runs) from the database and actual state from the workers themselves, hands both to the pure
 ``civicam.domain.placement.plan``, and applies the plan: releases first, and only once they are done,
-starts, so no camera is ever recorded by two nodes at once. Nothing is remembered between rounds that
+starts, so no camera is ever written by two nodes at once. A camera that moves between live nodes (a
+node joined) is handed over make-before-break: its new recorder connects and holds its stream before
+the old one is released, then continues from the old one's last segment with no gap (ingest/handover.py).
+A standby recorder is not reported as recording, so a controller that dies mid-handover leaves the
+camera with its old node, and the standby one expires. Nothing is remembered between rounds that
 the workers cannot tell again, which is what makes failover safe: the controller is a detached named
 actor that Ray restarts when it dies, and the new one finds the cameras where the workers hold them.
 
@@ -21,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayError
@@ -36,6 +40,9 @@ from civicam.ingest.service import RecordingService
 from civicam.ingest.supervisor import CameraHealth
 from civicam.scale.runtime import CONTROLLER, NAMESPACE, NodeInfo, live_nodes, worker_name
 from civicam.scale.worker import WORKER_OPTIONS, NodeWorkerActor, settings_for_workers
+
+if TYPE_CHECKING:
+    from civicam.analytics.service import AnalyticsHealth  # its detectors' libraries: not at import
 
 log = logging.getLogger("civicam.scale.controller")
 
@@ -188,10 +195,23 @@ class Reconciler:
         return rec, ana
 
     def apply(self, rec: Plan, ana: Plan) -> None:
-        """Releases first and waited for, then starts: never two recorders of one camera."""
+        """Releases first and waited for, then starts: never two recorders of one camera writing at once.
+
+        A camera moving between two live nodes is handed over make-before-break: its new recorder connects
+        and holds (``prepare``) before the old one is released, and the start releases it to continue
+        from the old one's last segment (ingest/handover.py). Cameras with no live holder start first.
+        """
+        moving = self._moving(rec)
+        if moving:
+            fresh = {node: {"recording": sorted(self.slots[node].recording | (set(cams) - set(moving.get(node, ()))))}
+                     for node, cams in rec.start.items() if set(cams) - set(moving.get(node, ()))}
+            self._call(fresh, "start")
+            self._prepare(moving)
         releases: dict[str, dict[str, list[int]]] = {}
         for kind, p, attr in (("recording", rec, "recording"), ("analysing", ana, "analysing")):
             for node, cams in p.stop.items():
+                if node not in self.slots:
+                    continue  # dropped while preparing: its worker is gone, and its cameras with it
                 keep = getattr(self.slots[node], attr) - set(cams)
                 releases.setdefault(node, {})[kind] = sorted(keep)
         self._call(releases, "release")
@@ -202,8 +222,51 @@ class Reconciler:
         moved = rec.moves
         self._call(starts, "start")
         if moved:
-            self._event(f"started {moved} recorder(s) on {len(rec.start)} node(s); stopped "
-                        f"{sum(len(c) for c in rec.stop.values())}")
+            handed = sum(len(c) for c in moving.values())
+            self._event(f"started {moved} recorder(s) on {len(rec.start)} node(s), {handed} of them handed over "
+                        f"make-before-break; stopped {sum(len(c) for c in rec.stop.values())}")
+
+    def _moving(self, rec: Plan) -> dict[str, list[int]]:
+        """Per new node, the cameras it takes over from another live node (make-before-break candidates)."""
+        if self.cfg.handover_ready_s <= 0:
+            return {}
+        holder = {c: n for n, s in self.slots.items() if s.ready for c in s.recording}
+        out: dict[str, list[int]] = {}
+        for node, cams in rec.start.items():
+            taken = [c for c in cams if c in holder and holder[c] != node and c in rec.stop.get(holder[c], ())]
+            if taken and node in self.slots:
+                out[node] = taken
+        return out
+
+    def _prepare(self, moving: Mapping[str, list[int]]) -> None:
+        """Start the moving cameras' new recorders on hold; return once each receives its stream, or in time."""
+        refs = {node: self.slots[node].handle.prepare.remote(cams, self.cfg.handover_timeout_s)
+                for node, cams in moving.items()}
+        waiting: dict[str, set[int]] = {}
+        for node, ref in refs.items():
+            try:
+                answer = ray.get(ref, timeout=self.cfg.handover_timeout_s)
+            except (GetTimeoutError, RayError) as exc:
+                if node in self.slots:
+                    self._drop(node, f"prepare failed ({type(exc).__name__})")
+                continue
+            waiting[node] = set(moving[node]) - set(answer["receiving"])
+        deadline = self._clock() + self.cfg.handover_ready_s
+        while True:
+            waiting = {n: c for n, c in waiting.items() if c and n in self.slots}
+            if not waiting or self._clock() > deadline:
+                break
+            time.sleep(0.1)  # poll interval; what synchronises is each worker's answer
+            for node in list(waiting):
+                try:
+                    answer = ray.get(self.slots[node].handle.ping.remote(), timeout=self.cfg.ping_timeout_s)
+                except (GetTimeoutError, RayError):
+                    continue  # observe() decides whether the node is gone
+                waiting[node] -= set(answer["receiving"])
+        late = sum(len(c) for c in waiting.values())
+        if late:
+            self._event(f"{late} moved camera(s) not receiving after {self.cfg.handover_ready_s:g} s on the new "
+                        f"node; stopped on the old one anyway (a gap is recorded)")
 
     def _call(self, calls: Mapping[str, Mapping[str, list[int]]], what: str) -> None:
         refs = {node: self.slots[node].handle.assign.remote(**kwargs)
@@ -249,6 +312,19 @@ class Reconciler:
                 continue
         return out
 
+    def analytics_health(self) -> dict[int, AnalyticsHealth] | None:
+        """Every ready worker's analytics health, merged; None when analytics is off on this cluster."""
+        if not self.settings.analytics.enabled:
+            return None
+        refs = [s.handle.analytics_health.remote() for s in list(self.slots.values()) if s.ready]
+        out: dict[int, AnalyticsHealth] = {}
+        for ref in refs:
+            try:
+                out.update(ray.get(ref, timeout=self.cfg.ping_timeout_s) or {})
+            except RayError:
+                continue  # a worker that does not answer is left out, as for recording health
+        return out
+
     def close_workers(self) -> None:
         for node_id, slot in list(self.slots.items()):
             try:
@@ -284,6 +360,9 @@ class Controller:
     def status(self) -> dict[str, Any]:
         with self._lock:
             return self.reconciler.status()
+
+    def analytics_health(self) -> dict[int, AnalyticsHealth] | None:
+        return self.reconciler.analytics_health()
 
     def health(self) -> dict[int, CameraHealth]:
         # Not under the round's lock: a handover must not hold the dashboard up, and the slots are only read.
@@ -335,6 +414,12 @@ def controller_status(controller: Any, timeout: float) -> dict[str, Any]:
 def cluster_health(controller: Any, timeout: float = 10) -> dict[int, CameraHealth]:
     """Recorder health of every camera the cluster records, from its workers."""
     health: dict[int, CameraHealth] = ray.get(controller.health.remote(), timeout=timeout)
+    return health
+
+
+def cluster_analytics_health(controller: Any, timeout: float = 10) -> dict[int, AnalyticsHealth] | None:
+    """Analytics health of every camera the cluster analyses, from its workers; None: analytics is off."""
+    health: dict[int, AnalyticsHealth] | None = ray.get(controller.analytics_health.remote(), timeout=timeout)
     return health
 
 

@@ -7,14 +7,17 @@ node workers, so restarting or adding API processes never interrupts a recording
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.exceptions import RayError
 
 from civicam.context import Context
 from civicam.ingest.supervisor import CameraHealth
-from civicam.scale.controller import cluster_health, ensure_controller
+from civicam.scale.controller import cluster_analytics_health, cluster_health, ensure_controller
 from civicam.scale.runtime import connect, disconnect
+
+if TYPE_CHECKING:
+    from civicam.analytics.service import AnalyticsHealth
 
 
 class ClusterService:
@@ -36,6 +39,14 @@ class ClusterService:
         except RayError:
             self._log.warning("recording health: the cluster's controller did not answer")
             return {}
+
+    def analytics_health(self) -> dict[int, AnalyticsHealth] | None:
+        """What the dashboard shows for analytics, from the workers; None: off, or the controller is silent."""
+        try:
+            return cluster_analytics_health(self._controller)
+        except RayError:
+            self._log.warning("analytics health: the cluster's controller did not answer")
+            return None
 
     def close(self) -> None:
         disconnect()

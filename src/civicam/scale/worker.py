@@ -21,7 +21,7 @@ from civicam.ingest.service import RecordingService
 from civicam.ingest.supervisor import CameraHealth
 
 if TYPE_CHECKING:
-    from civicam.analytics.service import AnalyticsService
+    from civicam.analytics.service import AnalyticsHealth, AnalyticsService
 
 log = logging.getLogger("civicam.scale.worker")
 
@@ -53,8 +53,20 @@ class NodeWorker:
     def ping(self) -> dict[str, Any]:
         """What this worker holds: the controller's view of actual state."""
         analysing = sorted(self.analytics.scope or ()) if self.analytics is not None else []
+        standby = self.recording.standby()
         return {"node_id": self.node_id, "pid": os.getpid(), "recording": sorted(self.recording.scope or ()),
-                "analysing": analysing}
+                "analysing": analysing, "standby": sorted(standby),
+                "receiving": sorted(c for c, ok in standby.items() if ok)}
+
+    def prepare(self, recording: list[int], timeout_s: float) -> dict[str, Any]:
+        """Make-before-break: connect to cameras another node still records and hold them, writing nothing.
+
+        The controller stops them on the old node once ``ping`` lists them as receiving, then an ``assign``
+        that includes them releases them here to continue where the old node's last segment ends.
+        """
+        with self._lock:
+            self.recording.prepare(recording, timeout_s)
+        return self.ping()
 
     def assign(self, recording: list[int] | None = None, analysing: list[int] | None = None) -> dict[str, Any]:
         """Hold exactly these cameras (None: leave that part as it is); returns once dropped ones stopped."""
@@ -68,6 +80,10 @@ class NodeWorker:
     def health(self) -> dict[int, CameraHealth]:
         """Per camera this node records: the supervisor's health snapshot (errors already redacted)."""
         return self.recording.health()
+
+    def analytics_health(self) -> dict[int, AnalyticsHealth] | None:
+        """Per camera this node analyses: lag, backlog, drops, suitability; None where analytics is off."""
+        return self.analytics.analytics_health() if self.analytics is not None else None
 
     def close(self) -> None:
         """Stop everything (each camera finishes its segment); the controller calls it for a graceful exit."""

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from civicam.config.settings import get_settings
 from civicam.db.session import Database
-from civicam.scale.controller import cluster_health, ensure_controller, find_controller
+from civicam.scale.controller import cluster_analytics_health, cluster_health, ensure_controller, find_controller
 from civicam.scale.runtime import NAMESPACE, worker_name
 from civicam.storage.models import Segment
 from support.rtsp import RtspServer
@@ -75,6 +75,25 @@ def worker_holdings(node_ids: list[str]) -> dict[str, list[int]]:
         handle = ray.get_actor(worker_name(node_id), namespace=NAMESPACE)
         out[node_id] = list(ray.get(handle.ping.remote(), timeout=20)["recording"])
     return out
+
+
+def worker_analysing(node_ids: list[str]) -> list[int]:
+    """The cameras the workers themselves say they analyse: the oracle for the analytics health's list."""
+    out: list[int] = []
+    for node_id in node_ids:
+        handle = ray.get_actor(worker_name(node_id), namespace=NAMESPACE)
+        out += ray.get(handle.ping.remote(), timeout=20)["analysing"]
+    return sorted(out)
+
+
+def analytics_seen(cams: list[int]) -> dict[str, Any] | None:
+    """The cluster's analytics health once every analysed camera has analysed a segment (else None)."""
+    health = cluster_analytics_health(find_controller())
+    log.info("analytics health %s, workers analyse %s", health, cams)
+    if not health or sorted(health) != cams or any(h.analyzed_segments < 1 for h in health.values()):
+        return None
+    return {str(c): {"analyzed": h.analyzed_segments, "lag_s": h.lag_s, "errors": h.errors}
+            for c, h in health.items()}
 
 
 def main() -> int:
@@ -161,6 +180,10 @@ def main() -> int:
             rounds = st["rounds"]
             wait_for(lambda: status()["rounds"] >= rounds + 3, 30, "three rounds of the new controller")
             report["after_kill"] = worker_holdings(nodes)
+            # Analytics health in cluster mode (what /api/analytics/health shows), against the workers' own word.
+            report["analysing"] = worker_analysing(nodes)
+            report["analytics_health"] = wait_for(lambda: analytics_seen(report["analysing"]), 60,
+                                                  "every analysed camera analysing a segment")
             report["controller_events"] = status()["events"]
             report["t_end"] = now()
             # Orderly end: the controller stops every worker (each finishes its segment), then goes.

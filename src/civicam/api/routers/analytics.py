@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from civicam.analytics.aggregation import published
 from civicam.analytics.alerting import acknowledge
 from civicam.analytics.records import Alert, AlertRule
-from civicam.analytics.service import AnalyticsService
+from civicam.analytics.service import AnalyticsHealthSource
 from civicam.api.deps import Ctx, DbSession, require
 from civicam.audit.log import Actor, record
 from civicam.db.base import utcnow
@@ -173,8 +173,8 @@ def get_aggregates(
 def analytics_health(actor: Reader, request: Request, session: DbSession) -> dict[str, Any]:
     """Per camera: analysis lag behind recording, backlog and drops, and whether it suits mask analytics."""
     for svc in getattr(request.app.state, "services", []):
-        if isinstance(svc, AnalyticsService):
-            health = svc.health()
+        # This process's analytics, or the cluster's (gathered from its node workers).
+        if isinstance(svc, AnalyticsHealthSource) and (health := svc.analytics_health()) is not None:
             visible = service.visible_camera_ids(session, actor, health)
             return {"running": True, "cameras": [
                 {**{k: v for k, v in asdict(h).items() if k != "suitability"},
