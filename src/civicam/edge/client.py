@@ -21,7 +21,7 @@ import httpx
 
 from civicam.auth.tls import fingerprint_der
 from civicam.edge.config import EdgeConfig
-from civicam.edge.spool import GapEvent, Spooled
+from civicam.edge.spool import QUOTA_GAP, GapEvent, Spooled
 from civicam.ingest.uploads import encode_metadata
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -143,9 +143,11 @@ class HubClient:
         return data
 
     def send_gap(self, hub_camera: int, event: GapEvent) -> None:
-        r = self.request("POST", "/api/edge/gaps", json={"camera_id": hub_camera, "start": event.start.isoformat(),
-                                                          "end": event.end.isoformat(),
-                                                          "detail": "spool quota reached at the site gateway"})
+        quota = event.reason == QUOTA_GAP
+        r = self.request("POST", "/api/edge/gaps", json={
+            "camera_id": hub_camera, "start": event.start.isoformat(),
+            "end": event.end.isoformat() if event.end is not None else None, "reason": event.reason,
+            "detail": "spool quota reached at the site gateway" if quota else event.detail})
         if r.status_code != 200:
             raise self._refusal(r)
 
