@@ -226,20 +226,23 @@ class UploadService:
             found = self._find(s, meta, length)
             if found is not None:
                 return found
-            upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
-                                start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
-                                meta=meta.as_dict(), status="open", received_bytes=0, resumes=0,
-                                created_at=self._clock())
-            s.add(upload)
-            try:
-                s.flush()
-            except IntegrityError:
-                s.rollback()
-                raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
-                                  "retry.") from None
-            self.store.spool(_incoming(upload.id))
-            open(self.store.local_path(_incoming(upload.id)), "ab").close()
-            return Created(upload.id, 0, expires=self._expires(upload))
+            return self._new_upload(s, site_id, meta, length)
+
+    def _new_upload(self, s: Session, site_id: int, meta: SegmentMeta, length: int) -> Created:
+        upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
+                            start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
+                            meta=meta.as_dict(), status="open", received_bytes=0, resumes=0,
+                            created_at=self._clock())
+        s.add(upload)
+        try:
+            s.flush()
+        except IntegrityError:
+            s.rollback()
+            raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
+                              "retry.") from None
+        self.store.spool(_incoming(upload.id))
+        open(self.store.local_path(_incoming(upload.id)), "ab").close()
+        return Created(upload.id, 0, expires=self._expires(upload))
 
     def _find(self, s: Session, meta: SegmentMeta, length: int) -> Created | None:
         row = s.execute(select(EdgeUpload).where(EdgeUpload.camera_id == meta.camera_id,
@@ -365,6 +368,69 @@ class UploadService:
             self._release(created.upload_id)
             raise
 
+    def receive(self, site_id: int, meta: SegmentMeta, length: int, chunks: list[bytes],
+                token_id: int | None = None) -> tuple[Created, int, int | None]:
+        """Create (or find) the upload and write the body that came with it (tus creation-with-upload): the
+        created (or found) upload, the hub's offset after it, and the stored segment once complete.
+
+        A body for an upload the hub already has (bytes of, or stored) is not used: the offset says where to
+        go on. A new one costs one transaction: the upload row, the bytes (made durable before the commit),
+        and, when they are the whole segment, its digest check, the publish and the index row, so a segment
+        sent in one piece is one request and one commit on the hub. A crash before the commit leaves no row:
+        the gateway sends the segment again, and the expiry sweep removes the orphaned bytes.
+        """
+        if not 0 < length <= MAX_SEGMENT_BYTES:
+            raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if len(data) > length:
+            raise UploadError(400, "too_long", "The body runs past Upload-Length.")
+        refusal: UploadError | None = None
+        with self.db.session() as s:
+            _check_token(s, token_id)
+            self._camera_of_site(s, site_id, meta.camera_id)
+            found = self._find(s, meta, length)
+            if found is not None or not data:
+                if found is None:
+                    return self._new_upload(s, site_id, meta, length), 0, None
+                return found, found.offset, found.stored_segment
+            upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
+                                start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
+                                meta=meta.as_dict(), status="open", received_bytes=len(data), resumes=0,
+                                created_at=self._clock())
+            created = Created(upload.id, 0, expires=self._expires(upload))
+            rel = _incoming(upload.id)
+            path = self.store.spool(rel)
+            with open(path, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            s.add(upload)
+            stored: int | None = None
+            offset = len(data)
+            if offset == length:
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != meta.sha256:
+                    os.truncate(path, 0)  # kept open at offset 0: the gateway sends it again
+                    offset = 0
+                    refusal = _digest_mismatch(digest, meta.sha256)
+                else:
+                    final = segment_path(meta.camera_id, meta.start)
+                    size = self.store.publish(rel, final)
+                    seg = self._index(s, meta.camera_id, meta.start, meta.end, final, size, upload.meta)
+                    upload.status, upload.segment_id, upload.completed_at = "done", seg.id, utcnow()
+                    stored = seg.id
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                if stored is None:
+                    os.unlink(path)
+                raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
+                                  "retry.") from None
+        if refusal is not None:
+            raise refusal
+        return created, offset, stored
+
     def _release(self, upload_id: str) -> None:
         with self._locks_guard:
             self._busy.discard(upload_id)
@@ -382,31 +448,35 @@ class UploadService:
             if digest != row.sha256:
                 # Start over: the bytes on the hub are not the segment; the gateway's copy is kept and resent.
                 os.truncate(path, 0)
-                raise UploadError(460, "digest_mismatch", f"SHA-256 of the received bytes is {digest}, not "
-                                  f"{row.sha256} as announced; nothing was stored, send the segment again.")
-            meta = row.meta
+                raise _digest_mismatch(digest, row.sha256)
             final = segment_path(row.camera_id, row.start)
             size = self.store.publish(rel, final)
-            # Published before the commit: a crash between leaves a file that start-up repair indexes; the
-            # retried upload then finds the segment by (camera, start) below.
-            seg = s.execute(select(Segment).where(Segment.camera_id == row.camera_id, Segment.start == row.start)
-                            ).scalar_one_or_none()
-            if seg is None:
-                # A camera's open gap (its gateway lost it) is closed by a segment after it, never by one of
-                # the backlog from before it (live segments go first after an outage).
-                gap_start = s.execute(select(Gap.start).where(Gap.camera_id == row.camera_id, Gap.end.is_(None))
-                                      .order_by(Gap.id.desc()).limit(1)).scalar_one_or_none()
-                seg = add_segment(s, SegmentDone(row.camera_id, final, row.start, row.end, size, int(meta["frames"]),
-                                                 int(meta["keyframes"]), int(meta["init_bytes"]), str(meta["codec"]),
-                                                 int(meta["width"]), int(meta["height"]), str(meta["session"])),
-                                  seq=int(meta["seq"]),
-                                  open_gap_start=gap_start if gap_start is not None and gap_start <= row.start
-                                  else None)
-                s.flush()
+            seg = self._index(s, row.camera_id, row.start, row.end, final, size, row.meta)
             row.status = "done"
             row.segment_id = seg.id
             row.completed_at = utcnow()
             return seg.id
+
+    def _index(self, s: Session, camera_id: int, start: datetime, end: datetime, final: str, size: int,
+               meta: dict[str, Any]) -> Segment:
+        """The index row of a segment just published (flushed: it has its id), or the one already there."""
+        # Published before the commit: a crash between leaves a file that start-up repair indexes; the
+        # retried upload then finds the segment by (camera, start) here.
+        seg = s.execute(select(Segment).where(Segment.camera_id == camera_id, Segment.start == start)
+                        ).scalar_one_or_none()
+        if seg is not None:
+            return seg
+        # A camera's open gap (its gateway lost it) is closed by a segment after it, never by one of the
+        # backlog from before it (live segments go first after an outage).
+        gap_start = s.execute(select(Gap.start).where(Gap.camera_id == camera_id, Gap.end.is_(None))
+                              .order_by(Gap.id.desc()).limit(1)).scalar_one_or_none()
+        seg = add_segment(s, SegmentDone(camera_id, final, start, end, size, int(meta["frames"]),
+                                         int(meta["keyframes"]), int(meta["init_bytes"]), str(meta["codec"]),
+                                         int(meta["width"]), int(meta["height"]), str(meta["session"])),
+                          seq=int(meta["seq"]),
+                          open_gap_start=gap_start if gap_start is not None and gap_start <= start else None)
+        s.flush()
+        return seg
 
     # -- gaps and health -------------------------------------------------------------------------------
 
@@ -460,6 +530,11 @@ class UploadService:
             elif end is not None:
                 row.end = end
             return row.id
+
+
+def _digest_mismatch(got: str, announced: str) -> UploadError:
+    return UploadError(460, "digest_mismatch", f"SHA-256 of the received bytes is {got}, not {announced} as "
+                       "announced; nothing was stored, send the segment again.")
 
 
 class Appender:

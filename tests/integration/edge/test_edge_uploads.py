@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +21,7 @@ from civicam.ingest.recorder import SegmentDone
 from civicam.ingest.service import store_for
 from civicam.ingest.uploads import UploadError, UploadService, encode_metadata, segment_meta
 from civicam.registry import service
-from civicam.storage.models import Gap, Segment
+from civicam.storage.models import EdgeUpload, Gap, Segment
 from support.hub import ADMIN_PASSWORD, Api
 
 ACTOR = Actor(name="test", source="pytest", role="admin")
@@ -375,3 +376,45 @@ def test_token_cache_keys_expire_and_forget() -> None:
     assert cache.get("cst_a") is None and cache.get("cst_b") is not None
     now[0] += 10
     assert cache.get("cst_b") is None, "an entry lives ttl_s"
+
+
+def test_segment_in_one_request_is_stored_once(api: Api) -> None:
+    """tus creation-with-upload, the gateway's usual request: one POST stores and indexes the segment; sent
+    again it is answered with the same segment; a body whose digest is wrong stores nothing and leaves the
+    upload open at offset 0 for the bytes to come again."""
+    site_a, _ = sites(api.ctx)
+    admin = api.login("admin", ADMIN_PASSWORD)
+    c = api.client
+    token = c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin).json()["token"]
+    gw = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    cam = c.post("/api/edge/cameras", json={"name": "Door", "probe": {"verdict": "accepted"}}, headers=gw).json()["id"]
+    body = hashlib.sha512(b"segment").digest() * 2000
+
+    def post(i: int, content: bytes) -> Any:
+        return c.post("/api/edge/uploads", content=content, headers={
+            **gw, "Upload-Length": str(len(body)), "Upload-Metadata": encode_metadata(meta_for(cam, body, i)),
+            "Content-Type": "application/offset+octet-stream"})
+
+    r = post(0, body)
+    assert r.status_code == 201 and r.headers["Upload-Offset"] == str(len(body)), r.text
+    stored = int(r.headers["Civicam-Stored"])
+    with api.ctx.db.session() as s:
+        seg = s.execute(select(Segment).where(Segment.id == stored)).scalar_one()
+        assert (seg.camera_id, seg.start, seg.bytes, seg.seq) == (cam, T0, len(body), 0)
+        path = store_for(api.ctx).local_path(seg.path)
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == hashlib.sha256(body).hexdigest()
+    again = post(0, body)
+    assert again.status_code == 200 and int(again.headers["Civicam-Stored"]) == stored
+    tampered = bytearray(body)
+    tampered[7] ^= 1
+    bad = post(1, bytes(tampered))
+    assert bad.status_code == 460 and bad.json()["code"] == "digest_mismatch", bad.text
+    with api.ctx.db.session() as s:
+        (upload,) = s.execute(select(EdgeUpload).where(EdgeUpload.status == "open")).scalars()
+        assert (upload.received_bytes, upload.segment_id) == (len(body), None)
+        assert s.execute(select(Segment).where(Segment.start == T0 + timedelta(seconds=2))).first() is None
+    loc = f"/api/edge/uploads/{upload.id}"
+    assert c.head(loc, headers=gw).headers["Upload-Offset"] == "0"
+    r = c.patch(loc, content=body, headers={**gw, "Upload-Offset": "0",
+                                            "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204 and int(r.headers["Civicam-Stored"]) != stored
