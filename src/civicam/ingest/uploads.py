@@ -404,7 +404,6 @@ class UploadService:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            s.add(upload)
             stored: int | None = None
             offset = len(data)
             if offset == length:
@@ -419,6 +418,7 @@ class UploadService:
                     seg = self._index(s, meta.camera_id, meta.start, meta.end, final, size, upload.meta)
                     upload.status, upload.segment_id, upload.completed_at = "done", seg.id, utcnow()
                     stored = seg.id
+            s.add(upload)  # after the index row: one INSERT with its final values, no UPDATE
             try:
                 s.flush()
             except IntegrityError:
