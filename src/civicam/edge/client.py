@@ -202,8 +202,21 @@ class HubClient:
             offset = new_offset
 
 
-def _read(path: str, offset: int, size: int) -> Iterator[bytes]:
-    """The file from ``offset``, at most ``size`` bytes, in 64 KiB pieces (streamed, not held in memory)."""
+WHOLE_BODY_MAX = 8 * 1024 * 1024
+
+
+def _read(path: str, offset: int, size: int) -> bytes | Iterator[bytes]:
+    """The file from ``offset``, at most ``size`` bytes: up to 8 MiB (a segment) read at once, so the request
+    has a Content-Length and the hub parses one body instead of chunked framing; more is streamed in 64 KiB
+    pieces, never held in memory."""
+    if size <= WHOLE_BODY_MAX:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(size)
+    return _pieces(path, offset, size)
+
+
+def _pieces(path: str, offset: int, size: int) -> Iterator[bytes]:
     left = size
     with open(path, "rb") as fh:
         fh.seek(offset)
