@@ -21,14 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from civicam.audit.log import Actor, record
 from civicam.auth import site_tokens
 from civicam.db.base import utcnow
-from civicam.db.models import Camera, Probe
+from civicam.db.models import Camera, Probe, SiteToken
 from civicam.db.session import Database
 from civicam.domain.segments import SegmentDone, segment_path
 from civicam.storage.backend import SegmentStore
@@ -136,10 +136,14 @@ class UploadState(NamedTuple):
     expires: datetime | None
 
 
+def _revoked() -> UploadError:
+    return UploadError(401, "revoked", "This site token is revoked or unknown; ask the hub's admin for a new "
+                       "one (civicam site token SITE --rotate).")
+
+
 def _check_token(s: Session, token_id: int | None) -> None:
     if token_id is not None and not site_tokens.is_live(s, token_id):
-        raise UploadError(401, "revoked", "This site token is revoked or unknown; ask the hub's admin for a new "
-                          "one (civicam site token SITE --rotate).")
+        raise _revoked()
 
 
 def _incoming(upload_id: str) -> str:
@@ -200,16 +204,25 @@ class UploadService:
                     "reasons": [r.get("code") for r in reasons if isinstance(r, dict)]})
             return {"id": cam.id, "status": cam.status, "view_only": cam.view_only, "next_seq": next_seq(s, cam.id)}
 
-    def _camera_of_site(self, s: Session, site_id: int, camera_id: int) -> Camera:
-        cam = s.get(Camera, camera_id)
-        if cam is None or cam.site_id != site_id:
+    def _admit(self, s: Session, site_id: int, camera_id: int, token_id: int | None) -> None:
+        """The token still live (when given) and the camera this site's, sent by a gateway, recorded; else
+        UploadError. One query for both: it runs for every segment."""
+        query = select(Camera.site_id, Camera.source, Camera.view_only).where(Camera.id == camera_id)
+        if token_id is not None:
+            query = query.add_columns(SiteToken.id).outerjoin(
+                SiteToken, and_(SiteToken.id == token_id, SiteToken.revoked_at.is_(None)))
+        row = s.execute(query).first()
+        if row is None:
+            _check_token(s, token_id)  # an unknown camera with a revoked token: the token is what to fix
+        elif token_id is not None and row[3] is None:
+            raise _revoked()
+        if row is None or row[0] != site_id:
             raise UploadError(403, "wrong_site", f"Camera {camera_id} does not belong to site {site_id}; "
                               "this site's token uploads only its own cameras.")
-        if cam.source != "edge":
+        if row[1] != "edge":
             raise UploadError(403, "not_edge", f"Camera {camera_id} is pulled by the hub, not sent by a gateway.")
-        if cam.view_only:
+        if row[2]:
             raise UploadError(403, "view_only", f"Camera {camera_id} is view-only: it is never recorded.")
-        return cam
 
     # -- uploads ---------------------------------------------------------------------------------------
 
@@ -221,8 +234,7 @@ class UploadService:
         if not 0 < length <= MAX_SEGMENT_BYTES:
             raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
         with self.db.session() as s:
-            _check_token(s, token_id)
-            self._camera_of_site(s, site_id, meta.camera_id)
+            self._admit(s, site_id, meta.camera_id, token_id)
             found = self._find(s, meta, length)
             if found is not None:
                 return found
@@ -386,8 +398,7 @@ class UploadService:
             raise UploadError(400, "too_long", "The body runs past Upload-Length.")
         refusal: UploadError | None = None
         with self.db.session() as s:
-            _check_token(s, token_id)
-            self._camera_of_site(s, site_id, meta.camera_id)
+            self._admit(s, site_id, meta.camera_id, token_id)
             found = self._find(s, meta, length)
             if found is not None or not data:
                 if found is None:
@@ -415,7 +426,8 @@ class UploadService:
                 else:
                     final = segment_path(meta.camera_id, meta.start)
                     size = self.store.publish(rel, final)
-                    seg = self._index(s, meta.camera_id, meta.start, meta.end, final, size, upload.meta)
+                    seg = self._index(s, meta.camera_id, meta.start, meta.end, final, size, upload.meta,
+                                      absent=True)  # _find saw no segment at this start
                     upload.status, upload.segment_id, upload.completed_at = "done", seg.id, utcnow()
                     stored = seg.id
             s.add(upload)  # after the index row: one INSERT with its final values, no UPDATE
@@ -458,12 +470,13 @@ class UploadService:
             return seg.id
 
     def _index(self, s: Session, camera_id: int, start: datetime, end: datetime, final: str, size: int,
-               meta: dict[str, Any]) -> Segment:
-        """The index row of a segment just published (flushed: it has its id), or the one already there."""
+               meta: dict[str, Any], absent: bool = False) -> Segment:
+        """The index row of a segment just published (flushed: it has its id), or the one already there
+        (``absent``: the caller's transaction found none)."""
         # Published before the commit: a crash between leaves a file that start-up repair indexes; the
         # retried upload then finds the segment by (camera, start) here.
-        seg = s.execute(select(Segment).where(Segment.camera_id == camera_id, Segment.start == start)
-                        ).scalar_one_or_none()
+        seg = None if absent else s.execute(select(Segment).where(Segment.camera_id == camera_id,
+                                                                  Segment.start == start)).scalar_one_or_none()
         if seg is not None:
             return seg
         # A camera's open gap (its gateway lost it) is closed by a segment after it, never by one of the
@@ -490,8 +503,7 @@ class UploadService:
         if end is None or start.tzinfo is None or end.tzinfo is None or not start < end:
             raise UploadError(400, "bad_gap", "A quota gap needs aware start < end.")
         with self.db.session() as s:
-            _check_token(s, token_id)
-            self._camera_of_site(s, site_id, camera_id)
+            self._admit(s, site_id, camera_id, token_id)
             near = s.execute(select(Gap).where(Gap.camera_id == camera_id, Gap.reason == EDGE_QUOTA_GAP,
                                                Gap.start <= end + timedelta(milliseconds=1),
                                                Gap.end >= start - timedelta(milliseconds=1))
@@ -516,8 +528,7 @@ class UploadService:
         if start.tzinfo is None or (end is not None and (end.tzinfo is None or end < start)):
             raise UploadError(400, "bad_gap", "A gap needs an aware start, and an aware end not before it.")
         with self.db.session() as s:
-            _check_token(s, token_id)
-            self._camera_of_site(s, site_id, camera_id)
+            self._admit(s, site_id, camera_id, token_id)
             # The same gap is known by its camera, reason and start (the gateway sends it open, then closed).
             row = s.execute(select(Gap).where(Gap.camera_id == camera_id, Gap.reason == reason,
                                               Gap.start >= start - timedelta(milliseconds=1),
