@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -14,15 +15,16 @@ from sqlalchemy import select
 
 from civicam.audit.log import Actor
 from civicam.auth import site_tokens
-from civicam.context import Context
+from civicam.context import Context, open_context
 from civicam.domain.segments import segment_path
 from civicam.edge.spool import Spool
 from civicam.ingest.recorder import SegmentDone
 from civicam.ingest.service import store_for
+from civicam.ingest.upload_expiry import UploadExpiry, sweep_interval
 from civicam.ingest.uploads import UploadError, UploadService, encode_metadata, segment_meta
 from civicam.registry import service
 from civicam.storage.models import EdgeUpload, Gap, Segment
-from support.hub import ADMIN_PASSWORD, Api
+from support.hub import ADMIN_PASSWORD, Api, make_settings
 
 ACTOR = Actor(name="test", source="pytest", role="admin")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -418,3 +420,34 @@ def test_segment_in_one_request_is_stored_once(api: Api) -> None:
     r = c.patch(loc, content=body, headers={**gw, "Upload-Offset": "0",
                                             "Content-Type": "application/offset+octet-stream"})
     assert r.status_code == 204 and int(r.headers["Civicam-Stored"]) != stored
+
+
+def test_the_hub_sweeps_abandoned_uploads_by_itself(sqlite_url: str, tmp_path: Path) -> None:
+    """The background sweep (a service of ``civicam serve``) removes an upload once its expiry passed."""
+    ctx = open_context(make_settings(tmp_path / "data", sqlite_url, edge_upload_expiry_s=1.0), create=True)
+    sweep = UploadExpiry(ctx, logging.getLogger("test"))
+    try:
+        site_a, _ = sites(ctx)
+        svc = UploadService(ctx.db, store_for(ctx), expiry_s=1.0)
+        cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+        body = b"\x07" * 100
+        up = svc.create(site_a, segment_meta(meta_for(cam, body)), len(body))
+        w = svc.appender(site_a, up.upload_id, 0)
+        w.write(body[:50])
+        w.close()
+        incoming = Path(store_for(ctx).local_path(f"incoming/{up.upload_id}.upload"))
+        assert incoming.stat().st_size == 50
+        assert sweep_interval(1.0) == 1.0 and sweep_interval(3600) == 60.0
+        sweep.start()
+
+        def gone() -> bool:
+            with ctx.db.session() as s:
+                return s.get(EdgeUpload, up.upload_id) is None and not incoming.exists()
+
+        deadline = time.monotonic() + 20
+        while not gone():  # polls the outcome (the expiry is a real second), no fixed sleep
+            assert time.monotonic() < deadline, "the sweep removed the expired upload"
+            time.sleep(0.1)
+    finally:
+        sweep.close()
+        ctx.close()
