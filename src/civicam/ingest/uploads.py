@@ -207,10 +207,10 @@ class UploadService:
     def _admit(self, s: Session, site_id: int, camera_id: int, token_id: int | None) -> None:
         """The token still live (when given) and the camera this site's, sent by a gateway, recorded; else
         UploadError. One query for both: it runs for every segment."""
-        query = select(Camera.site_id, Camera.source, Camera.view_only).where(Camera.id == camera_id)
-        if token_id is not None:
-            query = query.add_columns(SiteToken.id).outerjoin(
-                SiteToken, and_(SiteToken.id == token_id, SiteToken.revoked_at.is_(None)))
+        # The live token's id beside the camera (null when revoked): the outer join keeps the camera's row.
+        query = select(Camera.site_id, Camera.source, Camera.view_only, SiteToken.id).outerjoin(
+            SiteToken, and_(SiteToken.id == (token_id if token_id is not None else -1),
+                            SiteToken.revoked_at.is_(None))).where(Camera.id == camera_id)
         row = s.execute(query).first()
         if row is None:
             _check_token(s, token_id)  # an unknown camera with a revoked token: the token is what to fix
