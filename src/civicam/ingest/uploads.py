@@ -367,65 +367,49 @@ class UploadService:
             self._release(upload_id)
             raise
 
-    def first_appender(self, site_id: int, created: Created, length: int, token_id: int | None = None) -> Appender:
-        """The writer of an upload ``create`` just made (offset 0): what ``appender`` reads from the database
-        is known already, so the request with the segment's body costs no transaction for it."""
-        with self._locks_guard:
-            if created.upload_id in self._busy:
-                raise UploadError(409, "busy", f"Upload {created.upload_id} is being written by another request.")
-            self._busy.add(created.upload_id)
-        try:
-            return Appender(self, site_id, created.upload_id, 0, length, None, created.expires, token_id)
-        except BaseException:
-            self._release(created.upload_id)
-            raise
+    def incoming(self, length: int) -> Incoming:
+        """A file for the body of a creation request (tus creation-with-upload), written as it arrives."""
+        if not 0 < length <= MAX_SEGMENT_BYTES:
+            raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
+        return Incoming(self.store, length)
 
-    def receive(self, site_id: int, meta: SegmentMeta, length: int, chunks: list[bytes],
+    def receive(self, site_id: int, meta: SegmentMeta, length: int, body: Incoming,
                 token_id: int | None = None) -> tuple[Created, int, int | None]:
-        """Create (or find) the upload and write the body that came with it (tus creation-with-upload): the
-        created (or found) upload, the hub's offset after it, and the stored segment once complete.
+        """Create (or find) the upload whose first bytes (all of them, usually) came with the creation request
+        and are in ``body``: the created (or found) upload, the hub's offset after it, and the stored segment
+        once complete.
 
         A body for an upload the hub already has (bytes of, or stored) is not used: the offset says where to
         go on. A new one costs one transaction: the upload row, the bytes (made durable before the commit),
         and, when they are the whole segment, its digest check, the publish and the index row, so a segment
-        sent in one piece is one request and one commit on the hub. A crash before the commit leaves no row:
-        the gateway sends the segment again, and the expiry sweep removes the orphaned bytes.
+        sent in one piece is one request, one trip to the thread pool and one commit on the hub. A crash
+        before the commit leaves no row: the gateway sends the segment again, and the expiry sweep removes
+        the orphaned bytes.
         """
-        if not 0 < length <= MAX_SEGMENT_BYTES:
-            raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if len(data) > length:
-            raise UploadError(400, "too_long", "The body runs past Upload-Length.")
         refusal: UploadError | None = None
         with self.db.session() as s:
             self._admit(s, site_id, meta.camera_id, token_id)
             found = self._find(s, meta, length)
-            if found is not None or not data:
-                if found is None:
-                    return self._new_upload(s, site_id, meta, length), 0, None
+            if found is not None:
+                body.discard()
                 return found, found.offset, found.stored_segment
-            upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
+            body.finish()
+            upload = EdgeUpload(id=body.upload_id, site_id=site_id, camera_id=meta.camera_id,
                                 start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
-                                meta=meta.as_dict(), status="open", received_bytes=len(data), resumes=0,
+                                meta=meta.as_dict(), status="open", received_bytes=body.size, resumes=0,
                                 created_at=self._clock())
             created = Created(upload.id, 0, expires=self._expires(upload))
-            rel = _incoming(upload.id)
-            path = self.store.spool(rel)
-            with open(path, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
             stored: int | None = None
-            offset = len(data)
+            offset = body.size
             if offset == length:
-                digest = hashlib.sha256(data).hexdigest()
+                digest = body.hexdigest()
                 if digest != meta.sha256:
-                    os.truncate(path, 0)  # kept open at offset 0: the gateway sends it again
+                    os.truncate(body.path, 0)  # kept open at offset 0: the gateway sends it again
                     offset = 0
                     refusal = _digest_mismatch(digest, meta.sha256)
                 else:
                     final = segment_path(meta.camera_id, meta.start)
-                    size = self.store.publish(rel, final)
+                    size = self.store.publish(body.rel, final)
                     seg = self._index(s, meta.camera_id, meta.start, meta.end, final, size, upload.meta,
                                       absent=True)  # _find saw no segment at this start
                     upload.status, upload.segment_id, upload.completed_at = "done", seg.id, utcnow()
@@ -436,9 +420,10 @@ class UploadService:
             except IntegrityError:
                 s.rollback()
                 if stored is None:
-                    os.unlink(path)
+                    body.discard()
                 raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
                                   "retry.") from None
+            body.kept = True
         if refusal is not None:
             raise refusal
         return created, offset, stored
@@ -546,6 +531,48 @@ class UploadService:
 def _digest_mismatch(got: str, announced: str) -> UploadError:
     return UploadError(460, "digest_mismatch", f"SHA-256 of the received bytes is {got}, not {announced} as "
                        "announced; nothing was stored, send the segment again.")
+
+
+class Incoming:
+    """The body of a creation request, written to its upload's file as it arrives and hashed on the way;
+    the upload's row is made once it is all in (``UploadService.receive``). ``discard`` removes the file
+    unless an upload row owns it (``kept``)."""
+
+    def __init__(self, store: SegmentStore, length: int) -> None:
+        self.upload_id = secrets.token_hex(16)
+        self.rel = _incoming(self.upload_id)
+        self.path = store.spool(self.rel)
+        self.length = length
+        self.size = 0
+        self.kept = False
+        self._hash = hashlib.sha256()
+        self._fh = open(self.path, "wb")  # noqa: SIM115  closed by finish or discard
+
+    def write(self, chunk: bytes) -> None:
+        if self.size + len(chunk) > self.length:
+            raise UploadError(400, "too_long", "The body runs past Upload-Length.")
+        self._fh.write(chunk)
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> None:
+        """Make the bytes durable (before the row that tells the gateway they are here is committed)."""
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        if self.kept:
+            return
+        self._fh.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 class Appender:

@@ -124,30 +124,31 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads,
                         content_type: Annotated[str, Header()] = "") -> Response:
     """Create (or find) the upload; with a body (tus creation-with-upload) its first bytes come along, which
     for a segment sent in one piece makes the whole delivery one request."""
-    with_body = content_type.split(";")[0].strip() == "application/offset+octet-stream"
     try:
         meta = segment_meta(parse_metadata(upload_metadata))
-        if with_body and 0 < upload_length <= BUFFERED_BODY_MAX:
-            # The usual case, a whole segment in one request: its body is read here, then creating, writing,
-            # verifying, storing and indexing it take one trip to the thread pool instead of three (each trip
-            # was a measurable share of the hub's CPU per segment: docs/benchmarks.md "Edge gateways").
-            chunks = await _body(request)
-            created, offset, stored = await run_in_threadpool(svc.receive, auth.site_id, meta, upload_length,
-                                                              chunks, auth.token_id)
-            with_body = False
+        if content_type.split(";")[0].strip() == "application/offset+octet-stream":
+            # The usual case, a whole segment in one request: its body goes to disk as it arrives (a broken
+            # connection keeps what came), then creating, verifying, storing and indexing it take one trip
+            # to the thread pool and one transaction (three trips and four transactions before: a large
+            # share of the hub's CPU per segment, docs/benchmarks.md "Edge gateways").
+            body = svc.incoming(upload_length)
+            try:
+                try:
+                    async for chunk in request.stream():
+                        body.write(chunk)
+                except ClientDisconnect:
+                    pass  # the link broke: what arrived is kept, and the gateway continues from its offset
+                created, offset, stored = await run_in_threadpool(svc.receive, auth.site_id, meta, upload_length,
+                                                                  body, auth.token_id)
+            except BaseException:
+                body.discard()
+                raise
         else:
             created = await run_in_threadpool(svc.create, auth.site_id, meta, upload_length, auth.token_id)
             offset, stored = created.offset, created.stored_segment
     except UploadError as exc:
         return _refused(exc, request, auth)
     expires = created.expires
-    if with_body and stored is None and offset == 0:
-        # A body for an upload the hub already has bytes of is not read: the answer's offset says where to go on.
-        try:
-            writer = svc.first_appender(auth.site_id, created, upload_length, auth.token_id)
-            offset, stored, _ = await _stream(request, writer)
-        except UploadError as exc:
-            return _refused(exc, request, auth)
     headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset)}
     if stored is None:
         headers.update(_expires(expires))
@@ -155,21 +156,6 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads,
         headers["Civicam-Stored"] = str(stored)
         return Response(status_code=200 if created.stored_segment is not None else 201, headers=headers)
     return Response(status_code=201, headers=headers)
-
-
-BUFFERED_BODY_MAX = 8 * 1024 * 1024  # a 4 s segment at 8 Mbit/s is 4 MB; larger bodies are streamed to disk
-
-
-async def _body(request: Request) -> list[bytes]:
-    """The request's body as it arrived: all of it, or what came before the connection broke (kept too)."""
-    chunks: list[bytes] = []
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                chunks.append(chunk)
-    except ClientDisconnect:
-        pass
-    return chunks
 
 
 async def _append(request: Request, svc: UploadService, auth: site_tokens.Resolved, upload_id: str,
