@@ -161,6 +161,9 @@ class UploadService:
         self._clock = clock
         self._locks_guard = threading.Lock()
         self._busy: set[str] = set()
+        # Segments whose creation request is still receiving its body (no row yet): a retry of the same
+        # segment waits for it (409 busy) rather than start a second upload beside the bytes arriving.
+        self._arriving: set[tuple[int, datetime]] = set()
 
     # -- cameras ---------------------------------------------------------------------------------------
 
@@ -233,6 +236,9 @@ class UploadService:
         """
         if not 0 < length <= MAX_SEGMENT_BYTES:
             raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
+        with self._locks_guard:
+            if (meta.camera_id, meta.start) in self._arriving:
+                raise UploadError(409, "busy", "This segment is being received by another request; retry.")
         with self.db.session() as s:
             self._admit(s, site_id, meta.camera_id, token_id)
             found = self._find(s, meta, length)
@@ -367,11 +373,24 @@ class UploadService:
             self._release(upload_id)
             raise
 
-    def incoming(self, length: int) -> Incoming:
+    def incoming(self, meta: SegmentMeta, length: int) -> Incoming:
         """A file for the body of a creation request (tus creation-with-upload), written as it arrives."""
         if not 0 < length <= MAX_SEGMENT_BYTES:
             raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
-        return Incoming(self.store, length)
+        key = (meta.camera_id, meta.start)
+        with self._locks_guard:
+            if key in self._arriving:
+                raise UploadError(409, "busy", "This segment is being received by another request; retry.")
+            self._arriving.add(key)
+        try:
+            return Incoming(self.store, length, lambda: self._arrived(key))
+        except BaseException:
+            self._arrived(key)
+            raise
+
+    def _arrived(self, key: tuple[int, datetime]) -> None:
+        with self._locks_guard:
+            self._arriving.discard(key)
 
     def receive(self, site_id: int, meta: SegmentMeta, length: int, body: Incoming,
                 token_id: int | None = None) -> tuple[Created, int, int | None]:
@@ -386,6 +405,13 @@ class UploadService:
         before the commit leaves no row: the gateway sends the segment again, and the expiry sweep removes
         the orphaned bytes.
         """
+        try:
+            return self._receive(site_id, meta, length, body, token_id)
+        finally:
+            body.arrived()
+
+    def _receive(self, site_id: int, meta: SegmentMeta, length: int, body: Incoming,
+                 token_id: int | None) -> tuple[Created, int, int | None]:
         refusal: UploadError | None = None
         with self.db.session() as s:
             self._admit(s, site_id, meta.camera_id, token_id)
@@ -538,7 +564,8 @@ class Incoming:
     the upload's row is made once it is all in (``UploadService.receive``). ``discard`` removes the file
     unless an upload row owns it (``kept``)."""
 
-    def __init__(self, store: SegmentStore, length: int) -> None:
+    def __init__(self, store: SegmentStore, length: int, arrived: Callable[[], None] = lambda: None) -> None:
+        self.arrived = arrived  # the request is over (its row made, or not): a retry may come in
         self.upload_id = secrets.token_hex(16)
         self.rel = _incoming(self.upload_id)
         self.path = store.spool(self.rel)
@@ -566,6 +593,7 @@ class Incoming:
         return self._hash.hexdigest()
 
     def discard(self) -> None:
+        self.arrived()
         if self.kept:
             return
         self._fh.close()

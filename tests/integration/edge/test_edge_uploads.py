@@ -451,3 +451,24 @@ def test_the_hub_sweeps_abandoned_uploads_by_itself(sqlite_url: str, tmp_path: P
     finally:
         sweep.close()
         ctx.close()
+
+
+def test_a_retry_waits_for_the_body_still_arriving(ctx: Context) -> None:
+    """While a segment's first request is still receiving its body (no upload row yet), a retry of the same
+    segment is told to wait (409 busy), so the bytes arriving are resumed from, not raced by a second upload."""
+    site_a, _ = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    body = b"\x09" * 4000
+    meta = segment_meta(meta_for(cam, body))
+    arriving = svc.incoming(meta, len(body))
+    arriving.write(body[:1500])  # ... and then the link breaks
+    with pytest.raises(UploadError) as busy:
+        svc.create(site_a, meta, len(body))
+    assert (busy.value.status, busy.value.code) == (409, "busy")
+    with pytest.raises(UploadError):
+        svc.incoming(meta, len(body))
+    created, offset, stored = svc.receive(site_a, meta, len(body), arriving)
+    assert (offset, stored) == (1500, None)
+    again = svc.create(site_a, meta, len(body))  # the retry now finds the upload at the bytes that came
+    assert (again.upload_id, again.offset) == (created.upload_id, 1500)

@@ -131,7 +131,7 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads,
             # connection keeps what came), then creating, verifying, storing and indexing it take one trip
             # to the thread pool and one transaction (three trips and four transactions before: a large
             # share of the hub's CPU per segment, docs/benchmarks.md "Edge gateways").
-            body = svc.incoming(upload_length)
+            body = svc.incoming(meta, upload_length)
             try:
                 try:
                     async for chunk in request.stream():
