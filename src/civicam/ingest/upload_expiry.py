@@ -23,7 +23,7 @@ class UploadExpiry:
     """``start``/``close`` like the other background services; one pass at start, then every interval."""
 
     def __init__(self, ctx: Context, logger: logging.Logger) -> None:
-        self._svc = UploadService(ctx.db, store_for(ctx), ctx.settings.edge_upload_expiry_s)
+        self._ctx = ctx
         self._log = logger
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="edge-upload-expiry", daemon=True)
@@ -36,13 +36,17 @@ class UploadExpiry:
         self._thread.join(10)
 
     def _run(self) -> None:
-        interval = sweep_interval(self._svc.expiry_s)
+        # The store is opened here, not at start-up: opening a local store walks the recordings tree.
+        expiry_s = self._ctx.settings.edge_upload_expiry_s
+        svc: UploadService | None = None
         while True:
             try:
-                removed = self._svc.expire()
+                if svc is None:
+                    svc = UploadService(self._ctx.db, store_for(self._ctx), expiry_s)
+                removed = svc.expire()
                 if removed:
                     self._log.info("removed %d abandoned gateway upload(s)", removed)
             except Exception:  # noqa: BLE001  a database hiccup must not end the sweep
                 self._log.exception("expiring abandoned gateway uploads failed")
-            if self._stop.wait(interval):
+            if self._stop.wait(sweep_interval(expiry_s)):
                 return
