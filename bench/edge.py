@@ -70,7 +70,8 @@ def measure_pull(root: Path, urls: list[str], seconds: float) -> dict[str, Any]:
         hub.proc = subprocess.Popen([*sys_civicam(), "serve", "--port", str(hub.port)], env=hub.env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for("every pulled camera recording", lambda: len(_segments(hub)) == len(urls), 120)
+        # Start-up grows with the size (200 cameras connect, probe and cut a first segment each).
+        wait_for("every pulled camera recording", lambda: len(_segments(hub)) == len(urls), max(120, 2 * len(urls)))
         assert hub.proc is not None
         c0, t0 = cpu_seconds(hub.proc.pid), time.monotonic()
         time.sleep(seconds)
@@ -109,7 +110,7 @@ def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, secon
     for gw in gws:
         gw.start()
     try:
-        wait_for("every gateway camera on the hub", lambda: len(_segments(hub)) == len(urls), 180)
+        wait_for("every gateway camera on the hub", lambda: len(_segments(hub)) == len(urls), max(180, 3 * len(urls)))
         assert hub.proc is not None
         pids = [gw.proc.pid for gw in gws if gw.proc is not None]
         start = datetime.now(UTC)

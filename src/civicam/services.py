@@ -10,6 +10,7 @@ from civicam.analytics.service import AnalyticsService
 from civicam.audit.anchor import Checkpointer
 from civicam.context import Context
 from civicam.ingest.service import RecordingService
+from civicam.ingest.upload_expiry import UploadExpiry
 
 
 class Service(Protocol):
@@ -27,10 +28,12 @@ def background_services(ctx: Context, cluster: str | None = None) -> list[Servic
         from civicam.scale.service import ClusterService  # imports Ray: only when asked for
 
         return [ClusterService(ctx, cluster, logging.getLogger("civicam.cluster")),
-                AlertService(ctx, logging.getLogger("civicam.alerts"), interval_s=ctx.settings.alert_interval_s)]
+                AlertService(ctx, logging.getLogger("civicam.alerts"), interval_s=ctx.settings.alert_interval_s),
+                UploadExpiry(ctx, logging.getLogger("civicam.edge"))]
     return [
         RecordingService(ctx, logging.getLogger("civicam.recording")),
         AnalyticsService(ctx, logging.getLogger("civicam.analytics")),
         AlertService(ctx, logging.getLogger("civicam.alerts"), interval_s=ctx.settings.alert_interval_s),
         Checkpointer(ctx.db, ctx.settings, logging.getLogger("civicam.audit")),
+        UploadExpiry(ctx, logging.getLogger("civicam.edge")),  # gateways' abandoned uploads (tus expiration)
     ]

@@ -242,11 +242,13 @@ def test_link_cut_resume_and_refusals(tmp_path: Path, cameras: RtspServer) -> No
 
         part = wait_for("an upload half-way", partial, 60, every_s=0.05)
         relay.cut()
-        time.sleep(0.5)  # let the hub see the reset and keep what it had
         upload_id = part.name.removesuffix(".upload")
+        # The hub keeps what it had: once it sees the reset, the upload is recorded with those bytes (a segment's
+        # first request creates it when its body ends, however it ends).
+        row = wait_for("the cut upload kept by the hub", lambda: hub.query(
+            "SELECT status, length, received_bytes FROM edge_uploads WHERE id = ?", upload_id), 30, every_s=0.05)[0]
         kept = part.stat().st_size
-        row = hub.query("SELECT status, length FROM edge_uploads WHERE id = ?", upload_id)[0]
-        assert row[0] == "open" and 0 < kept < row[1], (row, kept)
+        assert row[0] == "open" and 0 < kept == row[2] < row[1], (row, kept)
         relay.rate = None
         relay.reopen()
         done = wait_for("the cut upload completed", lambda: hub.query(
@@ -309,3 +311,47 @@ def test_link_cut_resume_and_refusals(tmp_path: Path, cameras: RtspServer) -> No
     missing = assert_exactly_once(hub, gw_a, cam_a)
     quarantined = {p.name.split("_")[-1] for p in quarantine.glob("*.mp4")}
     assert [Path(e["path"]).name for e in missing] == sorted(quarantined), "only the tampered segment is not on the hub"
+
+
+def test_gateway_recorder_gap_reaches_the_hub(tmp_path: Path, rtsp_available: bool) -> None:
+    """The gateway's camera dies (its RTSP server killed) and comes back: the hub's index shows the gateway
+    recorder's gap, open while the camera is lost, then closed with the bounds of the hole in what the
+    gateway recorded (its journal), like a gap of a camera the hub pulls itself."""
+    require(rtsp_available, "GStreamer RTSP server (python3-gi + gir1.2-gst-rtsp-server-1.0)")
+    server = RtspServer([m for m in STANDARD_MOUNTS if m["path"] == "/good"]).start()
+    hub = Hub(tmp_path / "hub")
+    hub.setup()
+    site = hub.add_site("Depot")
+    tok = hub.token(site)
+    hub.start()
+    gw = Gateway(tmp_path / "gw", hub, tok["hub_fingerprint"], tok["token"],
+                 [{"name": "Yard", "url": server.url("/good")}])
+    gw.start()
+
+    def gaps(cam: int) -> list[tuple[Any, ...]]:
+        return hub.query("SELECT start, \"end\", reason FROM recording_gaps WHERE camera_id = ?", cam)
+
+    try:
+        cam = wait_for("the gateway's camera on the hub", lambda: camera_id(hub, site, "Yard"), 60)
+        wait_for("two segments on the hub", lambda: len(hub_segments(hub, cam)) >= 2, 60)
+        assert gaps(cam) == []
+        server.kill()
+        (opened,) = wait_for("an open gap on the hub", lambda: gaps(cam), 60)
+        assert opened[1] is None and opened[2] == "stream_lost", opened
+        server.start()  # same port: the gateway's recorder finds the camera again
+        (closed,) = wait_for("the gap closed", lambda: [g for g in gaps(cam) if g[1] is not None], 90)
+        gap_start, gap_end = _utc(closed[0]), _utc(closed[1])
+        wait_for("segments after the gap on the hub",
+                 lambda: sum(s["start"] >= gap_end for s in hub_segments(hub, cam)) >= 2, 60)
+    finally:
+        gw.stop()
+        hub.stop()
+        server.stop()
+    assert gap_start == _utc(opened[0]), "the open gap was closed, not replaced"
+    missing = assert_exactly_once(hub, gw, cam)
+    assert not missing, missing
+    recorded = sorted(({"start": datetime.fromisoformat(e["start"]), "end": datetime.fromisoformat(e["end"])}
+                       for e in journal_by_start(gw).values()), key=lambda x: x["start"])
+    # The oracle is the gateway's own journal: the one hole in what it recorded is the hub's gap.
+    assert contiguous(recorded) == [(gap_start, gap_end)], (contiguous(recorded), gap_start, gap_end)
+    assert len(hub.query("SELECT id FROM recording_gaps WHERE camera_id = ?", cam)) == 1, "one gap, no other"

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
                       "else the certificate 'civicam init' generated in <data_dir>/tls.")
     tls_cert: Path | None = Field(None, description="PEM certificate the hub serves (the operator's own).")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    edge_upload_expiry_s: float = Field(
+        3600.0, gt=0, description="A gateway's segment upload not finished this long after its creation is "
+        "abandoned: removed with its bytes (tus Upload-Expires); the gateway then sends the segment anew.")
     # --- end edge ---
     environment: str = Field("development", description="development or production; production refuses weak set-ups.")
     # --- audit anchoring (civicam.audit.anchor) ---

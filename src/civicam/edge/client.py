@@ -23,7 +23,7 @@ import httpx
 
 from civicam.auth.tls import fingerprint_der
 from civicam.edge.config import EdgeConfig
-from civicam.edge.spool import GapEvent, Spooled
+from civicam.edge.spool import QUOTA_GAP, GapEvent, Spooled
 from civicam.ingest.uploads import encode_metadata
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -150,9 +150,11 @@ class HubClient:
         return data
 
     def send_gap(self, hub_camera: int, event: GapEvent) -> None:
-        r = self.request("POST", "/api/edge/gaps", json={"camera_id": hub_camera, "start": event.start.isoformat(),
-                                                          "end": event.end.isoformat(),
-                                                          "detail": "spool quota reached at the site gateway"})
+        quota = event.reason == QUOTA_GAP
+        r = self.request("POST", "/api/edge/gaps", json={
+            "camera_id": hub_camera, "start": event.start.isoformat(),
+            "end": event.end.isoformat() if event.end is not None else None, "reason": event.reason,
+            "detail": "spool quota reached at the site gateway" if quota else event.detail})
         if r.status_code != 200:
             raise self._refusal(r)
 
@@ -228,8 +230,21 @@ class HubClient:
             offset = new_offset
 
 
-def _read(path: str, offset: int, size: int) -> Iterator[bytes]:
-    """The file from ``offset``, at most ``size`` bytes, in 64 KiB pieces (streamed, not held in memory)."""
+WHOLE_BODY_MAX = 8 * 1024 * 1024
+
+
+def _read(path: str, offset: int, size: int) -> bytes | Iterator[bytes]:
+    """The file from ``offset``, at most ``size`` bytes: up to 8 MiB (a segment) read at once, so the request
+    has a Content-Length and the hub parses one body instead of chunked framing; more is streamed in 64 KiB
+    pieces, never held in memory."""
+    if size <= WHOLE_BODY_MAX:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(size)
+    return _pieces(path, offset, size)
+
+
+def _pieces(path: str, offset: int, size: int) -> Iterator[bytes]:
     left = size
     with open(path, "rb") as fh:
         fh.seek(offset)

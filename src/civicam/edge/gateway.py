@@ -56,8 +56,9 @@ class LaneHealth:
 
 
 class _SpoolSink:
-    """Where the recorder supervisors report: segments into the spool; the recorder's own gaps only logged
-    (a camera outage shows on the hub as missing segments and in the gateway's health)."""
+    """Where the recorder supervisors report: segments into the spool, and the recorder's own gaps (the
+    camera lost) as gap events the hub receives like the quota's, so its index shows them as for a pulled
+    camera."""
 
     def __init__(self, spool: Spool, logger: logging.Logger) -> None:
         self._spool = spool
@@ -68,6 +69,7 @@ class _SpoolSink:
 
     def gap(self, camera_id: int, start: datetime, reason: str, detail: str) -> None:
         self._log.info("camera %s: recording gap from %s (%s: %s)", camera_id, start.isoformat(), reason, detail)
+        self._spool.recorder_gap(camera_id, start, reason, redact(detail))
 
 
 class Gateway:

@@ -58,13 +58,20 @@ class Spooled:
         return cls(**{**d, "start": datetime.fromisoformat(d["start"]), "end": datetime.fromisoformat(d["end"])})
 
 
+QUOTA_GAP = "edge_quota"
+
+
 @dataclass(frozen=True)
 class GapEvent:
-    """Segments dropped for the quota: [start, end) of one camera, not yet acknowledged by the hub."""
+    """A stretch of one camera the hub has no segments for, not yet acknowledged by the hub: segments dropped
+    for the quota (``edge_quota``, always closed), or the recorder's own gap (``stream_lost``...: the camera
+    was lost), open (``end`` None) while it lasts and closed by the next segment recorded."""
 
     local_id: int
     start: datetime
-    end: datetime
+    end: datetime | None
+    reason: str = QUOTA_GAP
+    detail: str = ""
 
 
 def sha256_file(path: str) -> str:
@@ -145,6 +152,7 @@ class Spool:
         """A segment the recorder just published: digest it, write its sidecar and journal entry, apply the quota."""
         digest = sha256_file(self.store.local_path(done.path))
         with self._lock:
+            self._close_recorder_gaps(done.camera_id, done.start)
             item = Spooled(done.camera_id, done.path, done.start, done.end, done.bytes, digest,
                            self._take_seq(done.camera_id), done.frames, done.keyframes, done.init_bytes, done.codec,
                            done.width, done.height, done.session)
@@ -219,10 +227,20 @@ class Spool:
             self._log.warning("spool quota reached: dropped camera %s segment %s", oldest.local_id,
                               oldest.start.isoformat())
 
+    def _gap_files(self, local_id: int) -> list[tuple[Path, dict[str, Any]]]:
+        out = []
+        for path in sorted((self.root / "gaps").glob(f"cam{local_id}-*.json")):
+            try:
+                out.append((path, json.loads(path.read_text())))
+            except FileNotFoundError:
+                continue
+        return out
+
     def _add_gap(self, local_id: int, start: datetime, end: datetime) -> None:
         # Adjacent drops of one camera make one gap: extend the pending one that ends where this starts.
-        for path in sorted((self.root / "gaps").glob(f"cam{local_id}-*.json")):
-            data = json.loads(path.read_text())
+        for path, data in self._gap_files(local_id):
+            if data.get("reason", QUOTA_GAP) != QUOTA_GAP:
+                continue
             if abs(datetime.fromisoformat(data["end"]) - start) <= timedelta(milliseconds=1):
                 data["end"] = end.isoformat()
                 _write_atomic(path, json.dumps(data))
@@ -230,23 +248,54 @@ class Spool:
         path = self.root / "gaps" / f"cam{local_id}-{start:%Y%m%dT%H%M%S%f}.json"
         _write_atomic(path, json.dumps({"local_id": local_id, "start": start.isoformat(), "end": end.isoformat()}))
 
+    def recorder_gap(self, local_id: int, start: datetime, reason: str, detail: str) -> None:
+        """The recorder lost the camera at ``start`` (``reason`` as the hub's recorder says it): an open gap,
+        sent to the hub at once and again, closed, when the next segment is recorded. One open gap per
+        camera: the first cause is kept, as on the hub."""
+        with self._lock:
+            for _path, data in self._gap_files(local_id):
+                if data.get("reason", QUOTA_GAP) != QUOTA_GAP and data["end"] is None:
+                    return
+            path = self.root / "gaps" / f"cam{local_id}-{start:%Y%m%dT%H%M%S%f}-{reason}.json"
+            _write_atomic(path, json.dumps({"local_id": local_id, "start": start.isoformat(), "end": None,
+                                            "reason": reason, "detail": detail[:1000], "sent_open": False}))
+        self._on_change()
+
+    def _close_recorder_gaps(self, local_id: int, at: datetime) -> None:
+        # The first segment after the camera came back ends the gap where it starts (never before its start).
+        for path, data in self._gap_files(local_id):
+            if data.get("reason", QUOTA_GAP) != QUOTA_GAP and data["end"] is None:
+                start = datetime.fromisoformat(data["start"])
+                data["end"] = max(at, start).isoformat()
+                _write_atomic(path, json.dumps(data))
+
     def gaps(self, local_id: int) -> list[tuple[Path, GapEvent]]:
+        """This camera's gap events the hub still needs: closed ones, and open ones it has not been told of."""
         with self._lock:
             out = []
-            for path in sorted((self.root / "gaps").glob(f"cam{local_id}-*.json")):
-                d = json.loads(path.read_text())
+            for path, d in self._gap_files(local_id):
+                if d["end"] is None and d.get("sent_open"):
+                    continue
                 out.append((path, GapEvent(local_id, datetime.fromisoformat(d["start"]),
-                                           datetime.fromisoformat(d["end"]))))
+                                           datetime.fromisoformat(d["end"]) if d["end"] is not None else None,
+                                           d.get("reason", QUOTA_GAP), d.get("detail", ""))))
             return out
 
     def gap_sent(self, path: Path, event: GapEvent) -> None:
-        """The hub acknowledged the gap; drop it unless it grew meanwhile (then it is sent again)."""
+        """The hub acknowledged the gap; drop it unless it grew or was closed meanwhile (then it is sent
+        again). An open gap stays, marked sent, until its end is known."""
         with self._lock:
             try:
                 d = json.loads(path.read_text())
             except FileNotFoundError:
                 return
-            if datetime.fromisoformat(d["end"]) == event.end:
+            end = datetime.fromisoformat(d["end"]) if d["end"] is not None else None
+            if end != event.end:
+                return
+            if end is None:
+                d["sent_open"] = True
+                _write_atomic(path, json.dumps(d))
+            else:
                 path.unlink()
 
     # -- taking ---------------------------------------------------------------------------------------

@@ -15,17 +15,20 @@ import hashlib
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from civicam.audit.log import Actor, record
+from civicam.auth import site_tokens
 from civicam.db.base import utcnow
-from civicam.db.models import Camera, Probe
+from civicam.db.models import Camera, Probe, SiteToken
 from civicam.db.session import Database
 from civicam.domain.segments import SegmentDone, segment_path
 from civicam.storage.backend import SegmentStore
@@ -33,8 +36,11 @@ from civicam.storage.index import add_segment, next_seq
 from civicam.storage.models import EdgeUpload, Gap, Segment
 
 MAX_SEGMENT_BYTES = 512 * 1024 * 1024
+DEFAULT_EXPIRY_S = 3600.0  # an upload not finished an hour after its creation is abandoned (Settings overrides)
 INCOMING = "incoming"  # under the store root; not a segment name, so reconcile and the cleaner leave it alone
 EDGE_QUOTA_GAP = "edge_quota"
+# The gaps a gateway's recorder opens (the hub's own recorder's reasons, ingest/supervisor.py).
+RECORDER_GAPS = frozenset({"stream_lost", "recorder_down", "disk_full"})
 
 
 class UploadError(Exception):
@@ -112,11 +118,32 @@ def segment_meta(values: dict[str, str]) -> SegmentMeta:
 
 @dataclass(frozen=True)
 class Created:
-    """The answer to a creation request: continue ``upload_id`` at ``offset``, or it is already stored."""
+    """The answer to a creation request: continue ``upload_id`` at ``offset``, or it is already stored;
+    an unfinished upload is removed with its bytes at ``expires`` (tus ``Upload-Expires``)."""
 
     upload_id: str
     offset: int
     stored_segment: int | None = None
+    expires: datetime | None = None
+
+
+class UploadState(NamedTuple):
+    """Where an upload stands (tus HEAD): the hub's offset, its length, the stored segment once it is."""
+
+    offset: int
+    length: int
+    stored: int | None
+    expires: datetime | None
+
+
+def _revoked() -> UploadError:
+    return UploadError(401, "revoked", "This site token is revoked or unknown; ask the hub's admin for a new "
+                       "one (civicam site token SITE --rotate).")
+
+
+def _check_token(s: Session, token_id: int | None) -> None:
+    if token_id is not None and not site_tokens.is_live(s, token_id):
+        raise _revoked()
 
 
 def _incoming(upload_id: str) -> str:
@@ -126,15 +153,22 @@ def _incoming(upload_id: str) -> str:
 class UploadService:
     """Creates, resumes and completes uploads into the hub's recordings store (``store``) and index."""
 
-    def __init__(self, db: Database, store: SegmentStore) -> None:
+    def __init__(self, db: Database, store: SegmentStore, expiry_s: float = DEFAULT_EXPIRY_S,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.store = store
+        self.expiry_s = expiry_s
+        self._clock = clock
         self._locks_guard = threading.Lock()
         self._busy: set[str] = set()
+        # Segments whose creation request is still receiving its body (no row yet): a retry of the same
+        # segment waits for it (409 busy) rather than start a second upload beside the bytes arriving.
+        self._arriving: set[tuple[int, datetime]] = set()
 
     # -- cameras ---------------------------------------------------------------------------------------
 
-    def register_camera(self, site_id: int, name: str, view_only: bool, probe: dict[str, Any]) -> dict[str, Any]:
+    def register_camera(self, site_id: int, name: str, view_only: bool, probe: dict[str, Any],
+                        token_id: int | None = None) -> dict[str, Any]:
         """The gateway's camera ``name`` at its site, created on first report; stores the probe's verdict.
 
         The hub gets a label, never the camera's address or credentials: those stay in the gateway's config.
@@ -147,6 +181,7 @@ class UploadService:
             raise UploadError(400, "bad_name", "The camera name must be 1-200 characters.")
         actor = Actor(name=f"site:{site_id}", source="gateway", role="site_rep", site_id=site_id)
         with self.db.session() as s:
+            _check_token(s, token_id)
             cam = s.execute(select(Camera).where(Camera.site_id == site_id, Camera.name == name)).scalar_one_or_none()
             if cam is not None and cam.source != "edge":
                 raise UploadError(409, "name_taken", f"Camera '{name}' at site {site_id} is pulled by the hub; "
@@ -172,41 +207,60 @@ class UploadService:
                     "reasons": [r.get("code") for r in reasons if isinstance(r, dict)]})
             return {"id": cam.id, "status": cam.status, "view_only": cam.view_only, "next_seq": next_seq(s, cam.id)}
 
-    def _camera_of_site(self, s: Session, site_id: int, camera_id: int) -> Camera:
-        cam = s.get(Camera, camera_id)
-        if cam is None or cam.site_id != site_id:
+    def _admit(self, s: Session, site_id: int, camera_id: int, token_id: int | None) -> None:
+        """The token still live (when given) and the camera this site's, sent by a gateway, recorded; else
+        UploadError. One query for both: it runs for every segment."""
+        # The live token's id beside the camera (null when revoked): the outer join keeps the camera's row.
+        query = select(Camera.site_id, Camera.source, Camera.view_only, SiteToken.id).outerjoin(
+            SiteToken, and_(SiteToken.id == (token_id if token_id is not None else -1),
+                            SiteToken.revoked_at.is_(None))).where(Camera.id == camera_id)
+        row = s.execute(query).first()
+        if row is None:
+            _check_token(s, token_id)  # an unknown camera with a revoked token: the token is what to fix
+        elif token_id is not None and row[3] is None:
+            raise _revoked()
+        if row is None or row[0] != site_id:
             raise UploadError(403, "wrong_site", f"Camera {camera_id} does not belong to site {site_id}; "
                               "this site's token uploads only its own cameras.")
-        if cam.source != "edge":
+        if row[1] != "edge":
             raise UploadError(403, "not_edge", f"Camera {camera_id} is pulled by the hub, not sent by a gateway.")
-        if cam.view_only:
+        if row[2]:
             raise UploadError(403, "view_only", f"Camera {camera_id} is view-only: it is never recorded.")
-        return cam
 
     # -- uploads ---------------------------------------------------------------------------------------
 
-    def create(self, site_id: int, meta: SegmentMeta, length: int) -> Created:
-        """Create the upload of one segment, or find the one already made for the same (camera, start)."""
+    def create(self, site_id: int, meta: SegmentMeta, length: int, token_id: int | None = None) -> Created:
+        """Create the upload of one segment, or find the one already made for the same (camera, start).
+
+        ``token_id``: the gateway's token row, checked live in this transaction (a revocation holds at once).
+        """
         if not 0 < length <= MAX_SEGMENT_BYTES:
             raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
+        with self._locks_guard:
+            if (meta.camera_id, meta.start) in self._arriving:
+                raise UploadError(409, "busy", "This segment is being received by another request; retry.")
         with self.db.session() as s:
-            self._camera_of_site(s, site_id, meta.camera_id)
+            self._admit(s, site_id, meta.camera_id, token_id)
             found = self._find(s, meta, length)
             if found is not None:
                 return found
-            upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
-                                start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
-                                meta=meta.as_dict(), status="open", received_bytes=0, resumes=0)
-            s.add(upload)
-            try:
-                s.flush()
-            except IntegrityError:
-                s.rollback()
-                raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
-                                  "retry.") from None
-            self.store.spool(_incoming(upload.id))
-            open(self.store.local_path(_incoming(upload.id)), "ab").close()
-            return Created(upload.id, 0)
+            return self._new_upload(s, site_id, meta, length)
+
+    def _new_upload(self, s: Session, site_id: int, meta: SegmentMeta, length: int) -> Created:
+        upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
+                            start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
+                            meta=meta.as_dict(), status="open", received_bytes=0, resumes=0,
+                            created_at=self._clock())
+        s.add(upload)
+        try:
+            s.flush()
+        except IntegrityError:
+            s.rollback()
+            raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
+                              "retry.") from None
+        self.store.spool(_incoming(upload.id))
+        open(self.store.local_path(_incoming(upload.id)), "ab").close()
+        return Created(upload.id, 0, expires=self._expires(upload))
 
     def _find(self, s: Session, meta: SegmentMeta, length: int) -> Created | None:
         row = s.execute(select(EdgeUpload).where(EdgeUpload.camera_id == meta.camera_id,
@@ -221,7 +275,11 @@ class UploadService:
                               f"{meta.camera_id} at {meta.start.isoformat()} is already on the hub.")
         if row.status == "done":
             return Created(row.id, row.length, row.segment_id)
-        return Created(row.id, self._offset(row.id))
+        if self._expires(row) <= self._clock() and self._remove_upload(s, row):
+            # Found after its time: it expired (the sweep had not come yet); the segment starts afresh.
+            s.flush()
+            return None
+        return Created(row.id, self._offset(row.id), expires=self._expires(row))
 
     def _offset(self, upload_id: str) -> int:
         try:
@@ -229,13 +287,64 @@ class UploadService:
         except FileNotFoundError:
             return 0
 
-    def status(self, site_id: int, upload_id: str) -> tuple[int, int, int | None]:
-        """(offset, length, stored segment id or None) of an upload of this site."""
+    def status(self, site_id: int, upload_id: str) -> UploadState:
+        """Where an upload of this site stands."""
         with self.db.session() as s:
             row = self._get(s, site_id, upload_id)
             if row.status == "done":
-                return row.length, row.length, row.segment_id
-            return self._offset(upload_id), row.length, None
+                return UploadState(row.length, row.length, row.segment_id, None)
+            return UploadState(self._offset(upload_id), row.length, None, self._expires(row))
+
+    # -- expiry (tus expiration) -----------------------------------------------------------------------
+
+    def _expires(self, row: EdgeUpload) -> datetime:
+        return row.created_at + timedelta(seconds=self.expiry_s)
+
+    def _remove_upload(self, s: Session, row: EdgeUpload) -> bool:
+        """Delete an unfinished upload's row (in ``s``) and its bytes, unless a request is writing it now."""
+        with self._locks_guard:
+            if row.id in self._busy:
+                return False
+            self._busy.add(row.id)
+        try:
+            s.delete(row)
+            try:
+                os.unlink(self.store.local_path(_incoming(row.id)))
+            except FileNotFoundError:
+                pass
+            return True
+        finally:
+            self._release(row.id)
+
+    def expire(self) -> int:
+        """Remove every upload not finished ``expiry_s`` after its creation, with its bytes; returns how many.
+
+        The gateway that comes back to one later is told it is unknown and creates it again from the first
+        byte. Files in the incoming folder that no open upload owns (a request that was writing while its
+        upload expired) go too once they are that old.
+        """
+        now = self._clock()
+        cutoff = now - timedelta(seconds=self.expiry_s)
+        removed = 0
+        with self.db.session() as s:
+            stale = s.execute(select(EdgeUpload).where(EdgeUpload.status == "open", EdgeUpload.created_at <= cutoff)
+                              ).scalars().all()
+            for row in stale:
+                removed += int(self._remove_upload(s, row))
+            live = set(s.execute(select(EdgeUpload.id).where(EdgeUpload.status == "open")).scalars())
+        folder = Path(self.store.local_path(_incoming("x"))).parent
+        for path in folder.glob("*.upload") if folder.is_dir() else ():
+            upload_id = path.name.removesuffix(".upload")
+            try:
+                old = datetime.fromtimestamp(path.stat().st_mtime, UTC) <= cutoff
+            except FileNotFoundError:
+                continue
+            if upload_id not in live and old:
+                with self._locks_guard:
+                    if upload_id in self._busy:
+                        continue
+                path.unlink(missing_ok=True)
+        return removed
 
     def _get(self, s: Session, site_id: int, upload_id: str) -> EdgeUpload:
         row = s.get(EdgeUpload, upload_id) if len(upload_id) == 32 else None
@@ -243,12 +352,13 @@ class UploadService:
             raise UploadError(404, "unknown_upload", f"Upload {upload_id} not found; create it again.")
         return row
 
-    def appender(self, site_id: int, upload_id: str, offset: int) -> Appender:
+    def appender(self, site_id: int, upload_id: str, offset: int, token_id: int | None = None) -> Appender:
         """Start writing at ``offset`` (which must be the hub's); one writer per upload at a time."""
         with self.db.session() as s:
             row = self._get(s, site_id, upload_id)
             done = row.segment_id if row.status == "done" else None
             length = row.length
+            expires = self._expires(row)
         with self._locks_guard:
             if upload_id in self._busy:
                 raise UploadError(409, "busy", f"Upload {upload_id} is being written by another request; retry.")
@@ -258,55 +368,153 @@ class UploadService:
             if offset != current:
                 raise UploadError(409, "offset_mismatch", f"Upload-Offset {offset} is not the hub's offset "
                                   f"{current}; ask with HEAD and continue there.")
-            return Appender(self, site_id, upload_id, offset, length, done)
+            return Appender(self, site_id, upload_id, offset, length, done, expires, token_id)
         except BaseException:
             self._release(upload_id)
             raise
+
+    def incoming(self, meta: SegmentMeta, length: int) -> Incoming:
+        """A file for the body of a creation request (tus creation-with-upload), written as it arrives."""
+        if not 0 < length <= MAX_SEGMENT_BYTES:
+            raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
+        key = (meta.camera_id, meta.start)
+        with self._locks_guard:
+            if key in self._arriving:
+                raise UploadError(409, "busy", "This segment is being received by another request; retry.")
+            self._arriving.add(key)
+        try:
+            return Incoming(self.store, length, lambda: self._arrived(key))
+        except BaseException:
+            self._arrived(key)
+            raise
+
+    def _arrived(self, key: tuple[int, datetime]) -> None:
+        with self._locks_guard:
+            self._arriving.discard(key)
+
+    def receive(self, site_id: int, meta: SegmentMeta, length: int, body: Incoming,
+                token_id: int | None = None) -> tuple[Created, int, int | None]:
+        """Create (or find) the upload whose first bytes (all of them, usually) came with the creation request
+        and are in ``body``: the created (or found) upload, the hub's offset after it, and the stored segment
+        once complete.
+
+        A body for an upload the hub already has (bytes of, or stored) is not used: the offset says where to
+        go on. A new one costs one transaction: the upload row, the bytes (made durable before the commit),
+        and, when they are the whole segment, its digest check, the publish and the index row, so a segment
+        sent in one piece is one request, one trip to the thread pool and one commit on the hub. A crash
+        before the commit leaves no row: the gateway sends the segment again, and the expiry sweep removes
+        the orphaned bytes.
+        """
+        try:
+            return self._receive(site_id, meta, length, body, token_id)
+        finally:
+            body.arrived()
+
+    def _receive(self, site_id: int, meta: SegmentMeta, length: int, body: Incoming,
+                 token_id: int | None) -> tuple[Created, int, int | None]:
+        refusal: UploadError | None = None
+        with self.db.session() as s:
+            self._admit(s, site_id, meta.camera_id, token_id)
+            found = self._find(s, meta, length)
+            if found is not None:
+                body.discard()
+                return found, found.offset, found.stored_segment
+            body.finish()
+            upload = EdgeUpload(id=body.upload_id, site_id=site_id, camera_id=meta.camera_id,
+                                start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
+                                meta=meta.as_dict(), status="open", received_bytes=body.size, resumes=0,
+                                created_at=self._clock())
+            created = Created(upload.id, 0, expires=self._expires(upload))
+            stored: int | None = None
+            offset = body.size
+            if offset == length:
+                digest = body.hexdigest()
+                if digest != meta.sha256:
+                    os.truncate(body.path, 0)  # kept open at offset 0: the gateway sends it again
+                    offset = 0
+                    refusal = _digest_mismatch(digest, meta.sha256)
+                else:
+                    final = segment_path(meta.camera_id, meta.start)
+                    size = self.store.publish(body.rel, final)
+                    seg = self._index(s, meta.camera_id, meta.start, meta.end, final, size, upload.meta,
+                                      absent=True)  # _find saw no segment at this start
+                    upload.status, upload.segment_id, upload.completed_at = "done", seg.id, utcnow()
+                    stored = seg.id
+            s.add(upload)  # after the index row: one INSERT with its final values, no UPDATE
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                if stored is None:
+                    body.discard()
+                raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
+                                  "retry.") from None
+            body.kept = True
+        if refusal is not None:
+            raise refusal
+        return created, offset, stored
 
     def _release(self, upload_id: str) -> None:
         with self._locks_guard:
             self._busy.discard(upload_id)
 
     def _complete(self, site_id: int, upload_id: str, written: int = 0, resumed: bool = False,
-                  digest: str | None = None) -> int:
+                  digest: str | None = None, token_id: int | None = None) -> int:
         rel = _incoming(upload_id)
         path = self.store.local_path(rel)
         digest = digest or _sha256_file(path)
         with self.db.session() as s:
+            _check_token(s, token_id)
             row = self._get(s, site_id, upload_id)
             row.received_bytes += written
             row.resumes += int(resumed)
             if digest != row.sha256:
                 # Start over: the bytes on the hub are not the segment; the gateway's copy is kept and resent.
                 os.truncate(path, 0)
-                raise UploadError(460, "digest_mismatch", f"SHA-256 of the received bytes is {digest}, not "
-                                  f"{row.sha256} as announced; nothing was stored, send the segment again.")
-            meta = row.meta
+                raise _digest_mismatch(digest, row.sha256)
             final = segment_path(row.camera_id, row.start)
             size = self.store.publish(rel, final)
-            # Published before the commit: a crash between leaves a file that start-up repair indexes; the
-            # retried upload then finds the segment by (camera, start) below.
-            seg = s.execute(select(Segment).where(Segment.camera_id == row.camera_id, Segment.start == row.start)
-                            ).scalar_one_or_none()
-            if seg is None:
-                seg = add_segment(s, SegmentDone(row.camera_id, final, row.start, row.end, size, int(meta["frames"]),
-                                                 int(meta["keyframes"]), int(meta["init_bytes"]), str(meta["codec"]),
-                                                 int(meta["width"]), int(meta["height"]), str(meta["session"])),
-                                  seq=int(meta["seq"]))
-                s.flush()
+            seg = self._index(s, row.camera_id, row.start, row.end, final, size, row.meta)
             row.status = "done"
             row.segment_id = seg.id
             row.completed_at = utcnow()
             return seg.id
 
+    def _index(self, s: Session, camera_id: int, start: datetime, end: datetime, final: str, size: int,
+               meta: dict[str, Any], absent: bool = False) -> Segment:
+        """The index row of a segment just published (flushed: it has its id), or the one already there
+        (``absent``: the caller's transaction found none)."""
+        # Published before the commit: a crash between leaves a file that start-up repair indexes; the
+        # retried upload then finds the segment by (camera, start) here.
+        seg = None if absent else s.execute(select(Segment).where(Segment.camera_id == camera_id,
+                                                                  Segment.start == start)).scalar_one_or_none()
+        if seg is not None:
+            return seg
+        # A camera's open gap (its gateway lost it) is closed by a segment after it, never by one of the
+        # backlog from before it (live segments go first after an outage).
+        gap_start = s.execute(select(Gap.start).where(Gap.camera_id == camera_id, Gap.end.is_(None))
+                              .order_by(Gap.id.desc()).limit(1)).scalar_one_or_none()
+        seg = add_segment(s, SegmentDone(camera_id, final, start, end, size, int(meta["frames"]),
+                                         int(meta["keyframes"]), int(meta["init_bytes"]), str(meta["codec"]),
+                                         int(meta["width"]), int(meta["height"]), str(meta["session"])),
+                          seq=int(meta["seq"]),
+                          open_gap_start=gap_start if gap_start is not None and gap_start <= start else None)
+        s.flush()
+        return seg
+
     # -- gaps and health -------------------------------------------------------------------------------
 
-    def gap(self, site_id: int, camera_id: int, start: datetime, end: datetime, detail: str) -> int:
-        """Segments the gateway dropped (spool quota) as a closed gap; adjacent reports merge, repeats are no-ops."""
-        if start.tzinfo is None or end.tzinfo is None or not start < end:
-            raise UploadError(400, "bad_gap", "A gap needs aware start < end.")
+    def gap(self, site_id: int, camera_id: int, start: datetime, end: datetime | None, detail: str,
+            reason: str = EDGE_QUOTA_GAP, token_id: int | None = None) -> int:
+        """A gap the gateway reports: segments it dropped (``edge_quota``, closed; adjacent reports merge), or
+        its recorder's own (the camera lost: open while ``end`` is None, then reported again closed). Repeats
+        are no-ops, so a gateway that did not see the answer may send it again."""
+        if reason != EDGE_QUOTA_GAP:
+            return self._recorder_gap(site_id, camera_id, start, end, detail, reason, token_id)
+        if end is None or start.tzinfo is None or end.tzinfo is None or not start < end:
+            raise UploadError(400, "bad_gap", "A quota gap needs aware start < end.")
         with self.db.session() as s:
-            self._camera_of_site(s, site_id, camera_id)
+            self._admit(s, site_id, camera_id, token_id)
             near = s.execute(select(Gap).where(Gap.camera_id == camera_id, Gap.reason == EDGE_QUOTA_GAP,
                                                Gap.start <= end + timedelta(milliseconds=1),
                                                Gap.end >= start - timedelta(milliseconds=1))
@@ -323,13 +531,86 @@ class UploadService:
             s.flush()
             return row.id
 
+    def _recorder_gap(self, site_id: int, camera_id: int, start: datetime, end: datetime | None, detail: str,
+                      reason: str, token_id: int | None) -> int:
+        if reason not in RECORDER_GAPS:
+            raise UploadError(400, "bad_gap", f"Unknown gap reason {reason!r}; one of: "
+                              f"{', '.join(sorted(RECORDER_GAPS | {EDGE_QUOTA_GAP}))}.")
+        if start.tzinfo is None or (end is not None and (end.tzinfo is None or end < start)):
+            raise UploadError(400, "bad_gap", "A gap needs an aware start, and an aware end not before it.")
+        with self.db.session() as s:
+            self._admit(s, site_id, camera_id, token_id)
+            # The same gap is known by its camera, reason and start (the gateway sends it open, then closed).
+            row = s.execute(select(Gap).where(Gap.camera_id == camera_id, Gap.reason == reason,
+                                              Gap.start >= start - timedelta(milliseconds=1),
+                                              Gap.start <= start + timedelta(milliseconds=1))
+                            .order_by(Gap.id).limit(1)).scalar_one_or_none()
+            if row is None:
+                row = Gap(camera_id=camera_id, start=start, end=end, reason=reason, detail=detail[:1000])
+                s.add(row)
+                s.flush()
+            elif end is not None:
+                row.end = end
+            return row.id
+
+
+def _digest_mismatch(got: str, announced: str) -> UploadError:
+    return UploadError(460, "digest_mismatch", f"SHA-256 of the received bytes is {got}, not {announced} as "
+                       "announced; nothing was stored, send the segment again.")
+
+
+class Incoming:
+    """The body of a creation request, written to its upload's file as it arrives and hashed on the way;
+    the upload's row is made once it is all in (``UploadService.receive``). ``discard`` removes the file
+    unless an upload row owns it (``kept``)."""
+
+    def __init__(self, store: SegmentStore, length: int, arrived: Callable[[], None] = lambda: None) -> None:
+        self.arrived = arrived  # the request is over (its row made, or not): a retry may come in
+        self.upload_id = secrets.token_hex(16)
+        self.rel = _incoming(self.upload_id)
+        self.path = store.spool(self.rel)
+        self.length = length
+        self.size = 0
+        self.kept = False
+        self._hash = hashlib.sha256()
+        self._fh = open(self.path, "wb")  # noqa: SIM115  closed by finish or discard
+
+    def write(self, chunk: bytes) -> None:
+        if self.size + len(chunk) > self.length:
+            raise UploadError(400, "too_long", "The body runs past Upload-Length.")
+        self._fh.write(chunk)
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> None:
+        """Make the bytes durable (before the row that tells the gateway they are here is committed)."""
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        self.arrived()
+        if self.kept:
+            return
+        self._fh.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
 
 class Appender:
     """Bytes of one PATCH going to the incoming file; ``close`` keeps what came (a broken connection included)."""
 
     def __init__(self, svc: UploadService, site_id: int, upload_id: str, offset: int, length: int,
-                 done: int | None) -> None:
+                 done: int | None, expires: datetime | None = None, token_id: int | None = None) -> None:
         self._svc = svc
+        self._token_id = token_id
+        self.expires = expires
         self._site_id = site_id
         self.upload_id = upload_id
         self.offset = offset
@@ -368,7 +649,8 @@ class Appender:
             # One transaction for the byte count, the index row and "done"; the digest was taken on the way
             # when the whole segment came in this request.
             digest = self._hash.hexdigest() if self._hash is not None else None
-            return self.length, self._svc._complete(self._site_id, self.upload_id, self._written, resumed, digest)
+            return self.length, self._svc._complete(self._site_id, self.upload_id, self._written, resumed, digest,
+                                                    self._token_id)
         finally:
             if self._fh is not None and not self._fh.closed:
                 self._fh.close()

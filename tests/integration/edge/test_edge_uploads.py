@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from civicam.audit.log import Actor
 from civicam.auth import site_tokens
-from civicam.context import Context
+from civicam.context import Context, open_context
 from civicam.domain.segments import segment_path
 from civicam.edge.spool import Spool
 from civicam.ingest.recorder import SegmentDone
 from civicam.ingest.service import store_for
-from civicam.ingest.uploads import UploadError, UploadService, segment_meta
+from civicam.ingest.upload_expiry import UploadExpiry, sweep_interval
+from civicam.ingest.uploads import UploadError, UploadService, encode_metadata, segment_meta
 from civicam.registry import service
-from civicam.storage.models import Gap, Segment
-from support.hub import ADMIN_PASSWORD, Api
+from civicam.storage.models import EdgeUpload, Gap, Segment
+from support.hub import ADMIN_PASSWORD, Api, make_settings
 
 ACTOR = Actor(name="test", source="pytest", role="admin")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -175,3 +179,296 @@ def test_token_api_and_site_page(sqlite_api: Api) -> None:
     page = c.get(f"/sites/{site_a}")
     assert page.status_code == 200, page.text
     assert 'data-testid="view-only"' in page.text and "Site gateway" in page.text
+
+
+class Clock:
+    """The service's clock, moved by the test (the expiry is an hour: nobody waits for it)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_abandoned_uploads_expire_with_their_bytes(ctx: Context) -> None:
+    site_a, _ = sites(ctx)
+    clock = Clock(datetime.now(UTC))
+    store = store_for(ctx)
+    svc = UploadService(ctx.db, store, expiry_s=3600, clock=clock)
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    body = bytes(range(256)) * 40
+    old_meta, new_meta = (segment_meta(meta_for(cam, body, i)) for i in (0, 1))
+    old = svc.create(site_a, old_meta, len(body))
+    assert old.expires == clock.now + timedelta(hours=1)
+    w = svc.appender(site_a, old.upload_id, 0)
+    w.write(body[:1000])
+    assert w.close() == (1000, None)
+    old_file = Path(store.local_path(f"incoming/{old.upload_id}.upload"))
+    assert old_file.stat().st_size == 1000
+
+    clock.now += timedelta(minutes=59)
+    fresh = svc.create(site_a, new_meta, len(body))  # created 59 minutes after the first
+    assert svc.expire() == 0, "nothing is an hour old yet"
+    assert svc.status(site_a, old.upload_id).offset == 1000
+
+    clock.now += timedelta(minutes=2)  # the first is 61 minutes old, the second 2
+    assert svc.expire() == 1
+    assert not old_file.exists(), "its bytes are removed with it"
+    with pytest.raises(UploadError) as gone:
+        svc.status(site_a, old.upload_id)
+    assert (gone.value.status, gone.value.code) == (404, "unknown_upload")
+    assert svc.status(site_a, fresh.upload_id).offset == 0, "the younger upload is kept"
+    # The gateway comes back with the segment: a new upload, from the first byte, and it completes.
+    again = svc.create(site_a, old_meta, len(body))
+    assert again.upload_id != old.upload_id and again.offset == 0
+    w = svc.appender(site_a, again.upload_id, 0)
+    w.write(body)
+    offset, stored = w.close()
+    assert offset == len(body) and stored is not None
+    clock.now += timedelta(hours=2)
+    assert svc.expire() == 1, "only the unfinished one expires; a stored segment never does"
+    assert svc.create(site_a, old_meta, len(body)).stored_segment == stored
+
+
+def test_upload_expires_header_and_expired_upload_found_late(sqlite_api: Api) -> None:
+    """tus expiration over HTTP: creation and PATCH answers say when the unfinished upload is removed; one
+    found after that time (before any sweep) starts afresh."""
+    site_a, _ = sites(sqlite_api.ctx)
+    admin = sqlite_api.login("admin", ADMIN_PASSWORD)
+    c = sqlite_api.client
+    token = c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin).json()["token"]
+    gw = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    cam = c.post("/api/edge/cameras", json={"name": "Door", "probe": {"verdict": "accepted"}}, headers=gw).json()
+    body = b"\x01\x02" * 3000
+    meta = {k: v for k, v in meta_for(cam["id"], body).items()}
+    headers = {**gw, "Upload-Length": str(len(body)), "Upload-Metadata": encode_metadata(meta)}
+    before = datetime.now(UTC).replace(microsecond=0)
+    r = c.post("/api/edge/uploads", headers=headers)
+    assert r.status_code == 201, r.text
+    expires = parsedate_to_datetime(r.headers["Upload-Expires"])
+    expiry = sqlite_api.ctx.settings.edge_upload_expiry_s
+    assert before + timedelta(seconds=expiry) <= expires <= datetime.now(UTC) + timedelta(seconds=expiry)
+    loc = r.headers["Location"]
+    r = c.patch(loc, content=body[:100], headers={**gw, "Upload-Offset": "0",
+                                                  "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204 and parsedate_to_datetime(r.headers["Upload-Expires"]) == expires
+    head = c.head(loc, headers=gw)
+    assert head.headers["Upload-Offset"] == "100" and parsedate_to_datetime(head.headers["Upload-Expires"]) == expires
+    r = c.patch(loc, content=body[100:], headers={**gw, "Upload-Offset": "100",
+                                                  "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204 and "Civicam-Stored" in r.headers and "Upload-Expires" not in r.headers
+
+    # Expired but not swept yet: the creation finds it out of time and starts a new upload at offset 0.
+    now = UploadService(sqlite_api.ctx.db, store_for(sqlite_api.ctx), expiry_s=3600)
+    late = UploadService(sqlite_api.ctx.db, store_for(sqlite_api.ctx), expiry_s=3600,
+                         clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    meta2 = segment_meta(meta_for(cam["id"], body, 1))
+    first = now.create(site_a, meta2, len(body))
+    w = now.appender(site_a, first.upload_id, 0)
+    w.write(body[:10])
+    w.close()
+    assert now.create(site_a, meta2, len(body)) == first.__class__(first.upload_id, 10, None, first.expires)
+    second = late.create(site_a, meta2, len(body))  # two hours later
+    assert second.upload_id != first.upload_id and second.offset == 0
+    assert not Path(store_for(sqlite_api.ctx).local_path(f"incoming/{first.upload_id}.upload")).exists()
+
+
+def test_recorder_gaps_open_then_close_and_repeat_safely(ctx: Context) -> None:
+    """A gateway's recorder gap (the camera lost) reaches the hub open, then closed; repeats are no-ops,
+    a backlog segment from before the gap does not close it, one after does."""
+    site_a, site_b = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    lost, back = T0 + timedelta(seconds=10), T0 + timedelta(seconds=30)
+    gap_id = svc.gap(site_a, cam, lost, None, "connection reset", "stream_lost")
+    assert svc.gap(site_a, cam, lost, None, "connection reset", "stream_lost") == gap_id
+    with pytest.raises(UploadError) as other:
+        svc.gap(site_b, cam, lost, None, "x", "stream_lost")
+    assert other.value.code == "wrong_site"
+    with pytest.raises(UploadError) as bad:
+        svc.gap(site_a, cam, lost, None, "x", "made_up")
+    assert bad.value.code == "bad_gap"
+
+    def gap_rows() -> list[tuple[datetime, datetime | None, str]]:
+        with ctx.db.session() as s:
+            return [(g.start, g.end, g.reason) for g in s.execute(select(Gap).where(Gap.camera_id == cam)).scalars()]
+
+    def upload(i: int) -> None:
+        body = bytes([i]) * 500
+        meta = segment_meta(meta_for(cam, body, i))
+        up = svc.create(site_a, meta, len(body))
+        w = svc.appender(site_a, up.upload_id, 0)
+        w.write(body)
+        assert w.close()[1] is not None
+
+    upload(0)  # a backlog segment (0-2 s) from before the camera was lost
+    assert gap_rows() == [(lost, None, "stream_lost")], "still open: the camera is still lost"
+    upload(15)  # starts at 30 s, after the gap: it closes it there, as a pulled camera's next segment does
+    assert gap_rows() == [(lost, back, "stream_lost")]
+    # The gateway's own closing report (and its resend) finds the same gap.
+    assert svc.gap(site_a, cam, lost, back, "connection reset", "stream_lost") == gap_id
+    assert svc.gap(site_a, cam, lost, back, "connection reset", "stream_lost") == gap_id
+    assert gap_rows() == [(lost, back, "stream_lost")]
+
+
+def test_spool_recorder_gap_is_sent_open_then_closed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", quota_bytes=10**9, logger=logging.getLogger("test"))
+
+    def record(i: int) -> None:
+        start = T0 + timedelta(seconds=2 * i)
+        rel = segment_path(1, start)
+        Path(spool.store.spool(rel + ".partial")).write_bytes(bytes([i]) * 100)
+        size = spool.store.publish(rel + ".partial", rel)
+        spool.add(SegmentDone(1, rel, start, start + timedelta(seconds=2), size, 50, 1, 10, "h264", 1280, 720, "s"))
+
+    record(0)
+    lost = T0 + timedelta(seconds=2)
+    spool.recorder_gap(1, lost, "stream_lost", "connection reset")
+    spool.recorder_gap(1, lost + timedelta(seconds=1), "stream_lost", "again")  # one open gap: the first kept
+    (path, gap), = spool.gaps(1)
+    assert (gap.start, gap.end, gap.reason, gap.detail) == (lost, None, "stream_lost", "connection reset")
+    spool.gap_sent(path, gap)
+    assert spool.gaps(1) == [], "an open gap the hub knows of is not sent again"
+    assert path.exists(), "but it is kept until its end is known"
+    record(5)  # the camera is back: its first segment starts at 10 s
+    (path2, closed), = spool.gaps(1)
+    assert path2 == path and (closed.start, closed.end) == (lost, T0 + timedelta(seconds=10))
+    spool.gap_sent(path, gap)  # a late answer to the open report does not drop the closed one
+    assert spool.gaps(1) == [(path, closed)]
+    spool.gap_sent(path, closed)
+    assert spool.gaps(1) == [] and not path.exists()
+
+
+def test_cached_token_revoked_elsewhere_is_refused_at_once(sqlite_api: Api) -> None:
+    """The hub remembers resolved gateway tokens, but a revocation by another process (the CLI) holds at
+    once for everything a gateway changes: creation, gaps, cameras and health re-check the token row."""
+    site_a, _ = sites(sqlite_api.ctx)
+    admin = sqlite_api.login("admin", ADMIN_PASSWORD)
+    c = sqlite_api.client
+    token = c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin).json()["token"]
+    gw = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    cam = c.post("/api/edge/cameras", json={"name": "Door", "probe": {"verdict": "accepted"}}, headers=gw).json()
+    assert c.post("/api/edge/health", json={}, headers=gw).status_code == 200  # now cached
+    cache = sqlite_api.client.app.state.site_token_cache
+    assert cache.get(token) is not None
+    with sqlite_api.ctx.db.session() as s:  # as `civicam site token SITE --revoke` does, in its own process
+        assert site_tokens.revoke(s, ACTOR, site_a) == 1
+    body = b"\x05" * 1000
+    headers = {**gw, "Upload-Length": str(len(body)), "Upload-Metadata": encode_metadata(meta_for(cam["id"], body)),
+               "Content-Type": "application/offset+octet-stream"}
+    r = c.post("/api/edge/uploads", headers=headers, content=body)
+    assert r.status_code == 401 and r.json()["code"] == "revoked" and r.headers["WWW-Authenticate"] == "Bearer"
+    with sqlite_api.ctx.db.session() as s:
+        assert s.execute(select(Segment)).first() is None, "nothing stored with the revoked token"
+    assert cache.get(token) is None, "the cache forgot it"
+    assert c.post("/api/edge/health", json={}, headers=gw).status_code == 401
+    gap = {"camera_id": cam["id"], "start": T0.isoformat(), "reason": "stream_lost"}
+    assert c.post("/api/edge/gaps", json=gap, headers=gw).status_code == 401
+
+
+def test_token_cache_keys_expire_and_forget() -> None:
+    now = [100.0]
+    cache = site_tokens.TokenCache(ttl_s=10, clock=lambda: now[0])
+    cache.put("cst_a", site_tokens.Resolved(1, 11))
+    cache.put("cst_b", site_tokens.Resolved(2, 22))
+    assert cache.get("cst_a") == site_tokens.Resolved(1, 11) and cache.get("cst_c") is None
+    assert all(b"cst_a" not in k for k in cache._entries), "keyed hashes, not tokens, are held"
+    cache.forget_token(11)
+    assert cache.get("cst_a") is None and cache.get("cst_b") is not None
+    now[0] += 10
+    assert cache.get("cst_b") is None, "an entry lives ttl_s"
+
+
+def test_segment_in_one_request_is_stored_once(api: Api) -> None:
+    """tus creation-with-upload, the gateway's usual request: one POST stores and indexes the segment; sent
+    again it is answered with the same segment; a body whose digest is wrong stores nothing and leaves the
+    upload open at offset 0 for the bytes to come again."""
+    site_a, _ = sites(api.ctx)
+    admin = api.login("admin", ADMIN_PASSWORD)
+    c = api.client
+    token = c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin).json()["token"]
+    gw = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    cam = c.post("/api/edge/cameras", json={"name": "Door", "probe": {"verdict": "accepted"}}, headers=gw).json()["id"]
+    body = hashlib.sha512(b"segment").digest() * 2000
+
+    def post(i: int, content: bytes) -> Any:
+        return c.post("/api/edge/uploads", content=content, headers={
+            **gw, "Upload-Length": str(len(body)), "Upload-Metadata": encode_metadata(meta_for(cam, body, i)),
+            "Content-Type": "application/offset+octet-stream"})
+
+    r = post(0, body)
+    assert r.status_code == 201 and r.headers["Upload-Offset"] == str(len(body)), r.text
+    stored = int(r.headers["Civicam-Stored"])
+    with api.ctx.db.session() as s:
+        seg = s.execute(select(Segment).where(Segment.id == stored)).scalar_one()
+        assert (seg.camera_id, seg.start, seg.bytes, seg.seq) == (cam, T0, len(body), 0)
+        path = store_for(api.ctx).local_path(seg.path)
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == hashlib.sha256(body).hexdigest()
+    again = post(0, body)
+    assert again.status_code == 200 and int(again.headers["Civicam-Stored"]) == stored
+    tampered = bytearray(body)
+    tampered[7] ^= 1
+    bad = post(1, bytes(tampered))
+    assert bad.status_code == 460 and bad.json()["code"] == "digest_mismatch", bad.text
+    with api.ctx.db.session() as s:
+        (upload,) = s.execute(select(EdgeUpload).where(EdgeUpload.status == "open")).scalars()
+        assert (upload.received_bytes, upload.segment_id) == (len(body), None)
+        assert s.execute(select(Segment).where(Segment.start == T0 + timedelta(seconds=2))).first() is None
+    loc = f"/api/edge/uploads/{upload.id}"
+    assert c.head(loc, headers=gw).headers["Upload-Offset"] == "0"
+    r = c.patch(loc, content=body, headers={**gw, "Upload-Offset": "0",
+                                            "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204 and int(r.headers["Civicam-Stored"]) != stored
+
+
+def test_the_hub_sweeps_abandoned_uploads_by_itself(sqlite_url: str, tmp_path: Path) -> None:
+    """The background sweep (a service of ``civicam serve``) removes an upload once its expiry passed."""
+    ctx = open_context(make_settings(tmp_path / "data", sqlite_url, edge_upload_expiry_s=1.0), create=True)
+    sweep = UploadExpiry(ctx, logging.getLogger("test"))
+    try:
+        site_a, _ = sites(ctx)
+        svc = UploadService(ctx.db, store_for(ctx), expiry_s=1.0)
+        cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+        body = b"\x07" * 100
+        up = svc.create(site_a, segment_meta(meta_for(cam, body)), len(body))
+        w = svc.appender(site_a, up.upload_id, 0)
+        w.write(body[:50])
+        w.close()
+        incoming = Path(store_for(ctx).local_path(f"incoming/{up.upload_id}.upload"))
+        assert incoming.stat().st_size == 50
+        assert sweep_interval(1.0) == 1.0 and sweep_interval(3600) == 60.0
+        sweep.start()
+
+        def gone() -> bool:
+            with ctx.db.session() as s:
+                return s.get(EdgeUpload, up.upload_id) is None and not incoming.exists()
+
+        deadline = time.monotonic() + 20
+        while not gone():  # polls the outcome (the expiry is a real second), no fixed sleep
+            assert time.monotonic() < deadline, "the sweep removed the expired upload"
+            time.sleep(0.1)
+    finally:
+        sweep.close()
+        ctx.close()
+
+
+def test_a_retry_waits_for_the_body_still_arriving(ctx: Context) -> None:
+    """While a segment's first request is still receiving its body (no upload row yet), a retry of the same
+    segment is told to wait (409 busy), so the bytes arriving are resumed from, not raced by a second upload."""
+    site_a, _ = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    body = b"\x09" * 4000
+    meta = segment_meta(meta_for(cam, body))
+    arriving = svc.incoming(meta, len(body))
+    arriving.write(body[:1500])  # ... and then the link breaks
+    with pytest.raises(UploadError) as busy:
+        svc.create(site_a, meta, len(body))
+    assert (busy.value.status, busy.value.code) == (409, "busy")
+    with pytest.raises(UploadError):
+        svc.incoming(meta, len(body))
+    created, offset, stored = svc.receive(site_a, meta, len(body), arriving)
+    assert (offset, stored) == (1500, None)
+    again = svc.create(site_a, meta, len(body))  # the retry now finds the upload at the bytes that came
+    assert (again.upload_id, again.offset) == (created.upload_id, 1500)

@@ -1,10 +1,12 @@
 """Site gateways: enrolment tokens (admins), and what gateways send (cameras, resumable segment uploads, gaps,
 health), each request authenticated by the site's token and confined to that site's cameras.
 
-Uploads speak tus 1.0.0 (core + creation; https://tus.io/protocols/resumable-upload): POST creates (or, for
-the same camera, start and SHA-256, finds) the upload, HEAD tells the offset the hub has, PATCH appends at
-that offset. The hub answers ``Civicam-Stored: <segment id>`` only once the segment is verified, stored and
-indexed; that is the gateway's signal to delete its copy.
+Uploads speak tus 1.0.0 (core, creation, creation-with-upload and expiration;
+https://tus.io/protocols/resumable-upload): POST creates (or, for the same camera, start and SHA-256, finds)
+the upload, HEAD tells the offset the hub has, PATCH appends at that offset; an unfinished upload's answers
+carry ``Upload-Expires``, after which the hub removes it with its bytes (``edge_upload_expiry_s``). The hub
+answers ``Civicam-Stored: <segment id>`` only once the segment is verified, stored and indexed; that is the
+gateway's signal to delete its copy.
 
 View-only cameras behind a gateway are relayed through the gateway's own outbound connection: it long-polls
 ``GET /edge/relay-requests`` (which of its site's view-only cameras somebody watches now) and pushes each
@@ -17,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
@@ -35,10 +38,10 @@ from civicam.auth import site_tokens
 from civicam.auth.tls import hub_fingerprint
 from civicam.context import Context
 from civicam.db.base import utcnow
-from civicam.db.models import Camera, Site
+from civicam.db.models import Camera, Site, SiteToken
 from civicam.domain.roles import Perm
 from civicam.ingest.service import store_for
-from civicam.ingest.uploads import UploadError, UploadService, parse_metadata, segment_meta
+from civicam.ingest.uploads import EDGE_QUOTA_GAP, Appender, UploadError, UploadService, parse_metadata, segment_meta
 from civicam.live.relay import RelayRefused
 
 router = APIRouter(tags=["edge"])
@@ -47,33 +50,63 @@ Writer = Annotated[Actor, Depends(require(Perm.registry_write))]
 Reader = Annotated[Actor, Depends(require(Perm.registry_read))]
 
 
-def uploads(request: Request, ctx: Ctx) -> UploadService:
-    return shared(request, "edge_uploads", lambda: UploadService(ctx.db, store_for(ctx)))
+async def uploads(request: Request) -> UploadService:
+    # Async (as gateway_site): a sync dependency costs every gateway request a hop to the thread pool. Made
+    # in the pool the first time only: opening the store walks the recordings tree.
+    made: UploadService | None = getattr(request.app.state, "edge_uploads", None)
+    if made is not None:
+        return made
+    ctx: Context = request.app.state.ctx
+    return await run_in_threadpool(shared, request, "edge_uploads",
+                                   lambda: UploadService(ctx.db, store_for(ctx), ctx.settings.edge_upload_expiry_s))
+
+
+def _expires(when: datetime | None) -> dict[str, str]:
+    """tus expiration: when an unfinished upload is removed, as an HTTP date (RFC 9110)."""
+    return {"Upload-Expires": format_datetime(when.astimezone(UTC), usegmt=True)} if when is not None else {}
 
 
 Uploads = Annotated[UploadService, Depends(uploads)]
 
 
-def gateway_site(request: Request, ctx: Ctx) -> int:
-    """The site whose live token the request carries; 401 with a clear reason otherwise."""
+def token_cache(request: Request) -> site_tokens.TokenCache:
+    return shared(request, "site_token_cache", site_tokens.TokenCache)
+
+
+async def gateway_site(request: Request) -> site_tokens.Resolved:
+    """The site (and token row) whose live token the request carries; 401 with a clear reason otherwise.
+
+    Async, and answered from the token cache when it can: most of a gateway's requests then cost no
+    database transaction and no thread hop here. Whatever the request changes re-checks the token in its
+    own transaction (``token_id``), so a revocation by another process holds at once there too.
+    """
     token = bearer_token(request)
     if token is None or not token.startswith(site_tokens.PREFIX):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "A site gateway token is required (Bearer cst_...).",
                             headers={"WWW-Authenticate": "Bearer"})
-    with ctx.db.session() as s:
-        row = site_tokens.site_for_token(s, token)
-        if row is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "This site token is revoked or unknown; ask the hub's "
-                                "admin for a new one (civicam site token SITE --rotate).",
-                                headers={"WWW-Authenticate": "Bearer"})
-        return row.site_id
+    cache = token_cache(request)
+    resolved = cache.get(token)
+    if resolved is None:
+        ctx: Context = request.app.state.ctx
+        resolved = await run_in_threadpool(cache.resolve, ctx.db.session, token)
+    if resolved is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, REVOKED, headers={"WWW-Authenticate": "Bearer"})
+    return resolved
 
 
-GatewaySite = Annotated[int, Depends(gateway_site)]
+REVOKED = ("This site token is revoked or unknown; ask the hub's admin for a new one "
+           "(civicam site token SITE --rotate).")
+Gateway = Annotated[site_tokens.Resolved, Depends(gateway_site)]
 
 
-def _refused(exc: UploadError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=exc.status, headers=TUS)
+def _refused(exc: UploadError, request: Request | None = None, auth: site_tokens.Resolved | None = None
+             ) -> JSONResponse:
+    headers = dict(TUS)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+        if request is not None and auth is not None:
+            token_cache(request).forget_token(auth.token_id)  # found revoked: the next request asks again
+    return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=exc.status, headers=headers)
 
 
 # -- what gateways send -----------------------------------------------------------------------------------
@@ -87,43 +120,61 @@ class CameraReport(BaseModel):
 
 
 @router.post("/edge/cameras")
-def report_camera(body: CameraReport, site_id: GatewaySite, svc: Uploads) -> Response:
+def report_camera(body: CameraReport, auth: Gateway, svc: Uploads, request: Request) -> Response:
     """A gateway's camera and its probe verdict; returns the hub's camera id and its next sequence number."""
     try:
-        return JSONResponse(svc.register_camera(site_id, body.name, body.view_only, body.probe))
+        return JSONResponse(svc.register_camera(auth.site_id, body.name, body.view_only, body.probe, auth.token_id))
     except UploadError as exc:
-        return _refused(exc)
+        return _refused(exc, request, auth)
 
 
 @router.post("/edge/uploads")
-async def create_upload(request: Request, site_id: GatewaySite, svc: Uploads,
+async def create_upload(request: Request, auth: Gateway, svc: Uploads,
                         upload_length: Annotated[int, Header()], upload_metadata: Annotated[str, Header()],
                         content_type: Annotated[str, Header()] = "") -> Response:
     """Create (or find) the upload; with a body (tus creation-with-upload) its first bytes come along, which
     for a segment sent in one piece makes the whole delivery one request."""
     try:
         meta = segment_meta(parse_metadata(upload_metadata))
-        created = await run_in_threadpool(svc.create, site_id, meta, upload_length)
+        if content_type.split(";")[0].strip() == "application/offset+octet-stream":
+            # The usual case, a whole segment in one request: its body goes to disk as it arrives (a broken
+            # connection keeps what came), then creating, verifying, storing and indexing it take one trip
+            # to the thread pool and one transaction (three trips and four transactions before: a large
+            # share of the hub's CPU per segment, docs/benchmarks.md "Edge gateways").
+            body = svc.incoming(meta, upload_length)
+            try:
+                try:
+                    async for chunk in request.stream():
+                        body.write(chunk)
+                except ClientDisconnect:
+                    pass  # the link broke: what arrived is kept, and the gateway continues from its offset
+                created, offset, stored = await run_in_threadpool(svc.receive, auth.site_id, meta, upload_length,
+                                                                  body, auth.token_id)
+            except BaseException:
+                body.discard()
+                raise
+        else:
+            created = await run_in_threadpool(svc.create, auth.site_id, meta, upload_length, auth.token_id)
+            offset, stored = created.offset, created.stored_segment
     except UploadError as exc:
-        return _refused(exc)
-    offset, stored = created.offset, created.stored_segment
-    with_body = content_type.split(";")[0].strip() == "application/offset+octet-stream"
-    if with_body and stored is None and offset == 0:
-        # A body for an upload the hub already has bytes of is not read: the answer's offset says where to go on.
-        try:
-            offset, stored = await _append(request, svc, site_id, created.upload_id, 0)
-        except UploadError as exc:
-            return _refused(exc)
+        return _refused(exc, request, auth)
+    expires = created.expires
     headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset)}
+    if stored is None:
+        headers.update(_expires(expires))
     if stored is not None:
         headers["Civicam-Stored"] = str(stored)
         return Response(status_code=200 if created.stored_segment is not None else 201, headers=headers)
     return Response(status_code=201, headers=headers)
 
 
-async def _append(request: Request, svc: UploadService, site_id: int, upload_id: str,
-                  offset: int) -> tuple[int, int | None]:
-    writer = await run_in_threadpool(svc.appender, site_id, upload_id, offset)
+async def _append(request: Request, svc: UploadService, auth: site_tokens.Resolved, upload_id: str,
+                  offset: int) -> tuple[int, int | None, datetime | None]:
+    writer = await run_in_threadpool(svc.appender, auth.site_id, upload_id, offset, auth.token_id)
+    return await _stream(request, writer)
+
+
+async def _stream(request: Request, writer: Appender) -> tuple[int, int | None, datetime | None]:
     try:
         async for chunk in request.stream():
             writer.write(chunk)
@@ -132,32 +183,36 @@ async def _append(request: Request, svc: UploadService, site_id: int, upload_id:
     except BaseException:
         await run_in_threadpool(writer.close)
         raise
-    return await run_in_threadpool(writer.close)
+    new_offset, stored = await run_in_threadpool(writer.close)
+    return new_offset, stored, writer.expires
 
 
 @router.head("/edge/uploads/{upload_id}")
-def upload_offset(upload_id: str, site_id: GatewaySite, svc: Uploads) -> Response:
+def upload_offset(upload_id: str, auth: Gateway, svc: Uploads) -> Response:
     try:
-        offset, length, stored = svc.status(site_id, upload_id)
+        offset, length, stored, expires = svc.status(auth.site_id, upload_id)
     except UploadError as exc:
         return Response(status_code=exc.status, headers=TUS)
-    headers = {**TUS, "Upload-Offset": str(offset), "Upload-Length": str(length), "Cache-Control": "no-store"}
+    headers = {**TUS, "Upload-Offset": str(offset), "Upload-Length": str(length), "Cache-Control": "no-store",
+               **_expires(expires)}
     if stored is not None:
         headers["Civicam-Stored"] = str(stored)
     return Response(status_code=200, headers=headers)
 
 
 @router.patch("/edge/uploads/{upload_id}")
-async def upload_append(upload_id: str, request: Request, site_id: GatewaySite, svc: Uploads,
+async def upload_append(upload_id: str, request: Request, auth: Gateway, svc: Uploads,
                         upload_offset: Annotated[int, Header()],
                         content_type: Annotated[str, Header()] = "") -> Response:
     if content_type.split(";")[0].strip() != "application/offset+octet-stream":
         return JSONResponse({"detail": "Content-Type must be application/offset+octet-stream."}, 415, headers=TUS)
     try:
-        offset, stored = await _append(request, svc, site_id, upload_id, upload_offset)
+        offset, stored, expires = await _append(request, svc, auth, upload_id, upload_offset)
     except UploadError as exc:
-        return _refused(exc)
+        return _refused(exc, request, auth)
     headers = {**TUS, "Upload-Offset": str(offset)}
+    if stored is None:
+        headers.update(_expires(expires))
     if stored is not None:
         headers["Civicam-Stored"] = str(stored)
     return Response(status_code=204, headers=headers)
@@ -167,32 +222,36 @@ class GapReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
     camera_id: int
     start: datetime
-    end: datetime
+    end: datetime | None = None
+    reason: str = Field(default=EDGE_QUOTA_GAP, max_length=32)
     detail: str = Field(default="", max_length=1000)
 
 
 @router.post("/edge/gaps")
-def report_gap(body: GapReport, site_id: GatewaySite, svc: Uploads) -> Response:
-    """Segments the gateway had to drop (its spool quota was reached): a gap with their bounds."""
+def report_gap(body: GapReport, auth: Gateway, svc: Uploads, request: Request) -> Response:
+    """A gap with its bounds: segments the gateway had to drop (its spool quota was reached), or the gateway's
+    recorder lost the camera (``stream_lost``; open, without ``end``, until the camera is back)."""
+    detail = body.detail or ("spool quota reached" if body.reason == EDGE_QUOTA_GAP else "")
     try:
-        gap_id = svc.gap(site_id, body.camera_id, body.start, body.end, body.detail or "spool quota reached")
+        gap_id = svc.gap(auth.site_id, body.camera_id, body.start, body.end, detail, body.reason, auth.token_id)
     except UploadError as exc:
-        return _refused(exc)
+        return _refused(exc, request, auth)
     return JSONResponse({"id": gap_id})
 
 
 @router.post("/edge/health")
-def report_health(body: dict[str, Any], site_id: GatewaySite, request: Request, ctx: Ctx) -> dict[str, str]:
+def report_health(body: dict[str, Any], auth: Gateway, request: Request, ctx: Ctx) -> dict[str, str]:
     """The gateway's own health (spool use, upload lag) and each camera's; kept for the site page."""
     if len(json.dumps(body)) > 64 * 1024:
         raise HTTPException(413, "A health report is at most 64 KiB.")
-    token = bearer_token(request) or ""
     with ctx.db.session() as s:
-        row = site_tokens.site_for_token(s, token)
-        if row is not None:
-            row.last_contact = utcnow()
-            row.health = body
-    return {"status": "ok", "site_id": str(site_id)}
+        row = s.get(SiteToken, auth.token_id)
+        if row is None or row.revoked_at is not None:
+            token_cache(request).forget_token(auth.token_id)
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, REVOKED, headers={"WWW-Authenticate": "Bearer"})
+        row.last_contact = utcnow()
+        row.health = body
+    return {"status": "ok", "site_id": str(auth.site_id)}
 
 
 # -- view-only cameras relayed through the gateway ---------------------------------------------------------
@@ -208,8 +267,11 @@ def _site_view_only(ctx: Context, site_id: int) -> list[int]:
                                                       Camera.view_only.is_(True), Camera.status == "accepted")))
 
 
-def _relay_camera(ctx: Context, site_id: int, camera_id: int) -> None:
+def _relay_camera(ctx: Context, gateway: site_tokens.Resolved, camera_id: int) -> None:
+    site_id = gateway.site_id
     with ctx.db.session() as s:
+        if not site_tokens.is_live(s, gateway.token_id):  # the token cache may be up to 10 s behind a revoke
+            raise RelayRefused(401, "revoked", "This site token was revoked.")
         cam = s.get(Camera, camera_id)
         if cam is None or cam.site_id != site_id:
             raise RelayRefused(403, "wrong_site", f"Camera {camera_id} does not belong to site {site_id}; this "
@@ -225,7 +287,7 @@ def _relay_refused(exc: RelayRefused) -> JSONResponse:
 
 
 @router.get("/edge/relay-requests")
-async def relay_requests(request: Request, site_id: GatewaySite, ctx: Ctx,
+async def relay_requests(request: Request, gateway: Gateway, ctx: Ctx,
                          have: Annotated[str, Query(max_length=4000)] = "") -> Response:
     """Long poll: which of this site's view-only cameras somebody watches now. Answered at once when that
     differs from ``have`` (the cameras the gateway relays, comma-separated), else when it changes or after
@@ -234,7 +296,7 @@ async def relay_requests(request: Request, site_id: GatewaySite, ctx: Ctx,
         having = sorted({int(x) for x in have.split(",") if x.strip()})
     except ValueError:
         return JSONResponse({"detail": "have is a comma-separated list of camera ids.", "code": "bad_have"}, 400)
-    ids = await run_in_threadpool(_site_view_only, ctx, site_id)
+    ids = await run_in_threadpool(_site_view_only, ctx, gateway.site_id)
     svc = relays(request, ctx)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RELAY_HOLD_S
@@ -248,14 +310,14 @@ async def relay_requests(request: Request, site_id: GatewaySite, ctx: Ctx,
 
 
 @router.post("/edge/relay/{camera_id}/segments")
-async def relay_push(camera_id: int, request: Request, site_id: GatewaySite, ctx: Ctx,
+async def relay_push(camera_id: int, request: Request, gateway: Gateway, ctx: Ctx,
                      content_length: Annotated[int | None, Header()] = None,
                      civicam_start: Annotated[str | None, Header()] = None) -> Response:
     """One finished segment of a wanted view-only camera, pushed by its gateway: checked (site, size, rate,
     that it demuxes as video), put in the camera's relay window, served blurred like the pulled relay;
     never recorded or indexed. ``409 not_wanted`` tells the gateway to stop pulling the camera."""
     try:
-        await run_in_threadpool(_relay_camera, ctx, site_id, camera_id)
+        await run_in_threadpool(_relay_camera, ctx, gateway, camera_id)
         relay = relays(request, ctx).pushed(camera_id)
         if relay is None:
             raise RelayRefused(409, "not_wanted", "Nobody watches this camera; stop relaying it.")
@@ -300,8 +362,16 @@ class TokenAction(BaseModel):
 
 
 @router.post("/sites/{site_id}/token")
-def site_token(site_id: int, body: TokenAction, actor: Writer, ctx: Ctx) -> dict[str, Any]:
+def site_token(site_id: int, body: TokenAction, actor: Writer, ctx: Ctx, request: Request) -> dict[str, Any]:
     """Issue, rotate or revoke the site's gateway token; a new token is in this answer only."""
+    token_cache(request).clear()  # cleared again below, after the commit; this only shortens the window
+    try:
+        return _site_token(site_id, body, actor, ctx)
+    finally:
+        token_cache(request).clear()
+
+
+def _site_token(site_id: int, body: TokenAction, actor: Actor, ctx: Context) -> dict[str, Any]:
     with ctx.db.session() as s:
         try:
             if body.action == "revoke":

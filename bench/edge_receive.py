@@ -1,0 +1,89 @@
+"""The hub's CPU per segment received from a gateway, without cameras: a real hub (``civicam serve --tls``)
+and N segments of 1 MB sent the way a gateway sends them (tus creation-with-upload, one request each, one
+keep-alive connection). A profiling aid for the receive path (``--profile``: py-spy, GIL holders only, the
+collapsed stacks written next to the figures); bench/edge.py is the benchmark with the goal. Usage::
+
+    python bench/edge_receive.py --segments 300 [--profile prof.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import httpx  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
+
+from civicam.ingest.uploads import encode_metadata  # noqa: E402
+from support.edge import Hub  # noqa: E402
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--segments", type=int, default=300)
+    ap.add_argument("--bytes", type=int, default=1_000_000, help="segment size (4 s at 2 Mbit/s: 1 MB)")
+    ap.add_argument("--profile", type=Path, help="write py-spy's collapsed stacks (GIL holders) here")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="civicam-bench-recv-"))
+    hub = Hub(root / "hub")
+    try:
+        hub.setup()
+        tok = hub.token(hub.add_site("Site"))
+        hub.start()
+        assert hub.proc is not None
+        auth = {"Authorization": f"Bearer {tok['token']}", "Tus-Resumable": "1.0.0"}
+        body = os.urandom(args.bytes)
+        with httpx.Client(base_url=hub.url, verify=False, timeout=30) as client:
+            cam = client.post("/api/edge/cameras", json={"name": "cam", "probe": {"verdict": "accepted"}},
+                              headers=auth).json()["id"]
+
+            def send(i: int) -> None:
+                data = body[:-8] + i.to_bytes(8, "big")
+                start = T0 + timedelta(seconds=4 * i)
+                meta = {"camera_id": cam, "start": start.isoformat(), "end": (start + timedelta(seconds=4)).isoformat(),
+                        "sha256": hashlib.sha256(data).hexdigest(), "seq": i, "frames": 100, "keyframes": 2,
+                        "init_bytes": 700, "codec": "h264", "width": 1280, "height": 720, "session": "bench"}
+                r = client.post("/api/edge/uploads", content=data, headers={
+                    **auth, "Upload-Length": str(len(data)), "Upload-Metadata": encode_metadata(meta),
+                    "Content-Type": "application/offset+octet-stream"})
+                assert "Civicam-Stored" in r.headers, (r.status_code, r.text)
+
+            for i in range(5):  # warm: first requests build caches, routes, the store
+                send(i)
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen([shutil.which("py-spy") or "py-spy", "record", "--pid", str(hub.proc.pid),
+                                        "-r", "200", "-f", "raw", "-o", str(args.profile), "--gil", "--nonblocking"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            c0, t0 = cpu_seconds(hub.proc.pid), time.monotonic()
+            for i in range(5, 5 + args.segments):
+                send(i)
+            cpu, wall = cpu_seconds(hub.proc.pid) - c0, time.monotonic() - t0
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(30)
+        print(f"{args.segments} segments of {args.bytes} bytes: hub {cpu:.2f} CPU-s, "
+              f"{1000 * cpu / args.segments:.1f} ms per segment, wall {wall:.1f} s, load {os.getloadavg()[0]:.2f}")
+    finally:
+        hub.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
