@@ -43,11 +43,12 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, min_size: int = 20, min_neighbors: int = 3) -> None:
+    def __init__(self, min_size: int = 20, min_neighbors: int = 3, min_score: float = 0.0) -> None:
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
         self._cascade = cv2.CascadeClassifier(path)
         self.min_size = min_size
         self.min_neighbors = min_neighbors
+        self.min_score = min_score  # the services pass every backend their threshold (ANALYTICS_MIN_SCORE)
 
     def detect(self, frame_bgr: Frame) -> Detections:
         grey = cv2.cvtColor(_check(frame_bgr), cv2.COLOR_BGR2GRAY)
@@ -56,7 +57,8 @@ class HaarDetector:
         b = np.asarray(boxes, np.float32).reshape(-1, 4)
         b[:, 2:] += b[:, :2]
         scores = np.asarray(1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1))), np.float32)
-        return Detections(b, scores)
+        keep = scores >= self.min_score
+        return Detections(b[keep], scores[keep])
 
 
 DetectorFactory = Callable[..., FaceDetector]

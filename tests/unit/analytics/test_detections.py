@@ -36,3 +36,15 @@ def test_mask_probabilities_travel_with_their_boxes() -> None:
     assert d.clipped(8, 8).probs.tolist() == pytest.approx([0.8, 0.1])
     with pytest.raises(ValueError, match="mask probabilities"):
         Detections(d.boxes, d.scores, (), np.zeros(3, np.float32))
+
+
+def test_the_services_threshold_builds_the_haar_baseline_too() -> None:
+    """The analytics service builds whatever `analytics.detector` names with its threshold; the Haar
+    baseline once refused the keyword (TypeError at start-up)."""
+    import numpy as np
+
+    from civicam.analytics.faces import ANALYTICS_MIN_SCORE, HaarDetector, create_detector
+
+    det = create_detector("haar", {"min_score": ANALYTICS_MIN_SCORE})
+    found = det.detect(np.zeros((120, 160, 3), np.uint8))
+    assert isinstance(det, HaarDetector) and det.min_score == ANALYTICS_MIN_SCORE and len(found) == 0
