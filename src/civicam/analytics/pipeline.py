@@ -93,6 +93,27 @@ class VideoReport:
     suitability: Suitability  # from the heights of confidently detected faces (numbers only)
 
 
+class RateSampler:
+    """Which of a stream's frame times (seconds from its first frame, in order) to analyse, for about
+    ``fps`` a second: the first, then each one a period after the last kept, with half a period's slack for
+    jittery timestamps. Pure; one per stream.
+
+    >>> s = RateSampler(5.0)
+    >>> [t for t in (0.0, 0.04, 0.2, 0.24, 0.4, 0.44) if s.keep(t)]
+    [0.0, 0.2, 0.4]
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / fps
+        self._next = 0.0
+
+    def keep(self, t: float) -> bool:
+        if t + 1e-6 < self._next:
+            return False
+        self._next = max(self._next + self.period, t + self.period * 0.5)
+        return True
+
+
 def sample_frames(source: str | Path, fps: float, decoder: str | None = None) -> Iterator[tuple[float, Frame]]:
     """Decode ``source`` with PyAV and yield (seconds from its first frame, BGR frame) about ``fps`` times
     per second. From its first frame, not the stream's zero: a recorder's segments continue one timeline
@@ -105,8 +126,7 @@ def sample_frames(source: str | Path, fps: float, decoder: str | None = None) ->
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        period = 1.0 / fps
-        next_t = 0.0
+        sampler = RateSampler(fps)
         decoded: Iterator[Any] = container.decode(stream)
         if decoder is not None:
             codec: Any = av.CodecContext.create(decoder, "r")
@@ -117,9 +137,8 @@ def sample_frames(source: str | Path, fps: float, decoder: str | None = None) ->
             t = float(frame.time) if frame.time is not None else i / float(stream.average_rate or 25)
             first = t if first is None else first
             t -= first
-            if t + 1e-6 < next_t:
+            if not sampler.keep(t):
                 continue
-            next_t = max(next_t + period, t + period * 0.5)
             yield t, np.asarray(frame.to_ndarray(format="bgr24"), np.uint8)
 
 

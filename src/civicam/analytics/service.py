@@ -22,7 +22,7 @@ from civicam.analytics.aggregation import CameraEvent, add_events
 from civicam.analytics.batching import Batcher
 from civicam.analytics.detections import Detections
 from civicam.analytics.faces import ANALYTICS_MIN_SCORE, DEFAULT_DETECTOR, create_detector
-from civicam.analytics.pipeline import Frame, FrameAnalyzer, VideoAnalyzer, sample_frames
+from civicam.analytics.pipeline import Frame, FrameAnalyzer, RateSampler, VideoAnalyzer, sample_frames
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.config.analytics import AnalyticsSettings
 from civicam.context import Context
@@ -211,13 +211,12 @@ class AnalyticsService:
         if frames is None:
             return None
         out: Sampled = []
-        period, next_t = 1.0 / state.analyzer.fps, 0.0
+        sampler = RateSampler(state.analyzer.fps)
         first = frames[0][0]
         for t, faces in frames:
             t -= first  # from the segment's first detected frame, as sample_frames counts
-            if t + 1e-6 < next_t:
+            if not sampler.keep(t):
                 continue
-            next_t = max(next_t + period, t + period * 0.5)
             out.append((t, None, faces.select(faces.scores >= ANALYTICS_MIN_SCORE)))
         state.shared += 1
         return out
