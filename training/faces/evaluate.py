@@ -56,7 +56,7 @@ def yuface_detect(img: np.ndarray) -> Detections:
     return Detections(boxes, raw[:, 0] / 100)
 
 
-def systems(names: list[str]) -> dict[str, System]:
+def systems(names: list[str], model: Path | None = None) -> dict[str, System]:
     from civicam.analytics.rfb import RfbDetector
 
     clf = MaskClassifier()
@@ -71,7 +71,8 @@ def systems(names: list[str]) -> dict[str, System]:
         mode = mode or "detector"
         if base.startswith("rfb"):
             side = int(base[3:] or 640)
-            det: Callable[[np.ndarray], Detections] = RfbDetector(min_score=0.05, side=side).detect
+            kw = {"model_path": model} if model else {}
+            det: Callable[[np.ndarray], Detections] = RfbDetector(min_score=0.05, side=side, **kw).detect
         elif base == "pretrained":
             det = RfbDetector(min_score=0.05, model_path=PRETRAINED).detect
         elif base == "yunet":
@@ -104,12 +105,13 @@ def composed(limit: int) -> Data:
     return [s.image for s in scenes], gts, f"composed CCTV scenes: {len(scenes)} frames at 1280x720"
 
 
-def evaluate(names: list[str], data: Data, op_score: float, criterion: str = "iou") -> None:
+def evaluate(names: list[str], data: Data, op_score: float, criterion: str = "iou", iou_thr: float = 0.5,
+             model: Path | None = None) -> None:
     images, gts, what = data
     n_faces = sum(len(b) for b, _ in gts)
-    print(f"{what}, {n_faces} faces; matching: {criterion}; recall at score >= {op_score}\n")
+    print(f"{what}, {n_faces} faces; matching: {criterion} >= {iou_thr}; recall at score >= {op_score}\n")
     rows = []
-    for name, run in systems(names).items():
+    for name, run in systems(names, model).items():
         t0 = time.perf_counter()
         preds = [run(img) for img in images]
         ms = 1000 * (time.perf_counter() - t0) / len(images)
@@ -124,7 +126,7 @@ def evaluate(names: list[str], data: Data, op_score: float, criterion: str = "io
                     scope = (gl[keep] == cls_id) & (gw >= min_w)
                     per.append((d.boxes[pick].astype(float), d.scores[pick].astype(float), g[keep].astype(float),
                                 scope))
-                ap, _, _ = average_precision(per, 0.5, (min_w, 10_000.0) if min_w else None, criterion)
+                ap, _, _ = average_precision(per, iou_thr, (min_w, 10_000.0) if min_w else None, criterion)
                 cells.append(f"{ap:.3f}")
         for cls_id in (2, 1):
             for lo, hi in BUCKETS:
@@ -157,11 +159,11 @@ def main() -> None:
                     help=f"comma-separated; labellers: {', '.join(LABELLERS)}")
     ap.add_argument("--limit", type=int, default=0, help="first N images only (quick checks)")
     ap.add_argument("--op-score", type=float, default=0.5, help="score for the recall table")
+    ap.add_argument("--iou", type=float, default=0.5, help="match threshold of the APs (0.5: AP50, the goal's)")
+    ap.add_argument("--model", type=Path, help="an ONNX candidate (train.py --out) run as the rfb systems")
     a = ap.parse_args()
-    if a.split == "composed":
-        evaluate(a.systems.split(","), composed(a.limit), a.op_score, "hit")
-    else:
-        evaluate(a.systems.split(","), mask_scenes(a.split, a.limit), a.op_score)
+    data = composed(a.limit) if a.split == "composed" else mask_scenes(a.split, a.limit)
+    evaluate(a.systems.split(","), data, a.op_score, "hit" if a.split == "composed" else "iou", a.iou, a.model)
 
 
 if __name__ == "__main__":

@@ -92,9 +92,9 @@ def multibox_loss(logits: torch.Tensor, offsets: torch.Tensor, cls: torch.Tensor
     return cls_loss, loc_loss
 
 
-def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+def to_tensor(images: list[np.ndarray], layout: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     x = np.stack([im[:, :, ::-1] for im in images]).astype(np.float32)  # BGR -> RGB
-    return torch.from_numpy((x - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy((x - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous(memory_format=layout)
 
 
 def export(model: FaceNet, path: Path) -> None:
@@ -107,7 +107,7 @@ def export(model: FaceNet, path: Path) -> None:
             logits, offsets = self.net(x)
             return torch.softmax(logits, -1), offsets
 
-    model.eval()
+    model.eval().to(memory_format=torch.contiguous_format)
     dummy = torch.zeros(1, 3, SIZE[1], SIZE[0])
     torch.onnx.export(WithSoftmax(model), (dummy,), str(path), input_names=["input"],
                       output_names=["scores", "offsets"], opset_version=17, dynamo=False,
@@ -123,13 +123,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="channels-last tensors: ~1.4x faster steps on CPU (forward+backward 2.0 s against 2.9 s "
+                    "for 16 samples here) but other rounding, so not the shipped weights; for experiments")
     a = ap.parse_args()
+    layout = torch.channels_last if a.channels_last else torch.contiguous_format
     torch.manual_seed(SEED)
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     model = FaceNet()
     model.load_state_dict(torch.load(INIT, map_location="cpu"))
-    model.to(dev).train()
+    model.to(dev, memory_format=layout).train()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=max(0.05, 2 / a.steps))
     prior = priors(*SIZE)
@@ -141,7 +145,7 @@ def main() -> None:
     for step in range(1, a.steps + 1):
         batch = [next(gen) for _ in range(a.batch)]
         tg = [targets(s, prior, prior_xyxy) for s in batch]
-        x = to_tensor([s.image for s in batch]).to(dev)
+        x = to_tensor([s.image for s in batch], layout).to(dev)
         cls = torch.from_numpy(np.stack([c for c, _ in tg])).to(dev)
         loc = torch.from_numpy(np.stack([lo for _, lo in tg])).to(dev)
         logits, offsets = model(x)
@@ -161,7 +165,7 @@ def main() -> None:
         if step % 250 == 0 or step == a.steps:
             model.cpu()
             export(model, a.out)
-            model.to(dev).train()
+            model.to(dev, memory_format=layout).train()
     meta = {"init": "RFB-640-masked_face-v2.pth (MIT)", "input_size": SIZE, "steps": a.steps, "batch": a.batch,
             "lr": a.lr, "seed": SEED, "device": a.device, "minutes": (time.time() - t0) / 60, "log": log[-5:]}
     a.out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
