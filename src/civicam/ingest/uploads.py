@@ -202,6 +202,7 @@ class UploadService:
         # Segments whose creation request is still receiving its body (no row yet): a retry of the same
         # segment waits for it (409 busy) rather than start a second upload beside the bytes arriving.
         self._arriving: set[tuple[int, datetime]] = set()
+        self._streamed: dict[str, int] = {}  # bytes of streams' requests not yet added to received_bytes
 
     # -- cameras ---------------------------------------------------------------------------------------
 
@@ -303,6 +304,8 @@ class UploadService:
                                       "that upload.")
                 offset = self._offset(row.id)
                 row.resumes += int(offset > 0)  # the stream continues after a broken connection
+                # Named again: a hub restarted meanwhile dropped the live name (storage/reconcile.py).
+                self._link_live(camera_id, start, self.store.local_path(_incoming(row.id)))
                 return Created(row.id, offset, expires=self._expires(row))
             if s.execute(select(Segment.id).where(Segment.camera_id == camera_id,
                                                   Segment.start == start)).first() is not None:
@@ -327,6 +330,8 @@ class UploadService:
         try:
             link = self.store.spool(partial_path(camera_id, start))
             if os.path.exists(link):
+                if os.path.samefile(link, path):
+                    return
                 os.unlink(link)  # a stale name (an earlier stream of this start): this one is the upload now
             os.link(path, link)
         except OSError:
@@ -390,6 +395,7 @@ class UploadService:
             self._unlink_live(row.camera_id, row.start)
         if self._offset(row.id) > 0 and not via_stream:
             row.resumes += 1  # the stream broke; the finished segment continues it: a resumed upload
+        row.received_bytes += self._take_streamed(row.id)
         row.length, row.sha256, row.end = length, meta.sha256, meta.end
         row.meta = {**meta.as_dict(), "stream": True}
 
@@ -436,6 +442,7 @@ class UploadService:
             except FileNotFoundError:
                 pass
             self._unlink_live(row.camera_id, row.start)  # a stream's partial name, if it has one
+            self._take_streamed(row.id)
             return True
         finally:
             self._release(row.id)
@@ -596,6 +603,15 @@ class UploadService:
         with self._locks_guard:
             self._busy.discard(upload_id)
 
+    def _count_streamed(self, upload_id: str, written: int) -> None:
+        with self._locks_guard:
+            self._streamed[upload_id] = self._streamed.get(upload_id, 0) + written
+
+    def _take_streamed(self, upload_id: str) -> int:
+        """Bytes a stream's requests wrote since the row was last told (counted in memory: see Appender)."""
+        with self._locks_guard:
+            return self._streamed.pop(upload_id, 0)
+
     def _complete(self, site_id: int, upload_id: str, written: int = 0, resumed: bool = False,
                   digest: str | None = None, token_id: int | None = None) -> int:
         rel = _incoming(upload_id)
@@ -604,7 +620,7 @@ class UploadService:
         with self.db.session() as s:
             _check_token(s, token_id)
             row = self._get(s, site_id, upload_id)
-            row.received_bytes += written
+            row.received_bytes += written + self._take_streamed(upload_id)
             row.resumes += int(resumed)
             if digest != row.sha256:
                 # Start over: the bytes on the hub are not the segment; the gateway's copy is kept and resent.
@@ -779,6 +795,13 @@ class Appender:
         try:
             if self._fh is None:
                 return self.length, self.stored
+            if self.deferred:
+                # A stream's fragment: no fsync and no transaction (two a second per camera otherwise). The
+                # gateway keeps its copy until the hub has checked the whole file's digest and stored it,
+                # which the last request makes durable; a crash before loses nothing that is not resent.
+                self._fh.close()
+                self._svc._count_streamed(self.upload_id, self._written)
+                return self.offset + self._written, None
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
