@@ -109,6 +109,14 @@ class Viewer:
         assert r.status_code == 200, r.text
         return r.text
 
+    def blurred(self) -> str | None:
+        """The blurred live playlist (what a viewer gets without a reason); None while its pipeline starts."""
+        r = self.http.get(f"/api/cameras/{self.camera}/live/media.m3u8")
+        if r.status_code == 503:
+            return None
+        assert r.status_code == 200, r.text
+        return r.text
+
     def part(self, uri: str, offset: int, length: int) -> bytes:
         r = self.http.get(f"/api/cameras/{self.camera}/live/{uri}", params={"grant": self.grant},
                           headers={"Range": f"bytes={offset}-{offset + length - 1}"})
@@ -203,6 +211,22 @@ def test_gateway_camera_live_view_lists_parts_of_the_segment_being_recorded(tmp_
                 if datetime.fromisoformat(r[0]).replace(tzinfo=UTC) == start]
             assert (status, received, resumes) == ("done", length, 0), (status, received, length, resumes)
             assert not (hub.data_dir / "recordings" / (rows[0] + ".partial")).exists(), "the live name went"
+
+        # The blurred view (the default) follows the same edge: its pipeline blurs the streamed fragments and
+        # lists them as parts of the segment while the gateway still records it.
+        assert viewer.http.get(f"/api/cameras/{cam}/live.m3u8").status_code == 200  # a blurred view, audited
+        deadline = time.monotonic() + 90
+        while True:
+            assert time.monotonic() < deadline, "no blurred part of a segment in progress at the gateway"
+            text = viewer.blurred()
+            edge = in_progress(text) if text is not None else None
+            if edge is not None and edge.parts and spool_partial(gw, 1, edge.name).exists():
+                part = edge.parts[-1]
+                r = viewer.http.get(f"/api/cameras/{cam}/live/{part.uri}",
+                                    headers={"Range": f"bytes={part.offset}-{part.offset + part.length - 1}"})
+                assert r.status_code == 206 and len(r.content) == part.length
+                break
+            time.sleep(0.2)  # polling interval; the deadline above bounds the wait
     finally:
         viewer.close()
         gw.stop()

@@ -27,6 +27,7 @@ from civicam.edge.spool import Spool, Spooled
 from civicam.storage.fragments import FragmentIndex, scan_fd
 
 PUBLISH_WAIT_S = 5.0  # after the partial is gone: how long the spool may take to digest the published segment
+STALL_S = 10.0  # a partial that has not grown for this long is left (the lane has other work: gap events)
 
 
 def sendable(index: FragmentIndex) -> int:
@@ -61,7 +62,8 @@ class LiveStreamer:
         self._log = logger
         self._poll_s = poll_s
         self._clock = clock
-        self._refused: set[str] = set()  # partials the hub will not take streamed: they go the usual way
+        # Per camera, the partial the hub would not take streamed (it goes the usual way when finished).
+        self._refused: dict[int, str] = {}
 
     def stream(self, hub_id: int, local_id: int) -> Spooled | None:
         """Stream the camera's segment in progress to its end; the segment once the hub stored it (the spool
@@ -70,7 +72,7 @@ class LiveStreamer:
         upload does (HubUnreachable): the lane backs off and, if the segment is still being recorded then,
         streams it on from the hub's offset."""
         rel = self._spool.in_progress(local_id)
-        if rel is None or rel in self._refused:
+        if rel is None or self._refused.get(local_id) == rel:
             return None
         start = parse_segment_path(rel).start
         path = self._spool.store.local_path(rel)
@@ -89,22 +91,30 @@ class LiveStreamer:
         except HubRefused as exc:
             if exc.status == 401:
                 raise  # the token: nothing about this segment
-            self._refused.add(rel)
+            self._refused[local_id] = rel
             self._log.info("segment %s not streamed (%s); it is uploaded when finished", rel, exc)
             return None
         if up.stored is not None:
-            self._refused.add(rel)
+            self._refused[local_id] = rel
             return None
         offset = up.offset
+        looked, grew = -1, self._clock()
         while True:
             if self._stop.is_set():
                 return None  # the recorder finishes the segment; it is uploaded the usual way on the next start
-            end = sendable(scan_fd(fd))
-            if end > offset:
-                offset, _ = self._client.stream_append(up.location, offset, _read(fd, offset, end - offset))
-                continue
+            size = os.fstat(fd).st_size
+            if size != looked:  # only a file that grew can hold a new fragment: a stat, not a scan, per look
+                looked, grew = size, self._clock()
+                end = sendable(scan_fd(fd))
+                if end > offset:
+                    offset, _ = self._client.stream_append(up.location, offset, _read(fd, offset, end - offset))
+                    continue
             if not os.path.exists(path):
                 break  # published (or dropped) by the recorder: the file is complete
+            if self._clock() - grew > STALL_S:
+                # The recorder stopped writing without closing it (its supervisor will): let the lane send
+                # its gap events meanwhile; it comes back to this segment from the hub's offset.
+                return None
             self._stop.wait(self._poll_s)
         final = published_path(rel)
         if not os.path.exists(self._spool.store.local_path(final)):
