@@ -243,7 +243,7 @@ def main() -> int:
         tok = hub.token(edge_site)
         hub.start()
         gw = Gateway(work / "gw", hub, tok["hub_fingerprint"], tok["token"], [{"name": "tc", "url": camera.url("/tc")}],
-                     segment_target_s=SEGMENT_S, live_parts=not args.whole)
+                     segment_target_s=SEGMENT_S, live_parts="off" if args.whole else "watched")
         gw.start()
         stop = threading.Event()
         try:

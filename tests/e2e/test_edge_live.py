@@ -10,6 +10,7 @@ the hub's database read directly."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -150,14 +151,20 @@ def journal(gw: Gateway) -> dict[datetime, dict[str, Any]]:
     return out
 
 
-def setup(tmp_path: Path, cameras: RtspServer) -> tuple[Hub, Gateway, int]:
+def streamed(hub: Hub, cam: int) -> list[bool]:
+    """Per upload of the camera, oldest first: whether it was streamed (created without a length)."""
+    rows = hub.query("SELECT meta FROM edge_uploads WHERE camera_id = ? ORDER BY start", cam)
+    return [bool(json.loads(r[0]).get("stream")) for r in rows]
+
+
+def setup(tmp_path: Path, cameras: RtspServer, **settings: Any) -> tuple[Hub, Gateway, int]:
     hub = Hub(tmp_path / "hub")
     hub.setup()
     site = hub.add_site("Mall")
     tok = hub.token(site)
     hub.start()
     gw = Gateway(tmp_path / "gw", hub, tok["hub_fingerprint"], tok["token"],
-                 [{"name": "Door", "url": cameras.url("/good")}], segment_target_s=TARGET_S)
+                 [{"name": "Door", "url": cameras.url("/good")}], segment_target_s=TARGET_S, **settings)
     gw.start()
     cam = wait_for("the gateway's camera on the hub", lambda: camera_id(hub, site, "Door"), 60)
     wait_for("a first segment on the hub", lambda: hub_segments(hub, cam), 60)
@@ -167,6 +174,9 @@ def setup(tmp_path: Path, cameras: RtspServer) -> tuple[Hub, Gateway, int]:
 def test_gateway_camera_live_view_lists_parts_of_the_segment_being_recorded(tmp_path: Path,
                                                                              cameras: RtspServer) -> None:
     hub, gw, cam = setup(tmp_path, cameras)
+    # Nobody watches yet: whole segments, one request each (the gateway's default streams watched cameras).
+    wait_for("two segments on the hub", lambda: len(hub_segments(hub, cam)) >= 2, 60)
+    assert not any(streamed(hub, cam)), "a segment was streamed while nobody watched"
     viewer = Viewer(hub, cam)
     checked: dict[str, int] = {}  # in-progress segments checked against the spool: parts compared
     try:
@@ -237,7 +247,7 @@ def test_gateway_camera_live_view_lists_parts_of_the_segment_being_recorded(tmp_
 
 
 def test_stream_cut_by_sigkill_is_delivered_once_after_restart(tmp_path: Path, cameras: RtspServer) -> None:
-    hub, gw, cam = setup(tmp_path, cameras)
+    hub, gw, cam = setup(tmp_path, cameras, live_parts="always")  # streamed, watched or not
     recordings = hub.data_dir / "recordings"
 
     def streaming() -> tuple[str, datetime] | None:

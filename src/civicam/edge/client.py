@@ -97,6 +97,8 @@ class HubClient:
         self._port = parts.port or 443
         self._http: httpx.Client | None = None
         self._tried: set[str] = set()  # segments whose upload was attempted in this run
+        # Hub camera ids whose last creation answer said somebody watches them live (``Civicam-Live``).
+        self.watched: dict[int, bool] = {}
 
     def close(self) -> None:
         if self._http is not None:
@@ -194,6 +196,7 @@ class HubClient:
                          headers={"Upload-Defer-Length": "1", "Upload-Metadata": encode_metadata(meta)})
         if r.status_code not in (200, 201):
             raise self._refusal(r)
+        self.watched[hub_camera] = r.headers.get("Civicam-Live") == "watched"
         stored = r.headers.get("Civicam-Stored")
         return Stream(r.headers["Location"], int(r.headers.get("Upload-Offset", "0")),
                       int(stored) if stored is not None else None)
@@ -235,6 +238,7 @@ class HubClient:
             r = self.request("POST", "/api/edge/uploads", headers=headers)
         if r.status_code not in (200, 201):
             raise self._refusal(r)
+        self.watched[hub_camera] = r.headers.get("Civicam-Live") == "watched"
         if "Civicam-Stored" in r.headers:
             self._tried.discard(item.path)
             return int(r.headers["Civicam-Stored"])

@@ -88,14 +88,14 @@ class Gateway:
                                       engine=cfg.engine, connect_timeout_s=cfg.connect_timeout_s, min_free_bytes=0)
         self._sink = _SpoolSink(self.spool, logger)
         self.streamer = (LiveStreamer(self.client, self.spool, self._stop, logger, cfg.live_poll_s)
-                         if cfg.live_parts else None)
+                         if cfg.live_parts != "off" else None)
         self._supervisors: list[Supervisor] = []
         self._threads: list[threading.Thread] = []
         self._lanes: dict[str, LaneHealth] = {}
         self._lock = threading.Lock()
         self.last_contact: datetime | None = None
         self._rng = random.Random()
-        self._idle_s = min(1.0, 5 * cfg.live_poll_s) if cfg.live_parts else 1.0
+        self._idle_s = min(1.0, 5 * cfg.live_poll_s) if cfg.live_parts != "off" else 1.0
         # A client of its own (pinned the same way): a lane's broken connection closes the client it shares,
         # which must not cut the relay's held long poll, nor the other way round.
         self.relay = RelayLink(HubClient(cfg, logger), cfg.spool_dir / "relay", self._rec, logger, clock,
@@ -187,7 +187,7 @@ class Gateway:
                     if not self.spool.pending(lane.local_id) and not self.spool.gaps(lane.local_id):
                         # Streaming, the next segment's partial is looked for soon: its first part is live
                         # view. (A new segment in the spool wakes the lane at once either way.)
-                        self._wake.wait(self._idle_s if lane.recording else 1.0)
+                        self._wake.wait(self._idle_s if self._streaming(lane) else 1.0)
                 continue
             except (HubUnreachable, PinMismatch, HubRefused, OSError, ValueError) as exc:
                 lane.last_error = redact(str(exc))
@@ -205,8 +205,10 @@ class Gateway:
             self._contact()
         pending = self.spool.pending(lane.local_id)
         if not pending:
-            # No backlog: the segment being recorded goes as it grows (live view by parts).
-            streamed = self.streamer.stream(hub_id, lane.local_id) if self.streamer and lane.recording else None
+            # No backlog: the segment being recorded goes as it grows (live view by parts), while the hub
+            # says the camera is watched (the answer to the last upload), or always if so configured.
+            streamed = (self.streamer.stream(hub_id, lane.local_id)
+                        if self.streamer and self._streaming(lane) else None)
             if streamed is None:
                 return False
             self._delivered(lane, streamed)
@@ -232,6 +234,12 @@ class Gateway:
         self.spool.delivered(item)
         self._delivered(lane, item)
         return True
+
+    def _streaming(self, lane: LaneHealth) -> bool:
+        """Whether the camera's segment in progress is to be streamed: recorded, and watched or always."""
+        if not lane.recording or lane.hub_id is None or self.cfg.live_parts == "off":
+            return False
+        return self.cfg.live_parts == "always" or self.client.watched.get(lane.hub_id, False)
 
     def _delivered(self, lane: LaneHealth, item: Spooled) -> None:
         self._contact()

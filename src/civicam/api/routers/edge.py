@@ -12,7 +12,9 @@ The segment a gateway is still recording is streamed (live view by parts): POST 
 ``Upload-Defer-Length: 1`` and metadata of only ``camera_id`` and ``start``, PATCHes at fragment
 boundaries, and a last PATCH with ``Upload-Length`` and ``Civicam-Segment`` (the finished segment's
 metadata, SHA-256 of the whole file included, encoded as ``Upload-Metadata``). Its parts are in the hub's
-live view as they arrive (ingest/uploads.py).
+live view as they arrive (ingest/uploads.py). Gateways stream while creation answers carry
+``Civicam-Live: watched`` (somebody watches the camera live, live/watchers.py); otherwise, by default, they
+send whole segments, one request each.
 
 View-only cameras behind a gateway are relayed through the gateway's own outbound connection: it long-polls
 ``GET /edge/relay-requests`` (which of its site's view-only cameras somebody watches now) and pushes each
@@ -37,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from civicam.api.deps import Ctx, bearer_token, require
-from civicam.api.routers.live import relays
+from civicam.api.routers.live import live_watchers, relays
 from civicam.api.state import shared
 from civicam.audit.log import Actor
 from civicam.auth import site_tokens
@@ -83,6 +85,12 @@ def _expires(when: datetime | None) -> dict[str, str]:
 
 
 Uploads = Annotated[UploadService, Depends(uploads)]
+
+
+def _watched(request: Request, camera_id: int) -> dict[str, str]:
+    """``Civicam-Live: watched`` on a creation answer while somebody watches the camera live: the gateway
+    then streams its segments in progress (live view by parts) until an answer no longer says so."""
+    return {"Civicam-Live": "watched"} if live_watchers(request).watched(camera_id) else {}
 
 
 def token_cache(request: Request) -> site_tokens.TokenCache:
@@ -161,7 +169,8 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads, upload_me
             created = await run_in_threadpool(svc.create_stream, auth.site_id, camera_id, start, auth.token_id)
         except UploadError as exc:
             return _refused(exc, request, auth)
-        headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(created.offset)}
+        headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(created.offset),
+                   **_watched(request, camera_id)}
         if created.stored_segment is not None:
             return Response(status_code=200, headers={**headers, "Civicam-Stored": str(created.stored_segment)})
         return Response(status_code=201, headers={**headers, "Upload-Defer-Length": "1", **_expires(created.expires)})
@@ -190,7 +199,8 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads, upload_me
     except UploadError as exc:
         return _refused(exc, request, auth)
     expires = created.expires
-    headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset)}
+    headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset),
+               **_watched(request, meta.camera_id)}
     if stored is None:
         headers.update(_expires(expires))
     if stored is not None:
