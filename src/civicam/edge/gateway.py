@@ -264,6 +264,7 @@ class Gateway:
                          "reasons": lane.reasons, "recording": lane.recording,
                          "state": h.state if h else ("view_only" if lane.verdict == "accepted" else "not_recorded"),
                          "pending_segments": len(self.spool.pending(lane.local_id)), "uploaded": lane.uploaded,
+                         "streaming": self._streaming(lane),
                          "last_uploaded_end": lane.last_uploaded_end.isoformat() if lane.last_uploaded_end else None,
                          "last_error": lane.last_error})
         return {"at": now.isoformat(), "spool_bytes": self.spool.used(), "quota_bytes": self.cfg.quota_bytes,
