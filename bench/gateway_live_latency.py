@@ -92,6 +92,7 @@ class Follower:
         self.camera, self.stop = camera, stop
         self.result = Result(label)
         self.frames: list[float] = []
+        self._counted: set[int] = set()  # time codes of the frames timed so far
         self.by_index: list[tuple[int, float, int]] = []  # (part index in its segment, latency ms, frames)
         r = self.http.get(f"/api/cameras/{camera}/live.m3u8", params={"unblurred_reason": "latency bench"})
         r.raise_for_status()
@@ -153,9 +154,7 @@ class Follower:
                             self.result.undecoded += 1
                         else:
                             codes.append(code)
-                if codes:
-                    self.result.samples.append(arrived - codes[-1])
-                    self.frames += [arrived - c for c in codes]
+                self._count(codes, arrived)
 
     def _decode(self, map_uri: str, uri: str, off: int, n: int, arrived: float | None, index: int) -> None:
         import av
@@ -182,10 +181,21 @@ class Follower:
                         self.result.undecoded += 1
                     else:
                         codes.append(code)
-        if arrived is not None and codes:
-            self.result.samples.append(arrived - codes[-1])
-            self.frames += [arrived - c for c in codes]
+        if arrived is None:
+            self._counted.update(codes)  # listed before the timed window: never timed later
+        elif self._count(codes, arrived):
             self.by_index.append((index, arrived - codes[-1], len(codes)))
+
+    def _count(self, codes: list[int], arrived: float) -> bool:
+        """Time the frames not listed before (a frame is timed once, when first listed: as a part, or in a
+        whole segment when the playlist has no parts); False if none is new."""
+        new = [c for c in codes if c not in self._counted]
+        self._counted.update(new)
+        if not new:
+            return False
+        self.result.samples.append(arrived - new[-1])
+        self.frames += [arrived - c for c in new]
+        return True
 
     @staticmethod
     def _init_len(data: bytes) -> int:
