@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -253,13 +253,14 @@ def test_stream_cut_by_sigkill_is_delivered_once_after_restart(tmp_path: Path, c
 
     def streaming() -> tuple[str, datetime] | None:
         """An open streamed upload (no length yet) with fragments in, its segment still being recorded."""
-        for upload, start in hub.query("SELECT id, start FROM edge_uploads WHERE camera_id = ? AND status = "
-                                       "'open' AND length = 0", cam):
+        for upload, start, created in hub.query("SELECT id, start, created_at FROM edge_uploads WHERE camera_id = ? "
+                                                "AND status = 'open' AND length = 0", cam):
             t = datetime.fromisoformat(start).replace(tzinfo=UTC)
             name = f"{t:%Y%m%dT%H%M%S.%f}Z.mp4"
             size = (recordings / "incoming" / f"{upload}.upload").stat().st_size
-            # Some fragments in, well before the segment's end (~33 KB in 4 s): it cannot finish before the kill.
-            if 8_000 < size < 20_000 and spool_partial(gw, 1, name).exists():
+            age = datetime.now(UTC) - datetime.fromisoformat(created).replace(tzinfo=UTC)
+            # A fragment or more in, and streamed for under half of its 4 s: it cannot finish before the kill.
+            if size > 4_000 and age < timedelta(seconds=TARGET_S / 2) and spool_partial(gw, 1, name).exists():
                 return upload, t
         return None
 
