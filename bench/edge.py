@@ -96,7 +96,7 @@ def _lags(hub: Hub, since: datetime) -> list[float]:
 
 
 def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, seconds: float,
-                 outage: float) -> dict[str, Any]:
+                 outage: float, live_parts: str = "watched") -> dict[str, Any]:
     hub = Hub(root / "edge-hub")
     hub.setup()
     gws: list[Gateway] = []
@@ -105,7 +105,8 @@ def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, secon
         tok = hub.token(site)
         cams = [{"name": f"cam{c}", "url": urls[g * cameras + c]} for c in range(cameras)]
         gws.append(Gateway(root / f"gw{g}", hub, tok["hub_fingerprint"], tok["token"], cams,
-                           segment_target_s=SEGMENT_S, probe_seconds=2.0, backoff_max_s=5.0, health_interval_s=10.0))
+                           segment_target_s=SEGMENT_S, probe_seconds=2.0, backoff_max_s=5.0, health_interval_s=10.0,
+                           live_parts=live_parts))
     hub.start()
     for gw in gws:
         gw.start()
@@ -154,6 +155,10 @@ def main() -> int:
     ap.add_argument("--cameras", type=int, default=10, help="cameras per gateway")
     ap.add_argument("--seconds", type=float, default=60.0, help="measurement window")
     ap.add_argument("--outage", type=float, default=120.0, help="hub outage length (0: none)")
+    ap.add_argument("--live-parts", choices=("watched", "always", "off"), default="watched",
+                    help="the gateways' live_parts: 'always' streams every camera's segment in progress (as if "
+                    "every camera were watched live; nobody watches in this benchmark, so 'watched' sends whole "
+                    "segments)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
@@ -167,9 +172,10 @@ def main() -> int:
             urls = [server.url(f"/cam{i}") for i in range(n)]
             load0 = os.getloadavg()
             pull = measure_pull(root, urls, args.seconds)
-            edge = measure_edge(root, urls, args.gateways, args.cameras, args.seconds, args.outage)
+            edge = measure_edge(root, urls, args.gateways, args.cameras, args.seconds, args.outage, args.live_parts)
             load1 = os.getloadavg()
         report = {"gateways": args.gateways, "cameras_per_gateway": args.cameras, "cameras": n,
+                  "live_parts": args.live_parts,
                   "segment_s": SEGMENT_S, "load_before": load0, "load_after": load1, "pull": pull, "edge": edge,
                   "hub_cpu_ratio_edge_vs_pull": edge["hub_cpu_per_camera_min"] / pull["hub_cpu_per_camera_min"]}
         print(json.dumps(report, indent=2))

@@ -62,6 +62,7 @@ class Hub:
         self.env.pop("CIVICAM_DATABASE_URL", None)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = root.parent / f"{root.name}.log"
+        self.admin_password = ""
 
     def cli(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
         r = subprocess.run([*CIVICAM, *args], env=self.env, capture_output=True, text=True, timeout=120)
@@ -72,7 +73,7 @@ class Hub:
         return json.loads(self.cli(*args, "--json", code=code).stdout)
 
     def setup(self) -> None:
-        self.json("init")
+        self.admin_password = str(self.json("init")["admin_password"])
         self.json("region", "add", "North")
 
     def add_site(self, name: str) -> int:

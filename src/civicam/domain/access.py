@@ -124,6 +124,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/edge/uploads"): GATEWAY,
     ("HEAD", "/api/edge/uploads/{upload_id}"): GATEWAY,
     ("PATCH", "/api/edge/uploads/{upload_id}"): GATEWAY,
+    ("DELETE", "/api/edge/uploads/{upload_id}"): GATEWAY,
     ("POST", "/api/edge/gaps"): GATEWAY,
     ("POST", "/api/edge/health"): GATEWAY,
     ("GET", "/api/edge/relay-requests"): GATEWAY,

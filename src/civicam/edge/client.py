@@ -5,7 +5,8 @@ its SHA-256 with the fingerprint given at enrolment, and then trusts exactly tha
 handshakes that carry requests. A different certificate fails the handshake, so the token never reaches
 anyone but the pinned hub.
 
-Uploads are tus 1.0.0 (core + creation) against ``/api/edge/uploads``; see ``api/routers/edge.py``. View-only
+Uploads are tus 1.0.0 (core + creation) against ``/api/edge/uploads``; the segment being recorded is streamed
+with creation-defer-length (``stream_*``, edge/stream.py); see ``api/routers/edge.py``. View-only
 cameras are relayed on the hub's request, learnt by long-polling ``/api/edge/relay-requests`` (edge/relay.py).
 """
 
@@ -16,7 +17,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -96,6 +97,8 @@ class HubClient:
         self._port = parts.port or 443
         self._http: httpx.Client | None = None
         self._tried: set[str] = set()  # segments whose upload was attempted in this run
+        # Hub camera ids whose last creation answer said somebody watches them live (``Civicam-Live``).
+        self.watched: dict[int, bool] = {}
 
     def close(self) -> None:
         if self._http is not None:
@@ -184,13 +187,45 @@ class HubClient:
             raise NotWanted(refusal.status, refusal.code, str(refusal))
         raise refusal
 
+    # -- the segment being recorded, streamed (tus creation-defer-length) ------------------------------
+
+    def stream_create(self, hub_camera: int, start: datetime) -> Stream:
+        """Create (or find, after a broken connection) the streamed upload of the segment starting at ``start``."""
+        meta = {"camera_id": hub_camera, "start": start.isoformat()}
+        r = self.request("POST", "/api/edge/uploads",
+                         headers={"Upload-Defer-Length": "1", "Upload-Metadata": encode_metadata(meta)})
+        if r.status_code not in (200, 201):
+            raise self._refusal(r)
+        self.watched[hub_camera] = r.headers.get("Civicam-Live") == "watched"
+        stored = r.headers.get("Civicam-Stored")
+        return Stream(r.headers["Location"], int(r.headers.get("Upload-Offset", "0")),
+                      int(stored) if stored is not None else None)
+
+    def stream_append(self, location: str, offset: int, data: bytes,
+                      final: tuple[int, Spooled, int] | None = None) -> tuple[int, int | None]:
+        """Append ``data`` at ``offset``; ``final`` (length, segment, hub camera) ends the stream: the hub checks
+        the whole file's SHA-256 and stores it. Returns the hub's offset and, once stored, the segment id."""
+        headers = {"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+        if final is not None:
+            length, item, hub_camera = final
+            headers["Upload-Length"] = str(length)
+            headers["Civicam-Segment"] = encode_metadata(segment_metadata(hub_camera, item))
+        r = self.request("PATCH", location, content=data, headers=headers)
+        if r.status_code != 204:
+            raise self._refusal(r)
+        stored = r.headers.get("Civicam-Stored")
+        return int(r.headers["Upload-Offset"]), int(stored) if stored is not None else None
+
+    def terminate(self, location: str) -> None:
+        """tus termination: the recorder dropped the segment being streamed; the hub removes what it had."""
+        r = self.request("DELETE", location)
+        if r.status_code not in (204, 404):
+            raise self._refusal(r)
+
     def upload(self, hub_camera: int, item: Spooled, path: str) -> int:
         """Deliver one segment (resuming where the hub is); returns the hub's segment id once it is stored."""
-        meta = {"camera_id": hub_camera, "start": item.start.isoformat(), "end": item.end.isoformat(),
-                "sha256": item.sha256, "seq": item.seq, "frames": item.frames, "keyframes": item.keyframes,
-                "init_bytes": item.init_bytes, "codec": item.codec, "width": item.width, "height": item.height,
-                "session": item.session}
-        headers = {"Upload-Length": str(item.bytes), "Upload-Metadata": encode_metadata(meta)}
+        headers = {"Upload-Length": str(item.bytes),
+                   "Upload-Metadata": encode_metadata(segment_metadata(hub_camera, item))}
         # First try: the segment's bytes ride on the creation request (tus creation-with-upload), so a segment
         # costs one request. A retry creates without a body: the hub may hold some bytes already, and the
         # answer's offset says where to continue.
@@ -203,6 +238,7 @@ class HubClient:
             r = self.request("POST", "/api/edge/uploads", headers=headers)
         if r.status_code not in (200, 201):
             raise self._refusal(r)
+        self.watched[hub_camera] = r.headers.get("Civicam-Live") == "watched"
         if "Civicam-Stored" in r.headers:
             self._tried.discard(item.path)
             return int(r.headers["Civicam-Stored"])
@@ -228,6 +264,22 @@ class HubClient:
             if new_offset <= offset:
                 raise HubUnreachable("the hub did not advance the upload offset")
             offset = new_offset
+
+
+class Stream(NamedTuple):
+    """A streamed upload on the hub: where to PATCH, the hub's offset, the segment id if it is stored."""
+
+    location: str
+    offset: int
+    stored: int | None
+
+
+def segment_metadata(hub_camera: int, item: Spooled) -> dict[str, Any]:
+    """What the hub indexes about a finished segment (tus metadata of an upload, or a stream's last PATCH)."""
+    return {"camera_id": hub_camera, "start": item.start.isoformat(), "end": item.end.isoformat(),
+            "sha256": item.sha256, "seq": item.seq, "frames": item.frames, "keyframes": item.keyframes,
+            "init_bytes": item.init_bytes, "codec": item.codec, "width": item.width, "height": item.height,
+            "session": item.session}
 
 
 WHOLE_BODY_MAX = 8 * 1024 * 1024

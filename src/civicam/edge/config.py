@@ -58,6 +58,13 @@ class EdgeConfig(BaseModel):
     probe_seconds: float = Field(5.0, gt=0, le=120, description="How long each camera is measured before it joins.")
     policy: Policy = Field(default_factory=Policy, description="The onboarding policy (the hub's by default).")
     http_timeout_s: float = Field(20.0, gt=0, description="Deadline of each request to the hub.")
+    live_parts: Literal["watched", "always", "off"] = Field(
+        "watched", description="Stream the segment being recorded to the hub fragment by fragment, so the hub's "
+        "live view lists its parts (latency: a part plus the upload) rather than whole segments: 'watched' while "
+        "the hub says somebody watches the camera live (one request per part then, one per segment otherwise), "
+        "'always', or 'off'. Only while the camera has no backlog.")
+    live_poll_s: float = Field(0.02, gt=0, le=1, description="How often a streamed segment is looked at for a "
+                               "new complete fragment.")
     chunk_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Most bytes sent per upload request (PATCH).")
     backoff_min_s: float = Field(0.5, gt=0, description="First retry delay after the hub could not be reached.")
     backoff_max_s: float = Field(30.0, gt=0, description="Longest retry delay (exponential with jitter).")

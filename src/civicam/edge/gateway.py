@@ -26,6 +26,7 @@ from civicam.edge.client import DigestMismatch, HubClient, HubRefused, HubUnreac
 from civicam.edge.config import EdgeCamera, EdgeConfig
 from civicam.edge.relay import Offered, RelayLink
 from civicam.edge.spool import Spool, Spooled, sha256_file
+from civicam.edge.stream import LiveStreamer
 from civicam.ingest.sources import SourceSpec
 from civicam.ingest.supervisor import Supervisor, backoff_delay
 from civicam.registry.probe import ProbeResult, probe_stream
@@ -86,12 +87,15 @@ class Gateway:
         self._rec = RecordingSettings(segment_target_s=cfg.segment_target_s, part_target_s=cfg.part_target_s,
                                       engine=cfg.engine, connect_timeout_s=cfg.connect_timeout_s, min_free_bytes=0)
         self._sink = _SpoolSink(self.spool, logger)
+        self.streamer = (LiveStreamer(self.client, self.spool, self._stop, logger, cfg.live_poll_s)
+                         if cfg.live_parts != "off" else None)
         self._supervisors: list[Supervisor] = []
         self._threads: list[threading.Thread] = []
         self._lanes: dict[str, LaneHealth] = {}
         self._lock = threading.Lock()
         self.last_contact: datetime | None = None
         self._rng = random.Random()
+        self._idle_s = min(1.0, 5 * cfg.live_poll_s) if cfg.live_parts != "off" else 1.0
         # A client of its own (pinned the same way): a lane's broken connection closes the client it shares,
         # which must not cut the relay's held long poll, nor the other way round.
         self.relay = RelayLink(HubClient(cfg, logger), cfg.spool_dir / "relay", self._rec, logger, clock,
@@ -181,7 +185,9 @@ class Gateway:
                     continue
                 with self._wake:
                     if not self.spool.pending(lane.local_id) and not self.spool.gaps(lane.local_id):
-                        self._wake.wait(1.0)
+                        # Streaming, the next segment's partial is looked for soon: its first part is live
+                        # view. (A new segment in the spool wakes the lane at once either way.)
+                        self._wake.wait(self._idle_s if self._streaming(lane) else 1.0)
                 continue
             except (HubUnreachable, PinMismatch, HubRefused, OSError, ValueError) as exc:
                 lane.last_error = redact(str(exc))
@@ -199,7 +205,14 @@ class Gateway:
             self._contact()
         pending = self.spool.pending(lane.local_id)
         if not pending:
-            return False
+            # No backlog: the segment being recorded goes as it grows (live view by parts), while the hub
+            # says the camera is watched (the answer to the last upload), or always if so configured.
+            streamed = (self.streamer.stream(hub_id, lane.local_id)
+                        if self.streamer and self._streaming(lane) else None)
+            if streamed is None:
+                return False
+            self._delivered(lane, streamed)
+            return True
         item = choose_next(pending, self._clock(), self.cfg.segment_target_s)
         if not self.spool.begin(item):
             return True
@@ -219,10 +232,19 @@ class Gateway:
         finally:
             self.spool.end(item)
         self.spool.delivered(item)
+        self._delivered(lane, item)
+        return True
+
+    def _streaming(self, lane: LaneHealth) -> bool:
+        """Whether the camera's segment in progress is to be streamed: recorded, and watched or always."""
+        if not lane.recording or lane.hub_id is None or self.cfg.live_parts == "off":
+            return False
+        return self.cfg.live_parts == "always" or self.client.watched.get(lane.hub_id, False)
+
+    def _delivered(self, lane: LaneHealth, item: Spooled) -> None:
         self._contact()
         lane.uploaded += 1
         lane.last_uploaded_end = max(item.end, lane.last_uploaded_end or item.end)
-        return True
 
     def _contact(self) -> None:
         self.last_contact = self._clock()
@@ -242,6 +264,7 @@ class Gateway:
                          "reasons": lane.reasons, "recording": lane.recording,
                          "state": h.state if h else ("view_only" if lane.verdict == "accepted" else "not_recorded"),
                          "pending_segments": len(self.spool.pending(lane.local_id)), "uploaded": lane.uploaded,
+                         "streaming": self._streaming(lane),
                          "last_uploaded_end": lane.last_uploaded_end.isoformat() if lane.last_uploaded_end else None,
                          "last_error": lane.last_error})
         return {"at": now.isoformat(), "spool_bytes": self.spool.used(), "quota_bytes": self.cfg.quota_bytes,

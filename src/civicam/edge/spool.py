@@ -22,7 +22,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from civicam.domain.segments import BadSegmentPath, SegmentDone, parse_segment_path, published_path
+from civicam.domain.segments import (
+    PARTIAL_SUFFIX,
+    BadSegmentPath,
+    SegmentDone,
+    camera_prefix,
+    parse_segment_path,
+    published_path,
+)
 from civicam.storage.backend import LocalDiskStore
 from civicam.storage.media import probe, repair
 
@@ -104,6 +111,7 @@ class Spool:
         (root / "gaps").mkdir(exist_ok=True)
         (root / "quarantine").mkdir(exist_ok=True)
         self.store = LocalDiskStore(root / "segments")
+        self._segments = os.path.realpath(root / "segments")
         self._lock = threading.RLock()
         self._state_path = root / "cameras.json"
         self._state: dict[str, Any] = (json.loads(self._state_path.read_text()) if self._state_path.exists()
@@ -299,6 +307,28 @@ class Spool:
                 path.unlink()
 
     # -- taking ---------------------------------------------------------------------------------------
+
+    def in_progress(self, local_id: int) -> str | None:
+        """The newest partial segment of a camera (the one its recorder writes now), or None.
+
+        Walks the camera's folder: when nothing waits for upload it holds just that partial (delivered
+        segments are deleted with their emptied folders), so this stays cheap where it is asked.
+        """
+        top = self.store.local_path(camera_prefix(local_id))
+        best: str | None = None
+        for dirpath, _dirs, names in os.walk(top):
+            for name in names:
+                if not name.endswith(PARTIAL_SUFFIX) or name.endswith(".fix.mp4" + PARTIAL_SUFFIX):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, name), self._segments).replace(os.sep, "/")
+                if best is None or rel > best:  # lexical order of segment paths is time order
+                    best = rel
+        return best
+
+    def ready(self, local_id: int, rel: str) -> Spooled | None:
+        """The ready segment published at ``rel``, if the spool has it."""
+        with self._lock:
+            return self._ready.get(local_id, {}).get(rel)
 
     def pending(self, local_id: int) -> list[Spooled]:
         """This camera's ready segments, oldest first."""

@@ -6,6 +6,15 @@ broken connection: it is the size of the incoming file); when the last byte arri
 the file is published into the recordings store and indexed, and the upload is marked done in the same
 commit as the index row. Only that answer tells the gateway it may delete its copy, so a segment is
 stored exactly once whatever is retried.
+
+A gateway may also stream the segment it is still recording (tus ``Upload-Defer-Length``): the upload is
+created with only the camera and start, its bytes come fragment by fragment, and the last PATCH gives the
+length and the finished segment's metadata (SHA-256 included). While it grows the incoming file has a second
+name, the segment's partial path in the recordings store (a hard link), which is where the hub's live edge
+(live/edge.py) looks for a camera's segment in progress: a gateway camera's live view then lists parts as
+they arrive. The partial name is only a view: the bytes belong to the upload, the digest is checked over
+the whole file before anything is published, and start-up repair deletes a gateway camera's partials
+instead of publishing them (storage/reconcile.py); the upload resumes from the incoming file.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from civicam.auth import site_tokens
 from civicam.db.base import utcnow
 from civicam.db.models import Camera, Probe, SiteToken
 from civicam.db.session import Database
-from civicam.domain.segments import SegmentDone, segment_path
+from civicam.domain.segments import SegmentDone, partial_path, segment_path
 from civicam.storage.backend import SegmentStore
 from civicam.storage.index import add_segment, next_seq
 from civicam.storage.models import EdgeUpload, Gap, Segment
@@ -116,6 +125,19 @@ def segment_meta(values: dict[str, str]) -> SegmentMeta:
     return meta
 
 
+def stream_meta(values: dict[str, str]) -> tuple[int, datetime]:
+    """The camera and start of a segment still being recorded (a streamed upload's creation)."""
+    try:
+        camera_id, start = int(values["camera_id"]), datetime.fromisoformat(values["start"])
+    except KeyError as exc:
+        raise UploadError(400, "bad_metadata", f"Upload-Metadata lacks {exc.args[0]!r}.") from None
+    except ValueError as exc:
+        raise UploadError(400, "bad_metadata", f"Upload-Metadata has a bad value: {exc}.") from None
+    if start.tzinfo is None:
+        raise UploadError(400, "bad_metadata", "start must be an aware time.")
+    return camera_id, start
+
+
 @dataclass(frozen=True)
 class Created:
     """The answer to a creation request: continue ``upload_id`` at ``offset``, or it is already stored;
@@ -150,6 +172,22 @@ def _incoming(upload_id: str) -> str:
     return f"{INCOMING}/{upload_id}.upload"
 
 
+DEFERRED = 0  # the length of an upload created with Upload-Defer-Length (a real one is at least 1 byte)
+
+
+def is_deferred(row: EdgeUpload) -> bool:
+    """Whether the upload is a stream whose length and digest are not known yet."""
+    return row.length == DEFERRED
+
+
+@dataclass(frozen=True)
+class Final:
+    """What the last request of a streamed upload tells: the segment's length and its metadata."""
+
+    length: int
+    meta: SegmentMeta
+
+
 class UploadService:
     """Creates, resumes and completes uploads into the hub's recordings store (``store``) and index."""
 
@@ -164,6 +202,7 @@ class UploadService:
         # Segments whose creation request is still receiving its body (no row yet): a retry of the same
         # segment waits for it (409 busy) rather than start a second upload beside the bytes arriving.
         self._arriving: set[tuple[int, datetime]] = set()
+        self._streamed: dict[str, int] = {}  # bytes of streams' requests not yet added to received_bytes
 
     # -- cameras ---------------------------------------------------------------------------------------
 
@@ -246,6 +285,64 @@ class UploadService:
                 return found
             return self._new_upload(s, site_id, meta, length)
 
+    def create_stream(self, site_id: int, camera_id: int, start: datetime, token_id: int | None = None) -> Created:
+        """Create the upload of a segment still being recorded (length deferred), or find the one already
+        made for the same (camera, start): a stream resumed after a broken connection continues at the
+        hub's offset. A segment the hub already has, or receives whole, is a 409 ``conflict``: the gateway
+        then delivers it the usual way once it is finished."""
+        if start.tzinfo is None:
+            raise UploadError(400, "bad_metadata", "start must be an aware time.")
+        with self.db.session() as s:
+            self._admit(s, site_id, camera_id, token_id)
+            row = s.execute(select(EdgeUpload).where(EdgeUpload.camera_id == camera_id,
+                                                     EdgeUpload.start == start)).scalar_one_or_none()
+            if row is not None:
+                if row.status == "done":
+                    return Created(row.id, row.length, row.segment_id)
+                if not is_deferred(row):
+                    raise UploadError(409, "conflict", "This segment is already being uploaded whole; finish "
+                                      "that upload.")
+                offset = self._offset(row.id)
+                row.resumes += int(offset > 0)  # the stream continues after a broken connection
+                # Named again: a hub restarted meanwhile dropped the live name (storage/reconcile.py).
+                self._link_live(camera_id, start, self.store.local_path(_incoming(row.id)))
+                return Created(row.id, offset, expires=self._expires(row))
+            if s.execute(select(Segment.id).where(Segment.camera_id == camera_id,
+                                                  Segment.start == start)).first() is not None:
+                raise UploadError(409, "conflict", "The hub already holds a segment of this camera at this start.")
+            upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=camera_id, start=start,
+                                end=start, sha256="", length=DEFERRED, meta={"stream": True}, status="open",
+                                received_bytes=0, resumes=0, created_at=self._clock())
+            s.add(upload)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
+                                  "retry.") from None
+            path = self.store.spool(_incoming(upload.id))
+            open(path, "ab").close()
+            self._link_live(camera_id, start, path)
+            return Created(upload.id, 0, expires=self._expires(upload))
+
+    def _link_live(self, camera_id: int, start: datetime, path: str) -> None:
+        """Give a streamed upload's file the segment's partial name, where the live edge finds it."""
+        try:
+            link = self.store.spool(partial_path(camera_id, start))
+            if os.path.exists(link):
+                if os.path.samefile(link, path):
+                    return
+                os.unlink(link)  # a stale name (an earlier stream of this start): this one is the upload now
+            os.link(path, link)
+        except OSError:
+            pass  # a store without hard links on its spool: the segment is received all the same, not shown live
+
+    def _unlink_live(self, camera_id: int, start: datetime) -> None:
+        try:
+            self.store.delete(partial_path(camera_id, start))
+        except (OSError, ValueError):
+            pass
+
     def _new_upload(self, s: Session, site_id: int, meta: SegmentMeta, length: int) -> Created:
         upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=meta.camera_id,
                             start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
@@ -270,6 +367,11 @@ class UploadService:
                                                   Segment.start == meta.start)).first() is not None:
                 raise UploadError(409, "conflict", "The hub already holds a segment of this camera at this start.")
             return None
+        if is_deferred(row) and row.status == "open":
+            # A stream of this segment broke before its end: the bytes the hub has are the start of the
+            # finished segment (the same recorder's file), so the upload continues from them. If they
+            # are not, the digest check at the end fails and the segment is sent again from byte 0.
+            self._adopt(row, meta, length)
         if row.sha256 != meta.sha256 or row.length != length:
             raise UploadError(409, "conflict", f"A different segment (SHA-256 {row.sha256[:12]}...) of camera "
                               f"{meta.camera_id} at {meta.start.isoformat()} is already on the hub.")
@@ -280,6 +382,22 @@ class UploadService:
             s.flush()
             return None
         return Created(row.id, self._offset(row.id), expires=self._expires(row))
+
+    def _adopt(self, row: EdgeUpload, meta: SegmentMeta, length: int, via_stream: bool = False) -> None:
+        """Give a streamed upload its final length and metadata (in the caller's transaction)."""
+        if meta.camera_id != row.camera_id or meta.start != row.start:
+            raise UploadError(400, "bad_metadata", "The segment's camera and start are not the upload's.")
+        if not 0 < length <= MAX_SEGMENT_BYTES:
+            raise UploadError(413, "too_large", f"Upload-Length must be 1..{MAX_SEGMENT_BYTES} bytes.")
+        if self._offset(row.id) > length:
+            # The hub has more than the finished segment holds: not its start; begin again.
+            os.truncate(self.store.local_path(_incoming(row.id)), 0)
+            self._unlink_live(row.camera_id, row.start)
+        if self._offset(row.id) > 0 and not via_stream:
+            row.resumes += 1  # the stream broke; the finished segment continues it: a resumed upload
+        row.received_bytes += self._take_streamed(row.id)
+        row.length, row.sha256, row.end = length, meta.sha256, meta.end
+        row.meta = {**meta.as_dict(), "stream": True}
 
     def _offset(self, upload_id: str) -> int:
         try:
@@ -294,6 +412,17 @@ class UploadService:
             if row.status == "done":
                 return UploadState(row.length, row.length, row.segment_id, None)
             return UploadState(self._offset(upload_id), row.length, None, self._expires(row))
+
+    def terminate(self, site_id: int, upload_id: str, token_id: int | None = None) -> None:
+        """tus termination: remove an unfinished upload with its bytes (a stream whose segment the recorder
+        dropped). A stored segment is never removed this way."""
+        with self.db.session() as s:
+            _check_token(s, token_id)
+            row = self._get(s, site_id, upload_id)
+            if row.status == "done":
+                raise UploadError(409, "stored", "This upload is stored; it cannot be terminated.")
+            if not self._remove_upload(s, row):
+                raise UploadError(409, "busy", f"Upload {upload_id} is being written by another request; retry.")
 
     # -- expiry (tus expiration) -----------------------------------------------------------------------
 
@@ -312,6 +441,8 @@ class UploadService:
                 os.unlink(self.store.local_path(_incoming(row.id)))
             except FileNotFoundError:
                 pass
+            self._unlink_live(row.camera_id, row.start)  # a stream's partial name, if it has one
+            self._take_streamed(row.id)
             return True
         finally:
             self._release(row.id)
@@ -352,23 +483,37 @@ class UploadService:
             raise UploadError(404, "unknown_upload", f"Upload {upload_id} not found; create it again.")
         return row
 
-    def appender(self, site_id: int, upload_id: str, offset: int, token_id: int | None = None) -> Appender:
-        """Start writing at ``offset`` (which must be the hub's); one writer per upload at a time."""
-        with self.db.session() as s:
-            row = self._get(s, site_id, upload_id)
-            done = row.segment_id if row.status == "done" else None
-            length = row.length
-            expires = self._expires(row)
+    def appender(self, site_id: int, upload_id: str, offset: int, token_id: int | None = None,
+                 final: Final | None = None) -> Appender:
+        """Start writing at ``offset`` (which must be the hub's); one writer per upload at a time.
+
+        ``final``: the request of a streamed upload that ends it (tus: the first PATCH with Upload-Length);
+        the length and metadata are fixed before its bytes are written. A stream's other requests have no
+        length: they may only append, up to the largest segment, and never complete it.
+        """
         with self._locks_guard:
             if upload_id in self._busy:
                 raise UploadError(409, "busy", f"Upload {upload_id} is being written by another request; retry.")
             self._busy.add(upload_id)
         try:
+            with self.db.session() as s:
+                row = self._get(s, site_id, upload_id)
+                done = row.segment_id if row.status == "done" else None
+                if final is not None and done is None:
+                    if not is_deferred(row) and (row.length, row.sha256) != (final.length, final.meta.sha256):
+                        raise UploadError(409, "conflict", "Upload-Length or the segment's SHA-256 differ from "
+                                          "what this upload was given before.")
+                    if is_deferred(row):
+                        _check_token(s, token_id)
+                        self._adopt(row, final.meta, final.length, via_stream=True)
+                length = row.length
+                expires = self._expires(row)
+                stream = bool(row.meta.get("stream"))
             current = length if done is not None else self._offset(upload_id)
             if offset != current:
                 raise UploadError(409, "offset_mismatch", f"Upload-Offset {offset} is not the hub's offset "
                                   f"{current}; ask with HEAD and continue there.")
-            return Appender(self, site_id, upload_id, offset, length, done, expires, token_id)
+            return Appender(self, site_id, upload_id, offset, length, done, expires, token_id, stream)
         except BaseException:
             self._release(upload_id)
             raise
@@ -458,6 +603,15 @@ class UploadService:
         with self._locks_guard:
             self._busy.discard(upload_id)
 
+    def _count_streamed(self, upload_id: str, written: int) -> None:
+        with self._locks_guard:
+            self._streamed[upload_id] = self._streamed.get(upload_id, 0) + written
+
+    def _take_streamed(self, upload_id: str) -> int:
+        """Bytes a stream's requests wrote since the row was last told (counted in memory: see Appender)."""
+        with self._locks_guard:
+            return self._streamed.pop(upload_id, 0)
+
     def _complete(self, site_id: int, upload_id: str, written: int = 0, resumed: bool = False,
                   digest: str | None = None, token_id: int | None = None) -> int:
         rel = _incoming(upload_id)
@@ -466,14 +620,17 @@ class UploadService:
         with self.db.session() as s:
             _check_token(s, token_id)
             row = self._get(s, site_id, upload_id)
-            row.received_bytes += written
+            row.received_bytes += written + self._take_streamed(upload_id)
             row.resumes += int(resumed)
             if digest != row.sha256:
                 # Start over: the bytes on the hub are not the segment; the gateway's copy is kept and resent.
                 os.truncate(path, 0)
+                self._unlink_live(row.camera_id, row.start)
                 raise _digest_mismatch(digest, row.sha256)
             final = segment_path(row.camera_id, row.start)
             size = self.store.publish(rel, final)
+            # After the publish, so the live edge finds the segment under one name or the other throughout.
+            self._unlink_live(row.camera_id, row.start)
             seg = self._index(s, row.camera_id, row.start, row.end, final, size, row.meta)
             row.status = "done"
             row.segment_id = seg.id
@@ -607,14 +764,17 @@ class Appender:
     """Bytes of one PATCH going to the incoming file; ``close`` keeps what came (a broken connection included)."""
 
     def __init__(self, svc: UploadService, site_id: int, upload_id: str, offset: int, length: int,
-                 done: int | None, expires: datetime | None = None, token_id: int | None = None) -> None:
+                 done: int | None, expires: datetime | None = None, token_id: int | None = None,
+                 stream: bool = False) -> None:
         self._svc = svc
         self._token_id = token_id
         self.expires = expires
         self._site_id = site_id
         self.upload_id = upload_id
         self.offset = offset
-        self.length = length
+        self.deferred = length == DEFERRED  # a stream's request: append only, never complete
+        self.stream = stream  # a streamed upload's requests continue at offsets > 0 without being resumes
+        self.length = MAX_SEGMENT_BYTES if self.deferred else length
         self.stored: int | None = done
         self._written = 0
         self._hash = hashlib.sha256() if offset == 0 else None
@@ -635,12 +795,19 @@ class Appender:
         try:
             if self._fh is None:
                 return self.length, self.stored
+            if self.deferred:
+                # A stream's fragment: no fsync and no transaction (two a second per camera otherwise). The
+                # gateway keeps its copy until the hub has checked the whole file's digest and stored it,
+                # which the last request makes durable; a crash before loses nothing that is not resent.
+                self._fh.close()
+                self._svc._count_streamed(self.upload_id, self._written)
+                return self.offset + self._written, None
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
             new_offset = self.offset + self._written
-            resumed = self.offset > 0 and self._written > 0
-            if new_offset < self.length:
+            resumed = self.offset > 0 and self._written > 0 and not self.stream
+            if new_offset < self.length or self.deferred:
                 with self._svc.db.session() as s:
                     row = self._svc._get(s, self._site_id, self.upload_id)
                     row.received_bytes += self._written

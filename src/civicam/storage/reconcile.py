@@ -28,6 +28,7 @@ class ReconcileReport:
     removed_rows: int = 0
     aborted_uploads: int = 0
     settling: int = 0  # objects left to the recorder that just wrote them
+    edge_partials: int = 0  # live names of gateway uploads in progress, dropped (the uploads keep their bytes)
 
 
 def _done(camera_id: int, rel: str, size: int, info: SegmentProbe) -> SegmentDone:
@@ -50,6 +51,7 @@ def reconcile(db: Database, store: SegmentStore, logger: logging.Logger) -> Reco
     settling = getattr(store, "settling", None)
     with db.session() as session:
         known_cameras = set(session.execute(select(Camera.id)).scalars())
+        edge_cameras = set(session.execute(select(Camera.id).where(Camera.source == "edge")).scalars())
         rows = dict(session.execute(select(Segment.path, Segment.id)).tuples().all())
     new_rows: list[SegmentDone] = []
     for rel in sorted(files):
@@ -60,6 +62,13 @@ def reconcile(db: Database, store: SegmentStore, logger: logging.Logger) -> Reco
         if key.camera_id not in known_cameras:
             store.delete(rel)
             report.removed_files += 1
+            continue
+        if key.partial and key.camera_id in edge_cameras:
+            # A gateway's segment streamed as it was recorded: the partial name is only the live view's
+            # window on its upload (ingest/uploads.py), whose own file keeps the bytes; publishing it would
+            # index half a segment the gateway then cannot deliver whole. The upload resumes from its file.
+            store.delete(rel)
+            report.edge_partials += 1
             continue
         if key.partial:
             final = published_path(rel)

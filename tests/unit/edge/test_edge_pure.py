@@ -11,7 +11,9 @@ from civicam.auth.tls import normalise_fingerprint
 from civicam.edge.config import EdgeConfig
 from civicam.edge.gateway import choose_next
 from civicam.edge.spool import Spooled
-from civicam.ingest.uploads import UploadError, encode_metadata, parse_metadata, segment_meta
+from civicam.edge.stream import sendable
+from civicam.ingest.uploads import UploadError, encode_metadata, parse_metadata, segment_meta, stream_meta
+from civicam.storage.fragments import Fragment, FragmentIndex
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -88,3 +90,32 @@ def test_config_refuses_clear_http_and_missing_token(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unique"):
         EdgeConfig.model_validate({**base, "hub_url": "https://hub",
                                    "cameras": [{"name": "a", "url": "rtsp://x"}, {"name": "a", "url": "rtsp://y"}]})
+
+
+def _index(init: int, fragments: list[tuple[int, int]]) -> FragmentIndex:
+    return FragmentIndex(init, 90000 if init else 0, tuple(Fragment(o, n, 0, 45000, True) for o, n in fragments))
+
+
+@pytest.mark.parametrize(("index", "expected"), [
+    (_index(0, []), 0),  # the init section not whole yet: nothing to send
+    (_index(700, []), 700),  # ftyp+moov alone: the hub can open the file
+    (_index(700, [(700, 5000)]), 5700),  # through the last complete fragment
+    (_index(700, [(700, 5000), (5700, 4000)]), 9700),
+])
+def test_a_growing_segment_is_sent_through_its_last_complete_fragment(index: FragmentIndex, expected: int) -> None:
+    assert sendable(index) == expected
+
+
+@pytest.mark.parametrize(("meta", "ok"), [
+    ({"camera_id": "3", "start": "2026-12-01T12:00:00+00:00"}, True),
+    ({"camera_id": "3", "start": "2026-12-01T12:00:00"}, False),  # naive time
+    ({"camera_id": "x", "start": "2026-12-01T12:00:00+00:00"}, False),
+    ({"start": "2026-12-01T12:00:00+00:00"}, False),
+])
+def test_stream_metadata_needs_camera_and_aware_start(meta: dict[str, str], ok: bool) -> None:
+    if ok:
+        assert stream_meta(meta) == (3, datetime(2026, 12, 1, 12, tzinfo=UTC))
+    else:
+        with pytest.raises(UploadError) as exc:
+            stream_meta(meta)
+        assert exc.value.code == "bad_metadata"

@@ -1,12 +1,20 @@
 """Site gateways: enrolment tokens (admins), and what gateways send (cameras, resumable segment uploads, gaps,
 health), each request authenticated by the site's token and confined to that site's cameras.
 
-Uploads speak tus 1.0.0 (core, creation, creation-with-upload and expiration;
-https://tus.io/protocols/resumable-upload): POST creates (or, for the same camera, start and SHA-256, finds)
-the upload, HEAD tells the offset the hub has, PATCH appends at that offset; an unfinished upload's answers
-carry ``Upload-Expires``, after which the hub removes it with its bytes (``edge_upload_expiry_s``). The hub
-answers ``Civicam-Stored: <segment id>`` only once the segment is verified, stored and indexed; that is the
-gateway's signal to delete its copy.
+Uploads speak tus 1.0.0 (core, creation, creation-with-upload, creation-defer-length, expiration and
+termination; https://tus.io/protocols/resumable-upload): POST creates (or, for the same camera, start and
+SHA-256, finds) the upload, HEAD tells the offset the hub has, PATCH appends at that offset, DELETE removes
+an unfinished one; an unfinished upload's answers carry ``Upload-Expires``, after which the hub removes it
+with its bytes (``edge_upload_expiry_s``). The hub answers ``Civicam-Stored: <segment id>`` only once the
+segment is verified, stored and indexed; that is the gateway's signal to delete its copy.
+
+The segment a gateway is still recording is streamed (live view by parts): POST with
+``Upload-Defer-Length: 1`` and metadata of only ``camera_id`` and ``start``, PATCHes at fragment
+boundaries, and a last PATCH with ``Upload-Length`` and ``Civicam-Segment`` (the finished segment's
+metadata, SHA-256 of the whole file included, encoded as ``Upload-Metadata``). Its parts are in the hub's
+live view as they arrive (ingest/uploads.py). Gateways stream while creation answers carry
+``Civicam-Live: watched`` (somebody watches the camera live, live/watchers.py); otherwise, by default, they
+send whole segments, one request each.
 
 View-only cameras behind a gateway are relayed through the gateway's own outbound connection: it long-polls
 ``GET /edge/relay-requests`` (which of its site's view-only cameras somebody watches now) and pushes each
@@ -31,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from civicam.api.deps import Ctx, bearer_token, require
-from civicam.api.routers.live import relays
+from civicam.api.routers.live import live_watchers, relays
 from civicam.api.state import shared
 from civicam.audit.log import Actor
 from civicam.auth import site_tokens
@@ -41,7 +49,17 @@ from civicam.db.base import utcnow
 from civicam.db.models import Camera, Site, SiteToken
 from civicam.domain.roles import Perm
 from civicam.ingest.service import store_for
-from civicam.ingest.uploads import EDGE_QUOTA_GAP, Appender, UploadError, UploadService, parse_metadata, segment_meta
+from civicam.ingest.uploads import (
+    DEFERRED,
+    EDGE_QUOTA_GAP,
+    Appender,
+    Final,
+    UploadError,
+    UploadService,
+    parse_metadata,
+    segment_meta,
+    stream_meta,
+)
 from civicam.live.relay import RelayRefused
 
 router = APIRouter(tags=["edge"])
@@ -67,6 +85,12 @@ def _expires(when: datetime | None) -> dict[str, str]:
 
 
 Uploads = Annotated[UploadService, Depends(uploads)]
+
+
+def _watched(request: Request, camera_id: int) -> dict[str, str]:
+    """``Civicam-Live: watched`` on a creation answer while somebody watches the camera live: the gateway
+    then streams its segments in progress (live view by parts) until an answer no longer says so."""
+    return {"Civicam-Live": "watched"} if live_watchers(request).watched(camera_id) else {}
 
 
 def token_cache(request: Request) -> site_tokens.TokenCache:
@@ -129,11 +153,27 @@ def report_camera(body: CameraReport, auth: Gateway, svc: Uploads, request: Requ
 
 
 @router.post("/edge/uploads")
-async def create_upload(request: Request, auth: Gateway, svc: Uploads,
-                        upload_length: Annotated[int, Header()], upload_metadata: Annotated[str, Header()],
+async def create_upload(request: Request, auth: Gateway, svc: Uploads, upload_metadata: Annotated[str, Header()],
+                        upload_length: Annotated[int | None, Header()] = None,
+                        upload_defer_length: Annotated[str | None, Header()] = None,
                         content_type: Annotated[str, Header()] = "") -> Response:
     """Create (or find) the upload; with a body (tus creation-with-upload) its first bytes come along, which
-    for a segment sent in one piece makes the whole delivery one request."""
+    for a segment sent in one piece makes the whole delivery one request. ``Upload-Defer-Length: 1``
+    instead of a length: the segment still being recorded, streamed (its bytes follow by PATCH)."""
+    if upload_length is None:
+        if upload_defer_length != "1":
+            return JSONResponse({"detail": "Upload-Length (or Upload-Defer-Length: 1) is required.",
+                                 "code": "length_required"}, 400, headers=TUS)
+        try:
+            camera_id, start = stream_meta(parse_metadata(upload_metadata))
+            created = await run_in_threadpool(svc.create_stream, auth.site_id, camera_id, start, auth.token_id)
+        except UploadError as exc:
+            return _refused(exc, request, auth)
+        headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(created.offset),
+                   **_watched(request, camera_id)}
+        if created.stored_segment is not None:
+            return Response(status_code=200, headers={**headers, "Civicam-Stored": str(created.stored_segment)})
+        return Response(status_code=201, headers={**headers, "Upload-Defer-Length": "1", **_expires(created.expires)})
     try:
         meta = segment_meta(parse_metadata(upload_metadata))
         if content_type.split(";")[0].strip() == "application/offset+octet-stream":
@@ -159,7 +199,8 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads,
     except UploadError as exc:
         return _refused(exc, request, auth)
     expires = created.expires
-    headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset)}
+    headers = {**TUS, "Location": f"/api/edge/uploads/{created.upload_id}", "Upload-Offset": str(offset),
+               **_watched(request, meta.camera_id)}
     if stored is None:
         headers.update(_expires(expires))
     if stored is not None:
@@ -169,8 +210,8 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads,
 
 
 async def _append(request: Request, svc: UploadService, auth: site_tokens.Resolved, upload_id: str,
-                  offset: int) -> tuple[int, int | None, datetime | None]:
-    writer = await run_in_threadpool(svc.appender, auth.site_id, upload_id, offset, auth.token_id)
+                  offset: int, final: Final | None) -> tuple[int, int | None, datetime | None]:
+    writer = await run_in_threadpool(svc.appender, auth.site_id, upload_id, offset, auth.token_id, final)
     return await _stream(request, writer)
 
 
@@ -193,8 +234,8 @@ def upload_offset(upload_id: str, auth: Gateway, svc: Uploads) -> Response:
         offset, length, stored, expires = svc.status(auth.site_id, upload_id)
     except UploadError as exc:
         return Response(status_code=exc.status, headers=TUS)
-    headers = {**TUS, "Upload-Offset": str(offset), "Upload-Length": str(length), "Cache-Control": "no-store",
-               **_expires(expires)}
+    size = {"Upload-Length": str(length)} if length != DEFERRED else {"Upload-Defer-Length": "1"}
+    headers = {**TUS, "Upload-Offset": str(offset), **size, "Cache-Control": "no-store", **_expires(expires)}
     if stored is not None:
         headers["Civicam-Stored"] = str(stored)
     return Response(status_code=200, headers=headers)
@@ -203,11 +244,21 @@ def upload_offset(upload_id: str, auth: Gateway, svc: Uploads) -> Response:
 @router.patch("/edge/uploads/{upload_id}")
 async def upload_append(upload_id: str, request: Request, auth: Gateway, svc: Uploads,
                         upload_offset: Annotated[int, Header()],
-                        content_type: Annotated[str, Header()] = "") -> Response:
+                        content_type: Annotated[str, Header()] = "",
+                        upload_length: Annotated[int | None, Header()] = None,
+                        civicam_segment: Annotated[str | None, Header()] = None) -> Response:
+    """Append at the hub's offset. The last request of a streamed upload also gives ``Upload-Length`` and
+    ``Civicam-Segment`` (the finished segment's metadata, as ``Upload-Metadata``): it completes the upload."""
     if content_type.split(";")[0].strip() != "application/offset+octet-stream":
         return JSONResponse({"detail": "Content-Type must be application/offset+octet-stream."}, 415, headers=TUS)
     try:
-        offset, stored, expires = await _append(request, svc, auth, upload_id, upload_offset)
+        final = None
+        if upload_length is not None or civicam_segment is not None:
+            if upload_length is None or civicam_segment is None:
+                raise UploadError(400, "bad_final", "Upload-Length and Civicam-Segment come together, on the "
+                                  "request that ends a streamed upload.")
+            final = Final(upload_length, segment_meta(parse_metadata(civicam_segment)))
+        offset, stored, expires = await _append(request, svc, auth, upload_id, upload_offset, final)
     except UploadError as exc:
         return _refused(exc, request, auth)
     headers = {**TUS, "Upload-Offset": str(offset)}
@@ -216,6 +267,17 @@ async def upload_append(upload_id: str, request: Request, auth: Gateway, svc: Up
     if stored is not None:
         headers["Civicam-Stored"] = str(stored)
     return Response(status_code=204, headers=headers)
+
+
+@router.delete("/edge/uploads/{upload_id}")
+def upload_terminate(upload_id: str, auth: Gateway, svc: Uploads, request: Request) -> Response:
+    """tus termination: remove an unfinished upload and its bytes (the recorder dropped the segment that
+    was being streamed). A stored one is refused (409 ``stored``)."""
+    try:
+        svc.terminate(auth.site_id, upload_id, auth.token_id)
+    except UploadError as exc:
+        return _refused(exc, request, auth)
+    return Response(status_code=204, headers=TUS)
 
 
 class GapReport(BaseModel):

@@ -40,6 +40,7 @@ from civicam.live.serving import (
     serve_segment,
     view_grant,
 )
+from civicam.live.watchers import LiveWatchers
 from civicam.registry.service import credentials, get_camera, stream_url, visible_camera_ids
 from civicam.storage.index import discontinuities, latest_detached, latest_segments
 from civicam.storage.models import Segment
@@ -75,6 +76,7 @@ def live_master(camera_id: int, actor: Viewer, session: DbSession, ctx: Ctx, req
     camera = get_camera(session, actor, camera_id)
     if camera.view_only:
         return _relay_master(camera, actor, session, ctx, request, unblurred_reason)
+    live_watchers(request).touch(camera_id)
     segs = latest_segments(session, camera_id, recording_settings(ctx).live_segments)
     if not segs:
         raise HTTPException(404, "Nothing recorded yet for this camera.")
@@ -108,6 +110,11 @@ def _discontinuities(ctx: Context, segs: list[Segment]) -> int:
 # -- view-only cameras: relayed on demand, never recorded (live/relay.py) ---------------------------------
 
 RELAY_FIRST_SEGMENT_S = 20.0
+
+
+def live_watchers(request: Request) -> LiveWatchers:
+    """Cameras watched live in this process (a gateway streams their segment in progress, edge/stream.py)."""
+    return shared(request, "live_watchers", LiveWatchers)
 
 
 def relays(request: Request, ctx: Context) -> RelayService:
@@ -208,6 +215,7 @@ async def live_media(camera_id: int, actor: Viewer, ctx: Ctx, request: Request, 
     a hold; the wait is async and polls file sizes, holding neither a database connection nor a thread.
     """
     await run_in_threadpool(_visible, ctx, actor, camera_id)
+    live_watchers(request).touch(camera_id)
     now = utcnow()
     unblurred = grant_ok(ctx, actor, camera_id, grant, "live", now, now)
     settings = recording_settings(ctx)
