@@ -313,13 +313,7 @@ class UploadService:
             upload = EdgeUpload(id=secrets.token_hex(16), site_id=site_id, camera_id=camera_id, start=start,
                                 end=start, sha256="", length=DEFERRED, meta={"stream": True}, status="open",
                                 received_bytes=0, resumes=0, created_at=self._clock())
-            s.add(upload)
-            try:
-                s.flush()
-            except IntegrityError:
-                s.rollback()
-                raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
-                                  "retry.") from None
+            _insert(s, upload)
             path = self.store.spool(_incoming(upload.id))
             open(path, "ab").close()
             self._link_live(camera_id, start, path)
@@ -348,13 +342,7 @@ class UploadService:
                             start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
                             meta=meta.as_dict(), status="open", received_bytes=0, resumes=0,
                             created_at=self._clock())
-        s.add(upload)
-        try:
-            s.flush()
-        except IntegrityError:
-            s.rollback()
-            raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
-                              "retry.") from None
+        _insert(s, upload)
         self.store.spool(_incoming(upload.id))
         open(self.store.local_path(_incoming(upload.id)), "ab").close()
         return Created(upload.id, 0, expires=self._expires(upload))
@@ -709,6 +697,17 @@ class UploadService:
             elif end is not None:
                 row.end = end
             return row.id
+
+
+def _insert(s: Session, upload: EdgeUpload) -> None:
+    """The new upload's row, flushed; 409 busy when another request created one for the segment first."""
+    s.add(upload)
+    try:
+        s.flush()
+    except IntegrityError:
+        s.rollback()
+        raise UploadError(409, "busy", "Another upload of this segment was created at the same moment; "
+                          "retry.") from None
 
 
 def _digest_mismatch(got: str, announced: str) -> UploadError:
