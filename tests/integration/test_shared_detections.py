@@ -19,6 +19,7 @@ from civicam.ingest.service import store_for
 from civicam.live.blurred_live import LiveBlur
 from civicam.registry import service
 from civicam.storage.reconcile import reconcile
+from support.cityhub import wait_for
 from support.faces import face_clip, record_live, visible_faces
 from support.hub import ACTOR, make_settings
 
@@ -65,6 +66,9 @@ def test_analytics_takes_the_blurred_views_detections_and_counts_the_same(tmp_pa
         done = threading.Event()
         try:
             record_live(store, clip, live_start, timedelta(seconds=3), done)
+            # The pipeline follows the files at its own pace (behind the writer on a loaded machine): closed
+            # only once it has blurred the whole first segment, whose detections analytics is to take.
+            wait_for(lambda p=pipe: p.frames >= 50, 90, "the blurred pipeline to blur the first segment")
         finally:
             pipe.close()
         # The next segment's two fragments were only there to end the first: the recorder never finished it.
