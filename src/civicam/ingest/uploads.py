@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import and_, select
+from sqlalchemy import Row, Table, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,7 +41,7 @@ from civicam.db.models import Camera, Probe, SiteToken
 from civicam.db.session import Database
 from civicam.domain.segments import SegmentDone, partial_path, segment_path
 from civicam.storage.backend import SegmentStore
-from civicam.storage.index import add_segment, next_seq
+from civicam.storage.index import add_segment, insert_segment, next_seq
 from civicam.storage.models import EdgeUpload, Gap, Segment
 
 MAX_SEGMENT_BYTES = 512 * 1024 * 1024
@@ -50,6 +50,24 @@ INCOMING = "incoming"  # under the store root; not a segment name, so reconcile 
 EDGE_QUOTA_GAP = "edge_quota"
 # The gaps a gateway's recorder opens (the hub's own recorder's reasons, ingest/supervisor.py).
 RECORDER_GAPS = frozenset({"stream_lost", "recorder_down", "disk_full"})
+
+
+# Statements of the receive path, built once: building them per request (SQLAlchemy's coercions) was a tenth
+# of the hub's CPU per segment. ``token`` is the gateway's token row id, -1 for none.
+# The camera and the live token's id beside it (null when revoked): the outer join keeps the camera's row.
+_ADMIT = select(Camera.site_id, Camera.source, Camera.view_only, SiteToken.id).outerjoin(
+    SiteToken, and_(SiteToken.id == bindparam("token"), SiteToken.revoked_at.is_(None))).where(
+    Camera.id == bindparam("camera"))
+# Everything a segment sent in one piece needs before it is stored, in one query: the admission above, whether
+# the hub already has an upload or a segment at this (camera, start), and the camera's open gap.
+_ARRIVAL = _ADMIT.add_columns(
+    select(EdgeUpload.id).where(EdgeUpload.camera_id == bindparam("camera"),
+                                EdgeUpload.start == bindparam("start")).scalar_subquery(),
+    select(Segment.id).where(Segment.camera_id == bindparam("camera"),
+                             Segment.start == bindparam("start")).limit(1).scalar_subquery(),
+    select(Gap.start).where(Gap.camera_id == bindparam("camera"), Gap.end.is_(None))
+    .order_by(Gap.id.desc()).limit(1).scalar_subquery())
+_INSERT_UPLOAD = insert(cast(Table, EdgeUpload.__table__))
 
 
 class UploadError(Exception):
@@ -249,22 +267,8 @@ class UploadService:
     def _admit(self, s: Session, site_id: int, camera_id: int, token_id: int | None) -> None:
         """The token still live (when given) and the camera this site's, sent by a gateway, recorded; else
         UploadError. One query for both: it runs for every segment."""
-        # The live token's id beside the camera (null when revoked): the outer join keeps the camera's row.
-        query = select(Camera.site_id, Camera.source, Camera.view_only, SiteToken.id).outerjoin(
-            SiteToken, and_(SiteToken.id == (token_id if token_id is not None else -1),
-                            SiteToken.revoked_at.is_(None))).where(Camera.id == camera_id)
-        row = s.execute(query).first()
-        if row is None:
-            _check_token(s, token_id)  # an unknown camera with a revoked token: the token is what to fix
-        elif token_id is not None and row[3] is None:
-            raise _revoked()
-        if row is None or row[0] != site_id:
-            raise UploadError(403, "wrong_site", f"Camera {camera_id} does not belong to site {site_id}; "
-                              "this site's token uploads only its own cameras.")
-        if row[1] != "edge":
-            raise UploadError(403, "not_edge", f"Camera {camera_id} is pulled by the hub, not sent by a gateway.")
-        if row[2]:
-            raise UploadError(403, "view_only", f"Camera {camera_id} is view-only: it is never recorded.")
+        row = s.execute(_ADMIT, {"camera": camera_id, "token": -1 if token_id is None else token_id}).first()
+        _check_admitted(s, row, site_id, camera_id, token_id)
 
     # -- uploads ---------------------------------------------------------------------------------------
 
@@ -547,17 +551,24 @@ class UploadService:
                  token_id: int | None) -> tuple[Created, int, int | None]:
         refusal: UploadError | None = None
         with self.db.session() as s:
-            self._admit(s, site_id, meta.camera_id, token_id)
-            found = self._find(s, meta, length)
-            if found is not None:
-                body.discard()
-                return found, found.offset, found.stored_segment
+            # One query (_ARRIVAL) and Core INSERTs for the usual case, a new segment: the ORM's unit of work
+            # and the statements built per request were most of the hub's CPU per segment.
+            known = _check_admitted(s, s.execute(_ARRIVAL, {"camera": meta.camera_id, "start": meta.start,
+                                                             "token": -1 if token_id is None else token_id}).first(),
+                                    site_id, meta.camera_id, token_id)
+            if known[4] is not None or known[5] is not None:  # an upload or a segment of it: resume or refuse
+                found = self._find(s, meta, length)
+                if found is not None:
+                    body.discard()
+                    return found, found.offset, found.stored_segment
             body.finish()
-            upload = EdgeUpload(id=body.upload_id, site_id=site_id, camera_id=meta.camera_id,
-                                start=meta.start, end=meta.end, sha256=meta.sha256, length=length,
-                                meta=meta.as_dict(), status="open", received_bytes=body.size, resumes=0,
-                                created_at=self._clock())
-            created = Created(upload.id, 0, expires=self._expires(upload))
+            now = self._clock()
+            upload: dict[str, Any] = {
+                "id": body.upload_id, "site_id": site_id, "camera_id": meta.camera_id, "start": meta.start,
+                "end": meta.end, "sha256": meta.sha256, "length": length, "meta": meta.as_dict(), "status": "open",
+                "received_bytes": body.size, "resumes": 0, "segment_id": None, "created_at": now,
+                "completed_at": None}
+            created = Created(body.upload_id, 0, expires=now + timedelta(seconds=self.expiry_s))
             stored: int | None = None
             offset = body.size
             if offset == length:
@@ -569,13 +580,15 @@ class UploadService:
                 else:
                     final = segment_path(meta.camera_id, meta.start)
                     size = self.store.publish(body.rel, final)
-                    seg = self._index(s, meta.camera_id, meta.start, meta.end, final, size, upload.meta,
-                                      absent=True)  # _find saw no segment at this start
-                    upload.status, upload.segment_id, upload.completed_at = "done", seg.id, utcnow()
-                    stored = seg.id
-            s.add(upload)  # after the index row: one INSERT with its final values, no UPDATE
+                    # Published before the commit: a crash between leaves a file that start-up repair indexes.
+                    # A camera's open gap is closed by a segment after it, never by one of the backlog from
+                    # before it (live segments go first after an outage).
+                    gap = known[6] if known[6] is not None and known[6] <= meta.start else None
+                    stored = insert_segment(s, _segment_done(meta.camera_id, meta.start, meta.end, final, size,
+                                                             upload["meta"]), int(meta.seq), gap)
+                    upload.update(status="done", segment_id=stored, completed_at=utcnow())
             try:
-                s.flush()
+                s.execute(_INSERT_UPLOAD, upload)  # after the index row: one INSERT with its final values
             except IntegrityError:
                 s.rollback()
                 if stored is None:
@@ -626,23 +639,19 @@ class UploadService:
             return seg.id
 
     def _index(self, s: Session, camera_id: int, start: datetime, end: datetime, final: str, size: int,
-               meta: dict[str, Any], absent: bool = False) -> Segment:
-        """The index row of a segment just published (flushed: it has its id), or the one already there
-        (``absent``: the caller's transaction found none)."""
+               meta: dict[str, Any]) -> Segment:
+        """The index row of a segment just published (flushed: it has its id), or the one already there."""
         # Published before the commit: a crash between leaves a file that start-up repair indexes; the
         # retried upload then finds the segment by (camera, start) here.
-        seg = None if absent else s.execute(select(Segment).where(Segment.camera_id == camera_id,
-                                                                  Segment.start == start)).scalar_one_or_none()
+        seg = s.execute(select(Segment).where(Segment.camera_id == camera_id,
+                                              Segment.start == start)).scalar_one_or_none()
         if seg is not None:
             return seg
         # A camera's open gap (its gateway lost it) is closed by a segment after it, never by one of the
         # backlog from before it (live segments go first after an outage).
         gap_start = s.execute(select(Gap.start).where(Gap.camera_id == camera_id, Gap.end.is_(None))
                               .order_by(Gap.id.desc()).limit(1)).scalar_one_or_none()
-        seg = add_segment(s, SegmentDone(camera_id, final, start, end, size, int(meta["frames"]),
-                                         int(meta["keyframes"]), int(meta["init_bytes"]), str(meta["codec"]),
-                                         int(meta["width"]), int(meta["height"]), str(meta["session"])),
-                          seq=int(meta["seq"]),
+        seg = add_segment(s, _segment_done(camera_id, start, end, final, size, meta), seq=int(meta["seq"]),
                           open_gap_start=gap_start if gap_start is not None and gap_start <= start else None)
         s.flush()
         return seg
@@ -697,6 +706,32 @@ class UploadService:
             elif end is not None:
                 row.end = end
             return row.id
+
+
+def _segment_done(camera_id: int, start: datetime, end: datetime, final: str, size: int,
+                  meta: dict[str, Any]) -> SegmentDone:
+    """The index entry of a segment published at ``final`` from an upload's metadata (``SegmentMeta.as_dict``)."""
+    return SegmentDone(camera_id, final, start, end, size, int(meta["frames"]), int(meta["keyframes"]),
+                       int(meta["init_bytes"]), str(meta["codec"]), int(meta["width"]), int(meta["height"]),
+                       str(meta["session"]))
+
+
+def _check_admitted(s: Session, row: Row[*tuple[Any, ...]] | None, site_id: int, camera_id: int,
+                    token_id: int | None) -> Row[*tuple[Any, ...]]:
+    """``row`` (``_ADMIT``'s columns first) if it is this site's gateway camera, recorded, and the token (when
+    given) still live; else UploadError."""
+    if row is None:
+        _check_token(s, token_id)  # an unknown camera with a revoked token: the token is what to fix
+    elif token_id is not None and row[3] is None:
+        raise _revoked()
+    if row is None or row[0] != site_id:
+        raise UploadError(403, "wrong_site", f"Camera {camera_id} does not belong to site {site_id}; "
+                          "this site's token uploads only its own cameras.")
+    if row[1] != "edge":
+        raise UploadError(403, "not_edge", f"Camera {camera_id} is pulled by the hub, not sent by a gateway.")
+    if row[2]:
+        raise UploadError(403, "view_only", f"Camera {camera_id} is view-only: it is never recorded.")
+    return row
 
 
 def _insert(s: Session, upload: EdgeUpload) -> None:
