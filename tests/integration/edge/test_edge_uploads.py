@@ -274,9 +274,11 @@ def test_upload_expires_header_and_expired_upload_found_late(sqlite_api: Api) ->
     assert not Path(store_for(sqlite_api.ctx).local_path(f"incoming/{first.upload_id}.upload")).exists()
 
 
-def test_recorder_gaps_open_then_close_and_repeat_safely(ctx: Context) -> None:
+@pytest.mark.parametrize("one_piece", [False, True], ids=["created_then_patched", "one_piece"])
+def test_recorder_gaps_open_then_close_and_repeat_safely(ctx: Context, one_piece: bool) -> None:
     """A gateway's recorder gap (the camera lost) reaches the hub open, then closed; repeats are no-ops,
-    a backlog segment from before the gap does not close it, one after does."""
+    a backlog segment from before the gap does not close it, one after does; the same whether the segments
+    come as create + PATCH or in one request (its own statements, uploads.py ``_ARRIVAL``)."""
     site_a, site_b = sites(ctx)
     svc = UploadService(ctx.db, store_for(ctx))
     cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
@@ -297,6 +299,11 @@ def test_recorder_gaps_open_then_close_and_repeat_safely(ctx: Context) -> None:
     def upload(i: int) -> None:
         body = bytes([i]) * 500
         meta = segment_meta(meta_for(cam, body, i))
+        if one_piece:
+            incoming = svc.incoming(meta, len(body))
+            incoming.write(body)
+            assert svc.receive(site_a, meta, len(body), incoming)[2] is not None
+            return
         up = svc.create(site_a, meta, len(body))
         w = svc.appender(site_a, up.upload_id, 0)
         w.write(body)
@@ -472,3 +479,49 @@ def test_a_retry_waits_for_the_body_still_arriving(ctx: Context) -> None:
     assert (offset, stored) == (1500, None)
     again = svc.create(site_a, meta, len(body))  # the retry now finds the upload at the bytes that came
     assert (again.upload_id, again.offset) == (created.upload_id, 1500)
+
+
+def test_one_piece_refusals_store_nothing(ctx: Context) -> None:
+    """A segment sent in one request is admitted like any other: another site's camera, an unknown camera, a
+    view-only camera, a pulled camera and a revoked token are refused with their codes, and nothing is
+    indexed; a segment the hub already holds is answered with it, another at the same start refused."""
+    site_a, site_b = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    viewer = svc.register_camera(site_a, "Lobby", True, {"verdict": "accepted"})["id"]
+    with ctx.db.session() as s:
+        pulled = service.add_camera(s, ACTOR, ctx.secrets, site_a, "Pulled", "rtsp://127.0.0.1:1/x").id
+        token = site_tokens.issue(s, ACTOR, site_a)
+    body = b"\x05" * 3000
+
+    def send(site: int, camera: int, token_id: int | None = None, content: bytes = body) -> tuple[int, int | None]:
+        meta = segment_meta(meta_for(camera, content))
+        incoming = svc.incoming(meta, len(content))
+        incoming.write(content)
+        try:
+            _, offset, stored = svc.receive(site, meta, len(content), incoming, token_id)
+        except BaseException:
+            incoming.discard()  # as the router does
+            raise
+        return offset, stored
+
+    for site, camera, token_id, code in ((site_b, cam, None, "wrong_site"), (site_a, 10_000, None, "wrong_site"),
+                                         (site_a, viewer, None, "view_only"), (site_a, pulled, None, "not_edge")):
+        with pytest.raises(UploadError) as refused:
+            send(site, camera, token_id)
+        assert refused.value.code == code, (camera, refused.value.code)
+    offset, stored = send(site_a, cam, token.token_id)
+    assert offset == len(body) and stored is not None
+    assert send(site_a, cam, token.token_id) == (len(body), stored)  # sent again: the same segment
+    with pytest.raises(UploadError) as other:
+        send(site_a, cam, token.token_id, b"\x06" * 3000)
+    assert (other.value.status, other.value.code) == (409, "conflict")
+    with ctx.db.session() as s:
+        site_tokens.revoke(s, ACTOR, site_a)
+    with pytest.raises(UploadError) as revoked:
+        send(site_a, cam, token.token_id)
+    assert (revoked.value.status, revoked.value.code) == (401, "revoked")
+    with ctx.db.session() as s:
+        rows = s.execute(select(Segment.camera_id, Segment.bytes)).all()
+        uploads = s.execute(select(EdgeUpload.camera_id, EdgeUpload.status)).all()
+    assert rows == [(cam, len(body))] and uploads == [(cam, "done")]
