@@ -3,7 +3,9 @@ and N segments of 1 MB sent the way a gateway sends them (tus creation-with-uplo
 keep-alive connection). A profiling aid for the receive path (``--profile``: py-spy, GIL holders only, the
 collapsed stacks written next to the figures); bench/edge.py is the benchmark with the goal. Usage::
 
-    python bench/edge_receive.py --segments 300 [--profile prof.txt]
+    python bench/edge_receive.py --segments 300 [--parallel 10] [--profile prof.txt]
+
+``--parallel N``: N cameras sending at once, each on its own connection (as a gateway's camera lanes do).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +39,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segments", type=int, default=300)
     ap.add_argument("--bytes", type=int, default=1_000_000, help="segment size (4 s at 2 Mbit/s: 1 MB)")
+    ap.add_argument("--parallel", type=int, default=1, help="cameras sending at once, a connection each")
     ap.add_argument("--profile", type=Path, help="write py-spy's collapsed stacks (GIL holders) here")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="civicam-bench-recv-"))
@@ -47,23 +51,34 @@ def main() -> int:
         assert hub.proc is not None
         auth = {"Authorization": f"Bearer {tok['token']}", "Tus-Resumable": "1.0.0"}
         body = os.urandom(args.bytes)
-        with httpx.Client(base_url=hub.url, verify=False, timeout=30) as client:
-            cam = client.post("/api/edge/cameras", json={"name": "cam", "probe": {"verdict": "accepted"}},
-                              headers=auth).json()["id"]
+        n = max(1, args.parallel)
+        clients = [httpx.Client(base_url=hub.url, verify=False, timeout=30) for _ in range(n)]
+        try:
+            cams = [clients[0].post("/api/edge/cameras", json={"name": f"cam{k}", "probe": {"verdict": "accepted"}},
+                                    headers=auth).json()["id"] for k in range(n)]
 
             def send(i: int) -> None:
+                lane = i % n  # camera ``lane`` sends every n-th segment, on its own connection
                 data = body[:-8] + i.to_bytes(8, "big")
-                start = T0 + timedelta(seconds=4 * i)
-                meta = {"camera_id": cam, "start": start.isoformat(), "end": (start + timedelta(seconds=4)).isoformat(),
-                        "sha256": hashlib.sha256(data).hexdigest(), "seq": i, "frames": 100, "keyframes": 2,
+                start = T0 + timedelta(seconds=4 * (i // n))
+                meta = {"camera_id": cams[lane], "start": start.isoformat(),
+                        "end": (start + timedelta(seconds=4)).isoformat(),
+                        "sha256": hashlib.sha256(data).hexdigest(), "seq": i // n, "frames": 100, "keyframes": 2,
                         "init_bytes": 700, "codec": "h264", "width": 1280, "height": 720, "session": "bench"}
-                r = client.post("/api/edge/uploads", content=data, headers={
+                r = clients[lane].post("/api/edge/uploads", content=data, headers={
                     **auth, "Upload-Length": str(len(data)), "Upload-Metadata": encode_metadata(meta),
                     "Content-Type": "application/offset+octet-stream"})
                 assert "Civicam-Stored" in r.headers, (r.status_code, r.text)
 
-            for i in range(5):  # warm: first requests build caches, routes, the store
-                send(i)
+            def lanes(first: int, last: int) -> None:
+                with ThreadPoolExecutor(n) as pool:
+                    done = [pool.submit(lambda k=k: [send(i) for i in range(first, last) if i % n == k])
+                            for k in range(n)]
+                    for lane in done:
+                        lane.result()  # a refused segment fails the run
+
+            warm = 5 * n
+            lanes(0, warm)  # warm: first requests build caches, routes, the store, one connection per lane
             spy = None
             if args.profile:
                 spy = subprocess.Popen([shutil.which("py-spy") or "py-spy", "record", "--pid", str(hub.proc.pid),
@@ -71,13 +86,15 @@ def main() -> int:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1)
             c0, t0 = cpu_seconds(hub.proc.pid), time.monotonic()
-            for i in range(5, 5 + args.segments):
-                send(i)
+            lanes(warm, warm + args.segments)
             cpu, wall = cpu_seconds(hub.proc.pid) - c0, time.monotonic() - t0
             if spy is not None:
                 spy.send_signal(2)
                 spy.wait(30)
-        print(f"{args.segments} segments of {args.bytes} bytes: hub {cpu:.2f} CPU-s, "
+        finally:
+            for c in clients:
+                c.close()
+        print(f"{args.segments} segments of {args.bytes} bytes, {n} at once: hub {cpu:.2f} CPU-s, "
               f"{1000 * cpu / args.segments:.1f} ms per segment, wall {wall:.1f} s, load {os.getloadavg()[0]:.2f}")
     finally:
         hub.stop()

@@ -122,6 +122,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/sites/{site_id}/gateway"): Rule(P.registry_read, T.site),
     ("POST", "/api/edge/cameras"): GATEWAY,
     ("POST", "/api/edge/uploads"): GATEWAY,
+    ("OPTIONS", "/api/edge/uploads"): GATEWAY,
     ("HEAD", "/api/edge/uploads/{upload_id}"): GATEWAY,
     ("PATCH", "/api/edge/uploads/{upload_id}"): GATEWAY,
     ("DELETE", "/api/edge/uploads/{upload_id}"): GATEWAY,

@@ -525,3 +525,30 @@ def test_one_piece_refusals_store_nothing(ctx: Context) -> None:
         rows = s.execute(select(Segment.camera_id, Segment.bytes)).all()
         uploads = s.execute(select(EdgeUpload.camera_id, EdgeUpload.status)).all()
     assert rows == [(cam, len(body))] and uploads == [(cam, "done")]
+
+
+def test_tus_discovery_says_what_the_hub_enforces(sqlite_api: Api) -> None:
+    """OPTIONS (tus discovery) for the site's token only; its Tus-Max-Size is the size the hub refuses above, and
+    each extension it names is answered (deferred length: a stream created; termination: DELETE ends it)."""
+    site_a, _ = sites(sqlite_api.ctx)
+    admin = sqlite_api.login("admin", ADMIN_PASSWORD)
+    c = sqlite_api.client
+    assert c.options("/api/edge/uploads").status_code == 401
+    token = c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin).json()["token"]
+    gw = {"Authorization": f"Bearer {token}"}
+    r = c.options("/api/edge/uploads", headers=gw)
+    assert r.status_code == 204 and r.headers["Tus-Version"] == "1.0.0", r.text
+    extensions = set(r.headers["Tus-Extension"].split(","))
+    assert extensions == {"creation", "creation-with-upload", "creation-defer-length", "expiration", "termination"}
+    largest = int(r.headers["Tus-Max-Size"])
+    gw["Tus-Resumable"] = "1.0.0"
+    cam = c.post("/api/edge/cameras", json={"name": "Door", "probe": {"verdict": "accepted"}}, headers=gw).json()["id"]
+    meta = encode_metadata(meta_for(cam, b"x"))
+    too_big = c.post("/api/edge/uploads", headers={**gw, "Upload-Length": str(largest + 1), "Upload-Metadata": meta})
+    assert too_big.status_code == 413, too_big.text
+    fits = c.post("/api/edge/uploads", headers={**gw, "Upload-Length": str(largest), "Upload-Metadata": meta})
+    assert fits.status_code == 201 and "Upload-Expires" in fits.headers, fits.text
+    assert c.delete(fits.headers["Location"], headers=gw).status_code == 204
+    stream = c.post("/api/edge/uploads", headers={**gw, "Upload-Defer-Length": "1", "Upload-Metadata": encode_metadata(
+        {"camera_id": cam, "start": (T0 + timedelta(seconds=60)).isoformat()})})
+    assert stream.status_code == 201 and stream.headers["Upload-Defer-Length"] == "1", stream.text

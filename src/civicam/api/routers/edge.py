@@ -52,6 +52,7 @@ from civicam.ingest.service import store_for
 from civicam.ingest.uploads import (
     DEFERRED,
     EDGE_QUOTA_GAP,
+    MAX_SEGMENT_BYTES,
     Appender,
     Final,
     UploadError,
@@ -64,6 +65,9 @@ from civicam.live.relay import RelayRefused
 
 router = APIRouter(tags=["edge"])
 TUS = {"Tus-Resumable": "1.0.0"}
+# What the upload routes below implement of tus 1.0 (https://tus.io/protocols/resumable-upload): no checksum
+# extension, as a segment's SHA-256 travels in its metadata and is checked over the whole file.
+TUS_EXTENSIONS = "creation,creation-with-upload,creation-defer-length,expiration,termination"
 Writer = Annotated[Actor, Depends(require(Perm.registry_write))]
 Reader = Annotated[Actor, Depends(require(Perm.registry_read))]
 
@@ -150,6 +154,14 @@ def report_camera(body: CameraReport, auth: Gateway, svc: Uploads, request: Requ
         return JSONResponse(svc.register_camera(auth.site_id, body.name, body.view_only, body.probe, auth.token_id))
     except UploadError as exc:
         return _refused(exc, request, auth)
+
+
+@router.options("/edge/uploads")
+def upload_options(auth: Gateway) -> Response:
+    """tus discovery: the protocol versions, the extensions this hub speaks and its largest upload (tus
+    answers OPTIONS without ``Tus-Resumable``). For gateway tokens only, like every edge route."""
+    return Response(status_code=204, headers={"Tus-Version": "1.0.0", "Tus-Extension": TUS_EXTENSIONS,
+                                              "Tus-Max-Size": str(MAX_SEGMENT_BYTES)})
 
 
 @router.post("/edge/uploads")
