@@ -16,29 +16,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from civicam.audit.log import Actor
 from civicam.context import Context
 from civicam.domain.segments import partial_path, segment_path
 from civicam.ingest import fmp4
 from civicam.ingest.service import store_for
 from civicam.ingest.uploads import Final, UploadError, UploadService, segment_meta
 from civicam.live.edge import LiveState, add_edge
-from civicam.registry import service
 from civicam.storage.models import EdgeUpload, Segment
 from civicam.storage.reconcile import reconcile
+from support.sites import two_sites as sites
 
 SPS = bytes.fromhex("6764002aacd940780227e5c04400000303ec0000ea6038a0d0b2c0")
 PPS = bytes.fromhex("68ebe3cb22c0")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-ACTOR = Actor(name="test", source="pytest", role="admin")
-
-
-def sites(ctx: Context) -> tuple[int, int]:
-    with ctx.db.session() as s:
-        region = service.add_region(s, ACTOR, "North")
-        a = service.add_site(s, ACTOR, region, "Mall", "Ana", "ana@x.example")
-        b = service.add_site(s, ACTOR, region, "Station", "Bo", "bo@x.example")
-        return a.id, b.id
 
 
 def meta_for(cam: int, body: bytes) -> dict[str, str]:

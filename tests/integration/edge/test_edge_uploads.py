@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from civicam.audit.log import Actor
 from civicam.auth import site_tokens
 from civicam.context import Context, open_context
 from civicam.domain.segments import segment_path
@@ -25,17 +24,10 @@ from civicam.ingest.uploads import UploadError, UploadService, encode_metadata, 
 from civicam.registry import service
 from civicam.storage.models import EdgeUpload, Gap, Segment
 from support.hub import ADMIN_PASSWORD, Api, make_settings
+from support.sites import ACTOR
+from support.sites import two_sites as sites
 
-ACTOR = Actor(name="test", source="pytest", role="admin")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-def sites(ctx: Context) -> tuple[int, int]:
-    with ctx.db.session() as s:
-        region = service.add_region(s, ACTOR, "North")
-        a = service.add_site(s, ACTOR, region, "Mall", "Ana", "ana@x.example")
-        b = service.add_site(s, ACTOR, region, "Station", "Bo", "bo@x.example")
-        return a.id, b.id
 
 
 def meta_for(cam: int, body: bytes, i: int = 0) -> dict[str, str]:
