@@ -209,6 +209,10 @@ class RelayService:
         self._clock = clock
         self._relays: dict[int, RelayWindow] = {}
         self._lock = threading.Lock()
+        # Cameras whose relay the reaper is stopping (its scratch folder being deleted): a new relay of the
+        # same camera waits for that, or the old one's deletion would take the new one's files.
+        self._stopping: set[int] = set()
+        self._stopped = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="relay-reaper", daemon=True)
         self._reaper.start()
@@ -216,6 +220,7 @@ class RelayService:
     def watch(self, spec: SourceSpec) -> RelayWindow:
         """The camera's relay, started if it is not running; marks it watched."""
         with self._lock:
+            self._wait_stopped(spec.camera_id)
             relay = self._relays.get(spec.camera_id)
             if relay is None:
                 relay = Relay(spec, self.settings, self.root / f"cam{spec.camera_id}", self._log, self._clock,
@@ -228,6 +233,7 @@ class RelayService:
     def want(self, camera_id: int) -> RelayWindow:
         """The relay of a camera behind a gateway, made if none: the gateway's long poll now says it is wanted."""
         with self._lock:
+            self._wait_stopped(camera_id)
             relay = self._relays.get(camera_id)
             if relay is None:
                 relay = EdgeRelay(camera_id, self.root / f"cam{camera_id}", self.settings.live_segments)
@@ -243,10 +249,12 @@ class RelayService:
         return relay if isinstance(relay, EdgeRelay) else None
 
     def wanted(self, camera_ids: Iterable[int]) -> list[int]:
-        """Which of ``camera_ids`` have a gateway relay now (somebody watches them)."""
+        """Which of ``camera_ids`` have a gateway relay now (somebody watches them), or one still being stopped:
+        "not wanted" is only said once the relay's scratch files are gone (pushes are refused meanwhile)."""
         ids = set(camera_ids)
         with self._lock:
-            return sorted(cid for cid, r in self._relays.items() if cid in ids and isinstance(r, EdgeRelay))
+            live = {cid for cid, r in self._relays.items() if isinstance(r, EdgeRelay)}
+            return sorted((live | self._stopping) & ids)
 
     def get(self, camera_id: int) -> RelayWindow | None:
         with self._lock:
@@ -259,14 +267,25 @@ class RelayService:
         with self._lock:
             return sorted(self._relays)
 
+    def _wait_stopped(self, camera_id: int) -> None:
+        """(Holding the lock) until the camera's previous relay, if one is being stopped, is gone."""
+        if not self._stopped.wait_for(lambda: camera_id not in self._stopping, timeout=30):
+            raise RuntimeError(f"camera {camera_id}: the previous relay did not stop in 30 s")
+
     def _reap(self) -> None:
         while not self._stop.wait(0.5):
             now = time.monotonic()
             with self._lock:
                 idle = [cid for cid, r in self._relays.items() if now - r.last_seen > self.idle_s]
                 stopping = [self._relays.pop(cid) for cid in idle]
+                self._stopping.update(idle)
             for relay in stopping:
-                relay.stop()
+                try:
+                    relay.stop()  # outside the lock: a pulled relay's stop joins its recorder (seconds)
+                finally:
+                    with self._lock:
+                        self._stopping.discard(relay.camera_id)
+                        self._stopped.notify_all()
                 self._log.info("camera %s: view-only relay stopped (no viewer for %.0fs)", relay.camera_id,
                                self.idle_s)
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from civicam.api.routers import edge as edge_router
 from civicam.auth import site_tokens
+from civicam.config.recording import RecordingSettings
 from civicam.db.base import utcnow
 from civicam.domain.segments import camera_prefix
 from civicam.ingest.service import recording_settings, store_for
@@ -200,3 +201,39 @@ def test_gateway_relay_is_wanted_pushed_bounded_and_stopped(hub: Api, tmp_path: 
         assert s.execute(select(Segment.id).where(Segment.camera_id == lobby)).first() is None
     assert not (ctx.settings.data_dir / "recordings" / camera_prefix(lobby)).exists()
     assert not list((ctx.settings.data_dir / "recordings").rglob("*.upload"))
+
+
+def test_a_relay_wanted_again_while_the_last_one_stops_keeps_its_files(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reaper deletes a stopped relay's scratch folder outside the service's lock. A viewer coming back
+    meanwhile gets its new relay only once that is over (else the old deletion takes the new relay's files),
+    pushes are refused meanwhile, and the gateway hears "not wanted" only once the files are gone."""
+    release, stopping, stopped = threading.Event(), threading.Event(), threading.Event()
+    real_stop = relay_mod.EdgeRelay.stop
+
+    def slow_stop(self: relay_mod.EdgeRelay) -> None:
+        stopping.set()
+        assert release.wait(10)
+        real_stop(self)
+        stopped.set()
+
+    monkeypatch.setattr(relay_mod.EdgeRelay, "stop", slow_stop)
+    svc = RelayService(tmp_path / "relay", RecordingSettings(), logging.getLogger("test.relay"), utcnow, idle_s=0.2)
+    try:
+        first = svc.want(7)
+        assert stopping.wait(10), "an idle relay is reaped"
+        svc.idle_s = 60.0  # the next relay stays for the checks below
+        assert svc.wanted([7]) == [7] and svc.pushed(7) is None and first.root.exists()
+        again: list[relay_mod.RelayWindow] = []
+        viewer = threading.Thread(target=lambda: again.append(svc.want(7)))
+        viewer.start()
+        viewer.join(0.5)  # time for a relay made at once (the race) to exist before the old folder goes
+        release.set()
+        assert stopped.wait(10)
+        viewer.join(10)
+        assert again and again[0] is not first
+        assert isinstance(again[0], relay_mod.EdgeRelay) and again[0].incoming.is_dir(), "the new relay's files"
+        assert svc.wanted([7]) == [7] and svc.pushed(7) is again[0]
+    finally:
+        release.set()
+        svc.close()
