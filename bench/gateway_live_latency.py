@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,15 +146,8 @@ class Follower:
                     continue
                 init = self.http.get(f"/api/cameras/{self.camera}/live/{map_uri}").content
                 media = self.http.get(f"/api/cameras/{self.camera}/live/{line}").content
-                codes = []
                 with av.open(io.BytesIO(init + media), format="mp4") as box:
-                    for frame in box.decode(video=0):
-                        plane = frame.planes[0]
-                        code = tc.decode_luma(bytes(plane), frame.width, frame.height, plane.line_size)
-                        if code is None:
-                            self.result.undecoded += 1
-                        else:
-                            codes.append(code)
+                    codes = self._codes(box.decode(video=0))
                 self._count(codes, arrived)
 
     def _decode(self, map_uri: str, uri: str, off: int, n: int, arrived: float | None, index: int) -> None:
@@ -170,21 +164,24 @@ class Follower:
             if self._decoder is None:
                 self._decoder = av.CodecContext.create(stream.codec_context.name, "r")
                 self._decoder.extradata = stream.codec_context.extradata
-            codes = []
-            for packet in box.demux(stream):
-                if packet.size == 0:
-                    continue
-                for frame in self._decoder.decode(packet):
-                    plane = frame.planes[0]
-                    code = tc.decode_luma(bytes(plane), frame.width, frame.height, plane.line_size)
-                    if code is None:
-                        self.result.undecoded += 1
-                    else:
-                        codes.append(code)
+            decoder = self._decoder
+            codes = self._codes(f for p in box.demux(stream) if p.size for f in decoder.decode(p))
         if arrived is None:
             self._counted.update(codes)  # listed before the timed window: never timed later
         elif self._count(codes, arrived):
             self.by_index.append((index, arrived - codes[-1], len(codes)))
+
+    def _codes(self, frames: Iterable[Any]) -> list[int]:
+        """The time codes of decoded frames, in order; an unreadable one is counted, not guessed."""
+        codes = []
+        for frame in frames:
+            plane = frame.planes[0]
+            code = tc.decode_luma(bytes(plane), frame.width, frame.height, plane.line_size)
+            if code is None:
+                self.result.undecoded += 1
+            else:
+                codes.append(code)
+        return codes
 
     def _count(self, codes: list[int], arrived: float) -> bool:
         """Time the frames not listed before (a frame is timed once, when first listed: as a part, or in a

@@ -419,7 +419,10 @@ class UploadService:
     # -- expiry (tus expiration) -----------------------------------------------------------------------
 
     def _expires(self, row: EdgeUpload) -> datetime:
-        return row.created_at + timedelta(seconds=self.expiry_s)
+        return self._expires_at(row.created_at)
+
+    def _expires_at(self, created_at: datetime) -> datetime:
+        return created_at + timedelta(seconds=self.expiry_s)
 
     def _remove_upload(self, s: Session, row: EdgeUpload) -> bool:
         """Delete an unfinished upload's row (in ``s``) and its bytes, unless a request is writing it now."""
@@ -568,7 +571,7 @@ class UploadService:
                 "end": meta.end, "sha256": meta.sha256, "length": length, "meta": meta.as_dict(), "status": "open",
                 "received_bytes": body.size, "resumes": 0, "segment_id": None, "created_at": now,
                 "completed_at": None}
-            created = Created(body.upload_id, 0, expires=now + timedelta(seconds=self.expiry_s))
+            created = Created(body.upload_id, 0, expires=self._expires_at(now))
             stored: int | None = None
             offset = body.size
             if offset == length:

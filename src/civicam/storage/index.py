@@ -55,8 +55,7 @@ def add_segment(session: Session, done: SegmentDone, seq: int | None = None,
     session.add(row)
     gap_start = _open_start(session, done.camera_id) if open_gap_start is _LOOK_UP else open_gap_start
     if isinstance(gap_start, datetime):
-        session.execute(update(Gap).where(Gap.camera_id == done.camera_id, Gap.end.is_(None))
-                        .values(end=max(done.start, gap_start)))
+        _close_gap(session, done, gap_start)
     return row
 
 
@@ -69,9 +68,14 @@ def insert_segment(session: Session, done: SegmentDone, seq: int, open_gap_start
     CPU per segment received from a gateway (docs/benchmarks.md "Edge gateways")."""
     seg_id = int(session.execute(_INSERT_ID, segment_row(done, seq)).scalar_one())
     if open_gap_start is not None:
-        session.execute(update(Gap).where(Gap.camera_id == done.camera_id, Gap.end.is_(None))
-                        .values(end=max(done.start, open_gap_start)))
+        _close_gap(session, done, open_gap_start)
     return seg_id
+
+
+def _close_gap(session: Session, done: SegmentDone, gap_start: datetime) -> None:
+    """The camera's open gap ends where this segment starts (never before the gap's own start)."""
+    session.execute(update(Gap).where(Gap.camera_id == done.camera_id, Gap.end.is_(None))
+                    .values(end=max(done.start, gap_start)))
 
 
 def segment_row(done: SegmentDone, seq: int) -> dict[str, object]:
