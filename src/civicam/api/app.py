@@ -19,7 +19,7 @@ from civicam.services import background_services
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (auth, regions, sites, cameras, users, audit, recordings, live, analytics, edge)
+ROUTERS = (edge, auth, regions, sites, cameras, users, audit, recordings, live, analytics)
 
 
 def create_app(ctx: Context, with_services: bool = False, cluster: str | None = None) -> FastAPI:

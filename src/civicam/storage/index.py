@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from civicam.db.base import utcnow
@@ -62,17 +62,18 @@ def add_segment(session: Session, done: SegmentDone, seq: int | None = None,
 _INSERT_ID = insert(cast(Table, Segment.__table__)).returning(Segment.__table__.c.id)
 
 
-def insert_segment(session: Session, done: SegmentDone, seq: int, open_gap_start: datetime | None) -> int:
+def insert_segment(conn: Connection, done: SegmentDone, seq: int, open_gap_start: datetime | None) -> int:
     """``add_segment`` for a writer that needs only the new row's id and knows the camera's open gap (or that
-    there is none): one Core ``INSERT ... RETURNING``, no ORM unit of work, which was a fifth of the hub's
-    CPU per segment received from a gateway (docs/benchmarks.md "Edge gateways")."""
-    seg_id = int(session.execute(_INSERT_ID, segment_row(done, seq)).scalar_one())
+    there is none): one Core ``INSERT ... RETURNING`` on the transaction's connection, no ORM unit of work,
+    which was a fifth of the hub's CPU per segment received from a gateway (docs/benchmarks.md "Edge
+    gateways")."""
+    seg_id = int(conn.execute(_INSERT_ID, segment_row(done, seq)).scalar_one())
     if open_gap_start is not None:
-        _close_gap(session, done, open_gap_start)
+        _close_gap(conn, done, open_gap_start)
     return seg_id
 
 
-def _close_gap(session: Session, done: SegmentDone, gap_start: datetime) -> None:
+def _close_gap(session: Session | Connection, done: SegmentDone, gap_start: datetime) -> None:
     """The camera's open gap ends where this segment starts (never before the gap's own start)."""
     session.execute(update(Gap).where(Gap.camera_id == done.camera_id, Gap.end.is_(None))
                     .values(end=max(done.start, gap_start)))
