@@ -1,14 +1,17 @@
 """Camera wall benchmark: do blurred live tiles keep up with the clock on this machine?
 
-N time-coded live cameras (1280x720@25 H.264, ~2 Mbit/s, ``--faces`` real faces each, so blurring has
-its real work) are served over loopback by the GStreamer RTSP test server; a hub (``civicam serve``,
+N cameras (1280x720@25 H.264, ~2 Mbit/s, ``--faces`` real faces each, so blurring has its real work, and a
+moving band) are served over loopback by the GStreamer RTSP test server, looping one clip encoded before the
+run: a camera encodes on its own chip, so the cameras take next to no CPU of the two cores under test.
+``--live-cameras`` encodes each camera live on this machine instead (time-coded, as bench/live_latency.py
+does: ~0.15 cores a camera taken from the hub and the browser). A hub (``civicam serve``,
 SQLite, fresh data directory, analytics **on** unless ``--no-analytics``) onboards and records them.
 Debian's chromium opens the dashboard's camera wall (``/wall?n=N``) with the page's own players, blurred
 as every operator sees them. Once every tile plays, for ``--seconds`` s the benchmark reads each tile's
 ``video.currentTime`` against the wall clock: a tile that keeps up advances as many seconds of video as
 pass on the clock (reference: the clock itself, ratio 1.00x; goal >= 54 s per 60 s, 0.90x).
 
-    python bench/wall.py [--cameras 4] [--seconds 60] [--faces 2] [--json out.jsonl]
+    python bench/wall.py [--cameras 4] [--seconds 60] [--faces 2] [--live-cameras] [--json out.jsonl]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +53,25 @@ def onboard_all(hub: Hub, urls: list[str]) -> list[int]:
     return ids
 
 
+def make_camera_clip(path: Path, backdrop: str | None, seconds: int = 10) -> Path:
+    """A camera's picture, encoded once: the backdrop (grey with the faces; grey alone without ``--faces``)
+    with a moving test pattern over its top band, 1280x720@25, ~2 Mbit/s CBR, a keyframe every 2 s, no
+    B-frames (the server's ``file`` source loops it: rtsp.make_h264_file's settings)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise BenchError("ffmpeg is not installed (run `make system-deps`)")
+    base = (["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "1280x720", "-framerate", str(FPS), "-stream_loop", "-1",
+             "-i", backdrop] if backdrop else ["-f", "lavfi", "-i", f"color=c=gray:size=1280x720:rate={FPS}"])
+    gop = 2 * FPS
+    subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y", *base,
+                    "-f", "lavfi", "-i", f"testsrc2=size=1280x120:rate={FPS}",
+                    "-filter_complex", "[0:v][1:v]overlay=0:0,format=yuv420p", "-t", str(seconds),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", str(gop), "-keyint_min", str(gop),
+                    "-sc_threshold", "0", "-b:v", "2000k", "-maxrate", "2000k", "-bufsize", "2000k",
+                    "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(path)], check=True, timeout=120)
+    return path
+
+
 TIMES_JS = "() => [...document.querySelectorAll('.tile[data-camera] video')].map((v) => v.currentTime)"
 
 
@@ -58,6 +81,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--faces", type=int, default=2)
     ap.add_argument("--no-analytics", action="store_true")
+    ap.add_argument("--live-cameras", action="store_true",
+                    help="encode every camera live on this machine (time-coded) instead of looping a clip")
     ap.add_argument("--start-timeout", type=float, default=180.0, help="deadline for every tile to play")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -67,11 +92,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="civicam-wall-"))
     hub: Hub | None = None
-    result: dict[str, Any] = {"cameras": a.cameras, "faces": a.faces, "analytics": not a.no_analytics}
+    result: dict[str, Any] = {"cameras": a.cameras, "faces": a.faces, "analytics": not a.no_analytics,
+                              "cameras_encode": "live" if a.live_cameras else "clip"}
     try:
         backdrop = str(make_backdrop(work / "backdrop.i420", a.faces)) if a.faces else None
-        mounts = [{"path": f"/c{k}", "source": "timecode", "fps": FPS, "bitrate_kbps": 2000, "shared": True,
-                   **({"backdrop": backdrop} if backdrop else {})} for k in range(a.cameras)]
+        if a.live_cameras:
+            mounts = [{"path": f"/c{k}", "source": "timecode", "fps": FPS, "bitrate_kbps": 2000, "shared": True,
+                       **({"backdrop": backdrop} if backdrop else {})} for k in range(a.cameras)]
+        else:
+            clip = str(make_camera_clip(work / "camera.h264", backdrop))
+            mounts = [{"path": f"/c{k}", "source": "file", "file": clip, "fps": FPS, "shared": True}
+                      for k in range(a.cameras)]
         with RtspServer(mounts) as cams:
             hub = Hub(work, not a.no_analytics)
             hub.start()
@@ -131,7 +162,8 @@ def main() -> int:
               f"{'**' if x / clock >= GOAL else ''} |")
     print(f"\nJumps or reloads per tile (not counted as played): {jumps}")
     print(f"\nAll tiles playing {result['all_playing_after_s']} s after the wall opened; hub CPU "
-          f"{result['hub_cpu_cores']} cores (analytics {'on' if result['analytics'] else 'off'}); load average "
+          f"{result['hub_cpu_cores']} cores (analytics {'on' if result['analytics'] else 'off'}; cameras "
+          f"{'encoded live here' if a.live_cameras else 'looping a clip'}); load average "
           f"{result['load']:.1f} on {os.cpu_count()} CPUs. Screenshot: /tmp/civicam-wall.png")
     if a.json:
         with open(a.json, "a") as fh:
