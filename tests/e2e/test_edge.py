@@ -5,6 +5,7 @@ hub's database read directly."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -306,6 +307,12 @@ def test_link_cut_resume_and_refusals(tmp_path: Path, cameras: RtspServer) -> No
             head = http.head(loc, headers={**auth, "Tus-Resumable": "1.0.0"})
             assert head.headers["Upload-Offset"] == "0", "the upload can be sent again from the start"
             assert not hub.query("SELECT id FROM recording_segments WHERE seq = 999")
+        # The hub's access log keeps every refusal above and none of the accepted segment requests
+        # (civicam.server.RoutineUploads); other gateway requests are still logged.
+        access = re.findall(r'"(\w+) (/api/edge/\S*) HTTP/[\d.]+" (\d{3})', hub.log.read_text(errors="replace"))
+        uploads = {int(code) for _, path, code in access if path.startswith("/api/edge/uploads")}
+        assert {401, 403, 460} <= uploads and not {c for c in uploads if 200 <= c < 300}, sorted(uploads)
+        assert any(path == "/api/edge/cameras" for _, path, _ in access), "other gateway requests are logged"
     finally:
         gw_a.stop()
         gw_b.stop()
