@@ -37,6 +37,18 @@ from support.edge import Gateway, Hub, wait_for  # noqa: E402
 from support.rtsp import RtspServer, make_h264_file  # noqa: E402
 
 SEGMENT_S = 4.0
+HUB_CPUS: set[int] | None = None  # --pin: the hub's own CPU; everything else (cameras, gateways, this) on the rest
+
+
+def pin_hub(pid: int) -> None:
+    """Give every thread of the hub process the hub's CPU (threads it starts later inherit it)."""
+    if HUB_CPUS is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), HUB_CPUS)
+        except (ProcessLookupError, PermissionError):
+            pass  # a thread that ended meanwhile
 
 
 def _pull_hub(root: Path, urls: list[str]) -> Hub:
@@ -70,9 +82,11 @@ def measure_pull(root: Path, urls: list[str], seconds: float) -> dict[str, Any]:
         hub.proc = subprocess.Popen([*sys_civicam(), "serve", "--port", str(hub.port)], env=hub.env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        pin_hub(hub.proc.pid)
         # Start-up grows with the size (200 cameras connect, probe and cut a first segment each).
         wait_for("every pulled camera recording", lambda: len(_segments(hub)) == len(urls), max(120, 2 * len(urls)))
         assert hub.proc is not None
+        pin_hub(hub.proc.pid)
         c0, t0 = cpu_seconds(hub.proc.pid), time.monotonic()
         time.sleep(seconds)
         cpu, wall = cpu_seconds(hub.proc.pid) - c0, time.monotonic() - t0
@@ -108,11 +122,14 @@ def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, secon
                            segment_target_s=SEGMENT_S, probe_seconds=2.0, backoff_max_s=5.0, health_interval_s=10.0,
                            live_parts=live_parts))
     hub.start()
+    assert hub.proc is not None
+    pin_hub(hub.proc.pid)
     for gw in gws:
         gw.start()
     try:
         wait_for("every gateway camera on the hub", lambda: len(_segments(hub)) == len(urls), max(180, 3 * len(urls)))
         assert hub.proc is not None
+        pin_hub(hub.proc.pid)
         pids = [gw.proc.pid for gw in gws if gw.proc is not None]
         start = datetime.now(UTC)
         h0, g0, t0 = cpu_seconds(hub.proc.pid), [cpu_seconds(p) for p in pids], time.monotonic()
@@ -138,6 +155,8 @@ def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, secon
             backlog = sum(len(gw.waiting()) for gw in gws)
             back = time.monotonic()
             hub.start()
+            assert hub.proc is not None
+            pin_hub(hub.proc.pid)
             wait_for("the backlog delivered", lambda: all(len(gw.waiting()) <= cameras for gw in gws), 30 * outage)
             catch_up = time.monotonic() - back
             result.update(outage_s=outage, backlog_segments=backlog, catch_up_s=catch_up,
@@ -159,9 +178,19 @@ def main() -> int:
                     help="the gateways' live_parts: 'always' streams every camera's segment in progress (as if "
                     "every camera were watched live; nobody watches in this benchmark, so 'watched' sends whole "
                     "segments)")
+    ap.add_argument("--pin", action="store_true",
+                    help="the hub alone on CPU 0, the cameras' server, the gateways and this script on the others "
+                    "(as deployed: a gateway runs at its site, not on the hub's cores); both modes alike")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
+    if args.pin:
+        global HUB_CPUS
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            ap.error("--pin needs at least two CPUs")
+        HUB_CPUS = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))  # inherited by the RTSP server and the gateways
     root = Path(tempfile.mkdtemp(prefix="civicam-bench-edge-"))
     n = args.gateways * args.cameras
     try:
@@ -174,7 +203,7 @@ def main() -> int:
             pull = measure_pull(root, urls, args.seconds)
             edge = measure_edge(root, urls, args.gateways, args.cameras, args.seconds, args.outage, args.live_parts)
             load1 = os.getloadavg()
-        report = {"gateways": args.gateways, "cameras_per_gateway": args.cameras, "cameras": n,
+        report = {"pinned": args.pin, "gateways": args.gateways, "cameras_per_gateway": args.cameras, "cameras": n,
                   "live_parts": args.live_parts,
                   "segment_s": SEGMENT_S, "load_before": load0, "load_after": load1, "pull": pull, "edge": edge,
                   "hub_cpu_ratio_edge_vs_pull": edge["hub_cpu_per_camera_min"] / pull["hub_cpu_per_camera_min"]}
