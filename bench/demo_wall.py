@@ -3,8 +3,8 @@
 Starts ``civicam demo`` (the command ``make run`` runs: generated entrance clips as cameras, analytics on,
 SQLite, a fresh temporary data directory), signs in as the admin it prints, opens the wall (``/wall``, every
 tile blurred as every operator sees it) in Debian's chromium, and reads each tile's ``video.currentTime``
-against the wall clock for ``--seconds`` s, counted as in bench/wall.py (a step back or a jump over more than
-twice the clock counts nothing). Reference: the clock itself (1.00x); the wall goal is >= 0.90x a tile.
+against the wall clock for ``--seconds`` s, counted by bench/wall.py's ``measure_tiles`` (a step back or a jump
+over more than twice the clock counts nothing). Reference: the clock itself (1.00x); the wall goal is >= 0.90x a tile.
 Also reported: seconds from the command's start to the hub answering and to every tile playing, and the hub
 process's CPU (cores) over the window. Usage::
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from live_latency import BenchError, free_port, launch_browser, wait_for  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
-from wall import GOAL, TIMES_JS  # noqa: E402
+from wall import GOAL, TIMES_JS, measure_tiles  # noqa: E402
 
 CIVICAM = REPO / ".venv" / "bin" / "civicam"
 PASSWORD = re.compile(r"sign in as: admin / (\S+)")
@@ -77,19 +77,9 @@ def main() -> int:
                 page.goto(f"{url}/wall")
                 wait_for(lambda: min(page.evaluate(TIMES_JS) or [0]) > 0, a.start_timeout, "every tile playing", 0.5)
                 result["all_playing_s"] = round(time.monotonic() - t_start, 1)
-                prev, c0 = page.evaluate(TIMES_JS), cpu_seconds(proc.pid)
-                t0 = last = time.monotonic()
-                played, jumps = [0.0] * len(prev), [0] * len(prev)
-                while last - t0 < a.seconds:
-                    time.sleep(min(0.5, max(0.0, a.seconds - (last - t0))))
-                    now, at = page.evaluate(TIMES_JS), time.monotonic()
-                    for k, (b, c) in enumerate(zip(now, prev, strict=True)):
-                        if 0 < b - c <= 2 * (at - last):
-                            played[k] += b - c
-                        elif b != c:
-                            jumps[k] += 1
-                    prev, last = now, at
-                clock = last - t0
+                t0, c0 = time.monotonic(), cpu_seconds(proc.pid)
+                played, jumps = measure_tiles(page, a.seconds)
+                clock = time.monotonic() - t0
                 result.update({"tiles": len(played), "clock_s": round(clock, 1),
                                "advance_s": [round(x, 1) for x in played], "jumps": jumps,
                                "ratios": [round(x / clock, 2) for x in played],

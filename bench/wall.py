@@ -75,6 +75,27 @@ def make_camera_clip(path: Path, backdrop: str | None, seconds: int = 10) -> Pat
 TIMES_JS = "() => [...document.querySelectorAll('.tile[data-camera] video')].map((v) => v.currentTime)"
 
 
+def measure_tiles(page: Any, seconds: float) -> tuple[list[float], list[int]]:
+    """Seconds of video each tile played during ``seconds`` of the clock, and its jumps or reloads.
+
+    Sampled every 0.5 s and summed, counting only what played: a step back (the player reloaded) or a step of
+    more than twice the clock (a jump over a gap, or to the live edge) counts nothing, so neither a reload
+    nor a skip passes for video shown."""
+    prev, t0 = page.evaluate(TIMES_JS), time.monotonic()
+    played, jumps = [0.0] * len(prev), [0] * len(prev)
+    last = t0
+    while last - t0 < seconds:
+        time.sleep(min(0.5, max(0.0, seconds - (last - t0))))
+        now, at = page.evaluate(TIMES_JS), time.monotonic()
+        for k, (b, c) in enumerate(zip(now, prev, strict=True)):
+            if 0 < b - c <= 2 * (at - last):
+                played[k] += b - c
+            elif b != c:
+                jumps[k] += 1
+        prev, last = now, at
+    return played, jumps
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cameras", type=int, default=4)
@@ -121,21 +142,8 @@ def main() -> int:
                     wait_for(lambda: min(page.evaluate(TIMES_JS) or [0]) > 0, a.start_timeout,
                              "every tile playing", 0.5)
                     result["all_playing_after_s"] = round(time.monotonic() - t_open, 1)
-                    # Sampled every 0.5 s and summed, counting only what played: a step back (the player
-                    # reloaded) or a step of more than twice the clock (a jump over a gap, or to the live
-                    # edge) counts nothing, so neither a reload nor a skip passes for video shown.
-                    prev, t0, c0 = page.evaluate(TIMES_JS), time.monotonic(), hub.cpu()
-                    played, jumps = [0.0] * len(prev), [0] * len(prev)
-                    last = t0
-                    while last - t0 < a.seconds:
-                        time.sleep(min(0.5, max(0.0, a.seconds - (last - t0))))
-                        now, at = page.evaluate(TIMES_JS), time.monotonic()
-                        for k, (b, c) in enumerate(zip(now, prev, strict=True)):
-                            if 0 < b - c <= 2 * (at - last):
-                                played[k] += b - c
-                            elif b != c:
-                                jumps[k] += 1
-                        prev, last = now, at
+                    t0, c0 = time.monotonic(), hub.cpu()
+                    played, jumps = measure_tiles(page, a.seconds)
                     t1, c1 = time.monotonic(), hub.cpu()
                     page.screenshot(path=str(work / "wall.png"))
                     shutil.copy(work / "wall.png", "/tmp/civicam-wall.png")
