@@ -14,7 +14,6 @@ process's CPU (cores) over the window. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -31,7 +30,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from live_latency import BenchError, free_port, launch_browser, wait_for  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
-from wall import GOAL, TIMES_JS, measure_tiles  # noqa: E402
+from wall import TIMES_JS, append_json, measure_tiles, print_tiles  # noqa: E402
 
 CIVICAM = REPO / ".venv" / "bin" / "civicam"
 PASSWORD = re.compile(r"sign in as: admin / (\S+)")
@@ -98,18 +97,12 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(work, ignore_errors=True)
-    print("| tile | video advanced (s) | per clock second (reference 1.00x; goal >= 0.90x) |")
-    print("|---|---|---|")
-    for k, (x, r) in enumerate(zip(result["advance_s"], result["ratios"], strict=True)):
-        mark = "**" if r >= GOAL else ""
-        print(f"| {k + 1} | {x:.1f} of {result['clock_s']:.1f} | {mark}{r:.2f}x{mark} |")
+    print_tiles(played, clock)
     print(f"\nHub answering {result['hub_up_s']} s after `civicam demo` started, every tile playing at "
           f"{result['all_playing_s']} s; jumps {result['jumps']}; hub CPU {result['hub_cpu_cores']} cores "
           f"(analytics on); load average {result['load']} on {os.cpu_count()} CPUs. "
           "Screenshot: /tmp/civicam-demo-wall.png")
-    if a.json:
-        with open(a.json, "a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    append_json(a.json, result)
     return 0
 
 

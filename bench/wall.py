@@ -96,6 +96,22 @@ def measure_tiles(page: Any, seconds: float) -> tuple[list[float], list[int]]:
     return played, jumps
 
 
+def print_tiles(advance: list[float], clock: float) -> None:
+    """The Markdown table of each tile's video advanced against the clock, goal met in bold."""
+    print("| tile | video advanced (s) | per clock second (reference 1.00x; goal >= 0.90x) |")
+    print("|---|---|---|")
+    for k, x in enumerate(advance):
+        mark = "**" if x / clock >= GOAL else ""
+        print(f"| {k + 1} | {x:.1f} of {clock:.1f} | {mark}{x / clock:.2f}x{mark} |")
+
+
+def append_json(path: Path | None, result: dict[str, Any]) -> None:
+    """One JSON line per run, appended to ``--json``'s file if given."""
+    if path is not None:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(result) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cameras", type=int, default=4)
@@ -163,19 +179,13 @@ def main() -> int:
     result.update({"clock_s": round(clock, 1), "advance_s": advance, "jumps": jumps,
                    "ratios": [round(x / clock, 2) for x in advance], "hub_cpu_cores": round((c1 - c0) / clock, 2),
                    "load": os.getloadavg()[0]})
-    print("| tile | video advanced (s) | per clock second (reference 1.00x; goal >= 0.90x) |")
-    print("|---|---|---|")
-    for k, x in enumerate(advance):
-        print(f"| {k + 1} | {x:.1f} of {clock:.1f} | {'**' if x / clock >= GOAL else ''}{x / clock:.2f}x"
-              f"{'**' if x / clock >= GOAL else ''} |")
+    print_tiles(advance, clock)
     print(f"\nJumps or reloads per tile (not counted as played): {jumps}")
     print(f"\nAll tiles playing {result['all_playing_after_s']} s after the wall opened; hub CPU "
           f"{result['hub_cpu_cores']} cores (analytics {'on' if result['analytics'] else 'off'}; cameras "
           f"{'encoded live here' if a.live_cameras else 'looping a clip'}); load average "
           f"{result['load']:.1f} on {os.cpu_count()} CPUs. Screenshot: /tmp/civicam-wall.png")
-    if a.json:
-        with open(a.json, "a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    append_json(a.json, result)
     return 0
 
 
