@@ -126,10 +126,10 @@ def _left(served: list[Image], sources: list[Image], truth: list[list[Box]], min
 
 
 def _hidden(served: list[Image], sources: list[Image], truth: list[list[Box]]) -> None:
-    """Every face from 32 px up is hidden in every frame. At 24-32 px the detector still misses a face
-    now and then (docs/model-card-faces.md: 1 % of 24 px boxes in this clip); the bound says so."""
-    assert _left(served, sources, truth, 32) == 0.0
-    assert _left(served, sources, truth, 24) <= 0.02
+    """Every face from 24 px up is hidden in every frame. (The detector misses the 24 px face of this clip
+    in 4 of 50 frames; it stays blurred because a face lost while in view is carried along its motion,
+    live/cover.py: before that, 1.1 % of the boxes >= 24 px were left recognisable.)"""
+    assert _left(served, sources, truth, 24) == 0.0
 
 
 def _login(client: TestClient, user: str, password: str) -> dict[str, str]:

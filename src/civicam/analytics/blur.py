@@ -42,6 +42,21 @@ def blur_faces(frame: Frame, faces: Detections, padding: float = 0.5, blocks: in
     return out
 
 
+def _outermost(regions: npt.NDArray[np.float32], w: int, h: int) -> list[tuple[int, int, int, int]]:
+    """The regions as pixel rectangles inside a w x h frame (starts even, so the chroma cells line up),
+    less those inside another: smearing the outer one to ``blocks`` cells already leaves nothing finer
+    inside it, and the blurred live view's regions overlap heavily (a face's box inside its motion hull)."""
+    r = np.asarray(regions, np.float32).reshape(-1, 4)
+    rect = np.stack([np.maximum(0, r[:, 0]).astype(int) & ~1, np.maximum(0, r[:, 1]).astype(int) & ~1,
+                     np.minimum(w, np.ceil(r[:, 2])).astype(int), np.minimum(h, np.ceil(r[:, 3])).astype(int)], 1)
+    rect = rect[(rect[:, 2] - rect[:, 0] >= 1) & (rect[:, 3] - rect[:, 1] >= 1)]
+    rect = np.unique(rect, axis=0)
+    inside: npt.NDArray[np.bool_] = np.asarray(
+        ((rect[None, :, :2] <= rect[:, None, :2]) & (rect[None, :, 2:] >= rect[:, None, 2:])).all(axis=2), bool)
+    np.fill_diagonal(inside, False)  # [i, j]: rect i lies within rect j (no duplicates left after unique)
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in rect[~inside.any(axis=1)]]
+
+
 def blur_regions_yuv420(planes: Frame, regions: npt.NDArray[np.float32], blocks: int = 4) -> Frame:
     """``blur_faces`` for a decoded frame as it comes (planar YUV 4:2:0 laid out as PyAV's
     ``to_ndarray(format="yuv420p")``: (H * 3 / 2, W)), ``regions`` xyxy in pixels, already padded.
@@ -51,11 +66,7 @@ def blur_regions_yuv420(planes: Frame, regions: npt.NDArray[np.float32], blocks:
     y = out[:h]
     u = out[h:h + h // 4].reshape(h // 2, w // 2)
     v = out[h + h // 4:].reshape(h // 2, w // 2)
-    for x1, y1, x2, y2 in regions:
-        a, b = max(0, int(x1)) & ~1, max(0, int(y1)) & ~1  # even, so the chroma cells line up
-        c, d = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
-        if c - a < 1 or d - b < 1:
-            continue
+    for a, b, c, d in _outermost(regions, w, h):
         _smear(y, a, b, c, d, blocks)
         for plane in (u, v):
             _smear(plane, a // 2, b // 2, (c + 1) // 2, (d + 1) // 2, blocks)

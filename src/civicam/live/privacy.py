@@ -21,10 +21,12 @@ from typing import Protocol, cast
 import av
 import numpy as np
 
-from civicam.analytics.blur import blur_regions_yuv420, pad_boxes
+from civicam.analytics.blur import blur_regions_yuv420
 from civicam.analytics.detections import Detections
 from civicam.analytics.faces import BLUR_MIN_SCORE, FaceDetector, create_detector
 from civicam.live import planes as yuv
+from civicam.live.cover import Coverage
+from civicam.live.cover import padded as _padded
 from civicam.storage.backend import SegmentStore
 from civicam.storage.media import FMP4_OPTIONS, init_length
 from civicam.storage.models import Segment
@@ -37,45 +39,7 @@ VERIFY_ROUNDS = 1
 BLUR_BLOCKS = 2
 # Faces are found on the frame scaled to this (the detector's own input size: no second resize).
 DETECT_SIDE = 640
-# Each blurred region reaches this share of the face's size beyond the box on every side.
-PADDING = 0.5
-# Two boxes in consecutive detections are one moving face when their centres are at most this many face
-# widths apart (a walker crossing the frame moves ~2 widths in 0.2 s) and their sizes within 2x.
-MOVE_WIDTHS = 4.0
 CACHE_TTL_S = 3600.0
-
-
-def _padded(boxes: np.ndarray) -> np.ndarray:
-    return pad_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), PADDING)
-
-
-def motion_cover(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Regions (xyxy, padded) that cover every face between two detections ``before`` and ``after``.
-
-    A face found in both is covered by the hull of its two padded boxes (every position on the way, for
-    motion without sharp turns within 0.2 s); a face in only one (arriving, leaving, or missed once) by its
-    own padded box, carried over the whole interval. Pure.
-    """
-    if not len(before) or not len(after):
-        return _padded(np.concatenate([before.reshape(-1, 4), after.reshape(-1, 4)]))
-    cb, ca = (before[:, :2] + before[:, 2:]) / 2, (after[:, :2] + after[:, 2:]) / 2
-    wb, wa = before[:, 2] - before[:, 0], after[:, 2] - after[:, 0]
-    dist = np.linalg.norm(cb[:, None] - ca[None], axis=2) / np.maximum(np.maximum(wb[:, None], wa[None]), 1.0)
-    ratio = np.maximum(wb[:, None], wa[None]) / np.maximum(np.minimum(wb[:, None], wa[None]), 1.0)
-    cost = np.where((dist <= MOVE_WIDTHS) & (ratio <= 2.0), dist, np.inf)
-    pb, pa = _padded(before), _padded(after)
-    regions: list[np.ndarray] = []
-    used_b, used_a = np.zeros(len(before), bool), np.zeros(len(after), bool)
-    for flat in np.argsort(cost, axis=None):
-        i, j = np.unravel_index(flat, cost.shape)
-        if not np.isfinite(cost[i, j]):
-            break
-        if used_b[i] or used_a[j]:
-            continue
-        used_b[i] = used_a[j] = True
-        regions.append(np.concatenate([np.minimum(pb[i, :2], pa[j, :2]), np.maximum(pb[i, 2:], pa[j, 2:])]))
-    regions += list(pb[~used_b]) + list(pa[~used_a])
-    return np.asarray(regions, np.float32).reshape(-1, 4)
 
 
 class FaceBlur:
@@ -86,7 +50,9 @@ class FaceBlur:
     then blurred with ``motion_cover`` of the detections on either side: a face moving between two
     detections stays inside its blur, and a face that appears is blurred from the frames before it was
     first found; a detection frame waits for the next detection too, so a face missed once is still
-    covered by the detections on either side. The delay is ``every`` frames. Frames are blurred in their
+    covered by the detections on either side; a face the detector stops finding while still in view (half
+    out of the frame, small) stays blurred along its last motion for a few intervals
+    (``live/cover.Coverage``). The delay is ``every`` frames. Frames are blurred in their
     own YUV 4:2:0 planes (no colour conversion of the full frame). Stateful: one per stream.
     """
 
@@ -97,7 +63,7 @@ class FaceBlur:
         self._every = max(1, every)
         self._side = detect_side
         self._n = 0
-        self._last = np.zeros((0, 4), np.float32)  # boxes of the last detection frame, frame pixels
+        self._cover = Coverage()  # the last detection's boxes (frame pixels), the faces lost since
         self._held: list[tuple[np.ndarray, av.VideoFrame]] = []
         self._size: tuple[int, int] | None = None  # the size frames go out at (None: the source's)
         # Called with each frame's own detection (frame pixels), for whoever would detect it again
@@ -123,7 +89,7 @@ class FaceBlur:
     def _detect(self, planes: np.ndarray, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
         """(boxes found, the planes blurred with them and the previous detection's), checked again."""
         found = self._find(planes, frame, self._detector)
-        out = blur_regions_yuv420(planes, np.concatenate([_padded(found), _padded(self._last)]), BLUR_BLOCKS)
+        out = blur_regions_yuv420(planes, np.concatenate([_padded(found), _padded(self._cover.last)]), BLUR_BLOCKS)
         # Check the result: a blurred head can still read as a face to a detector; blur again what it
         # still finds, so what leaves the hub has nothing a detector recognises.
         for _ in range(VERIFY_ROUNDS if len(found) else 0):
@@ -149,19 +115,22 @@ class FaceBlur:
     def flush(self) -> list[av.VideoFrame]:
         """The frames held back: the last of them is detected too, so they still have a look-ahead."""
         ready = self._anchor(*self._held.pop()) if len(self._held) > 1 else []
-        ready += [_like(p, f, self._size) for p, f in self._held]  # the last detection frame, with its own faces
+        # The last detection frame, with its own faces and those lost before it.
+        lost = self._cover.pending()
+        ready += [_like(blur_regions_yuv420(p, lost, BLUR_BLOCKS) if len(lost) else p, f, self._size)
+                  for p, f in self._held]
         self._held = []
         return ready
 
     def _anchor(self, planes: np.ndarray, frame: av.VideoFrame) -> list[av.VideoFrame]:
         """Detect on this frame; release the frames held since the previous detection frame (that one
-        included) blurred over the motion between the two; hold this one until the next."""
+        included) blurred over the motion between the two, and over where faces found before but not now
+        have gone (live/cover.py); hold this one until the next."""
         found, out = self._detect(planes, frame)
-        regions = motion_cover(self._last, found)
+        regions = self._cover.step(found, (frame.width, frame.height))
         ready = [_like(blur_regions_yuv420(p, regions, BLUR_BLOCKS) if len(regions) else p, f, self._size)
                  for p, f in self._held]
         self._held = [(out, frame)]
-        self._last = found
         return ready
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from civicam.live.privacy import PADDING, motion_cover
+from civicam.live.cover import PADDING, motion_cover
 
 
 def _inside(box: np.ndarray, regions: np.ndarray) -> bool:
@@ -65,3 +65,20 @@ def test_yuv_blur_smooths_inside_the_region_and_nothing_outside() -> None:
     u_in = planes[h:h + h // 4].reshape(h // 2, w // 2)
     u_out = out[h:h + h // 4].reshape(h // 2, w // 2)
     assert not (u_out[8:35, 16:41] == u_in[8:35, 16:41]).all() and (u_out[40:, :] == u_in[40:, :]).all()
+
+
+def test_a_region_inside_another_adds_nothing_and_is_not_smeared_twice() -> None:
+    """The outer region smeared to 2x2 cells leaves nothing finer inside it: the inner one is skipped
+    (the blurred live view's regions nest: a face's box inside its motion hull)."""
+    from civicam.analytics.blur import blur_regions_yuv420
+
+    h, w = 96, 128
+    planes = np.random.default_rng(2).integers(0, 256, (h * 3 // 2, w)).astype(np.uint8)
+    outer = np.array([[10.0, 10.0, 90.0, 80.0]], np.float32)
+    inner = np.array([[30.0, 20.0, 60.0, 50.0]], np.float32)
+    both = blur_regions_yuv420(planes, np.concatenate([inner, outer, inner]), blocks=2)
+    assert (both == blur_regions_yuv420(planes, outer, blocks=2)).all()
+    # an overlapping, not nested, region is still smeared
+    side = np.array([[80.0, 60.0, 120.0, 90.0]], np.float32)
+    assert not (blur_regions_yuv420(planes, np.concatenate([outer, side]), 2) ==
+                blur_regions_yuv420(planes, outer, 2)).all()
