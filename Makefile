@@ -61,7 +61,7 @@ bench: $(STAMP) system-deps
 	$(PY) bench/probe.py
 	$(PY) bench/recording.py
 	$(PY) bench/analytics.py
-	$(PY) bench/privacy.py --clips 40 --variants unblurred,current
+	$(PY) bench/privacy.py --clips 40 --variants unblurred,current,ahead
 
 # --- fuzz: coverage-guided (atheris) runs of every parser target, then many hypothesis examples ---
 # Crashes are written to tests/fuzz/corpus/<target>/ and replayed by tests/fuzz/test_corpus.py in make test.

@@ -40,6 +40,7 @@ from data import cctv_degrade, read_bgr, split, video_frames  # noqa: E402
 
 from civicam.analytics.faces import BLUR_MIN_SCORE, create_detector  # noqa: E402
 from civicam.live import privacy  # noqa: E402
+from civicam.live.cover import HOLD_INTERVALS  # noqa: E402
 from civicam.live.privacy import FaceBlur  # noqa: E402
 from civicam.storage.media import FMP4_OPTIONS  # noqa: E402
 from support.faces import FPS, H, W, Walker, decode, recognisable, render  # noqa: E402
@@ -104,6 +105,7 @@ VARIANTS: dict[str, Callable[[], FaceBlur | None]] = {
     "side800": lambda: FaceBlur(detect_side=800),
     "side960": lambda: FaceBlur(detect_side=960),
     "every3": lambda: FaceBlur(every=3),
+    "ahead": lambda: FaceBlur(look_ahead=HOLD_INTERVALS),  # as a segment blurred whole (playback, export)
 }
 
 

@@ -192,3 +192,16 @@ class Coverage:
     def pending(self) -> Boxes:
         """Where the lost faces are going next: for frames after the last detection at a stream's end."""
         return lost_cover(self._lost)
+
+
+def backward_cover(detections: list[Boxes], frame: tuple[int, int] | None = None) -> Boxes:
+    """Regions for the interval between ``detections[0]`` and ``detections[1]`` from the detections after
+    it, run backwards in time: a face found only later (found late as it walked in, or small and missed at
+    a segment's start) is carried back along its motion as a lost face is carried forward. For whoever
+    can wait for those later detections (a segment blurred whole for playback or export)."""
+    if len(detections) < 2:
+        return np.zeros((0, 4), np.float32)
+    cover = Coverage()
+    for found in reversed(detections[1:]):
+        cover.step(found, frame)
+    return cover.step(detections[0], frame)

@@ -25,7 +25,7 @@ from civicam.analytics.blur import blur_regions_yuv420
 from civicam.analytics.detections import Detections
 from civicam.analytics.faces import BLUR_MIN_SCORE, FaceDetector, create_detector
 from civicam.live import planes as yuv
-from civicam.live.cover import Coverage
+from civicam.live.cover import HOLD_INTERVALS, Coverage, backward_cover
 from civicam.live.cover import padded as _padded
 from civicam.storage.backend import SegmentStore
 from civicam.storage.media import FMP4_OPTIONS, init_length
@@ -40,6 +40,15 @@ BLUR_BLOCKS = 2
 # Faces are found on the frame scaled to this (the detector's own input size: no second resize).
 DETECT_SIDE = 640
 CACHE_TTL_S = 3600.0
+# Video blurred whole (a segment for playback or a relay, an export) can wait for later detections: faces
+# found only later are blurred backwards too (0.16 % -> 0.04 % of true boxes >= 24 px left recognisable on
+# bench/privacy.py's 40 clips). The live view does not wait (its latency goal).
+WHOLE_LOOK_AHEAD = HOLD_INTERVALS
+
+
+def whole_blur() -> FaceBlur:
+    """The blur for video blurred whole (playback segments, relays, exports)."""
+    return FaceBlur(look_ahead=WHOLE_LOOK_AHEAD)
 
 
 class FaceBlur:
@@ -57,7 +66,8 @@ class FaceBlur:
     """
 
     def __init__(self, detector: FaceDetector | None = None, every: int = DETECT_EVERY,
-                 verifier: FaceDetector | None = None, detect_side: int = DETECT_SIDE) -> None:
+                 verifier: FaceDetector | None = None, detect_side: int = DETECT_SIDE,
+                 look_ahead: int = 0) -> None:
         self._detector = detector or create_detector(options={"min_score": BLUR_MIN_SCORE, "side": detect_side})
         self._verifier = verifier or self._detector
         self._every = max(1, every)
@@ -65,6 +75,13 @@ class FaceBlur:
         self._n = 0
         self._cover = Coverage()  # the last detection's boxes (frame pixels), the faces lost since
         self._held: list[tuple[np.ndarray, av.VideoFrame]] = []
+        # ``look_ahead`` intervals more are held back, so that faces found only later are blurred backwards
+        # too (live/cover.backward_cover): for a segment blurred whole, which starts with no detections
+        # before it. Costs the frames' memory (``look_ahead`` x ``every`` frames), not CPU.
+        self._ahead = max(0, look_ahead)
+        self._pending: list[tuple[list[tuple[np.ndarray, av.VideoFrame]], np.ndarray]] = []
+        self._detections: list[np.ndarray] = []  # at the start of the oldest pending interval, then each end
+        self._frame: tuple[int, int] | None = None
         self._size: tuple[int, int] | None = None  # the size frames go out at (None: the source's)
         # Called with each frame's own detection (frame pixels), for whoever would detect it again
         # (analytics of the same segment: analytics/shared.py).
@@ -115,6 +132,7 @@ class FaceBlur:
     def flush(self) -> list[av.VideoFrame]:
         """The frames held back: the last of them is detected too, so they still have a look-ahead."""
         ready = self._anchor(*self._held.pop()) if len(self._held) > 1 else []
+        ready += self._release(0)
         # The last detection frame, with its own faces and those lost before it.
         lost = self._cover.pending()
         ready += [_like(blur_regions_yuv420(p, lost, BLUR_BLOCKS) if len(lost) else p, f, self._size)
@@ -127,11 +145,33 @@ class FaceBlur:
         included) blurred over the motion between the two, and over where faces found before but not now
         have gone (live/cover.py); hold this one until the next."""
         found, out = self._detect(planes, frame)
+        before = self._cover.last
         regions = self._cover.step(found, (frame.width, frame.height))
-        ready = [_like(blur_regions_yuv420(p, regions, BLUR_BLOCKS) if len(regions) else p, f, self._size)
-                 for p, f in self._held]
-        self._held = [(out, frame)]
+        held, self._held = self._held, [(out, frame)]
+        if not self._ahead:
+            return self._blurred(held, regions)
+        if not self._detections:
+            self._detections.append(before)
+        self._detections.append(found)
+        self._pending.append((held, regions))
+        self._frame = (frame.width, frame.height)
+        return self._release(self._ahead)
+
+    def _release(self, keep: int) -> list[av.VideoFrame]:
+        """Pending intervals beyond the newest ``keep``, blurred with their regions and the backward ones."""
+        ready: list[av.VideoFrame] = []
+        while len(self._pending) > keep:
+            held, regions = self._pending.pop(0)
+            back = backward_cover(self._detections[:HOLD_INTERVALS + 2], self._frame)
+            self._detections.pop(0)
+            ready += self._blurred(held, np.concatenate([regions, back]))
+        if not self._pending:
+            self._detections = []
         return ready
+
+    def _blurred(self, held: list[tuple[np.ndarray, av.VideoFrame]], regions: np.ndarray) -> list[av.VideoFrame]:
+        return [_like(blur_regions_yuv420(p, regions, BLUR_BLOCKS) if len(regions) else p, f, self._size)
+                for p, f in held]
 
 
 def _like(planes: np.ndarray, frame: av.VideoFrame, size: tuple[int, int] | None = None) -> av.VideoFrame:
@@ -216,8 +256,9 @@ class BlurredCache:
     lock and then find the file.
     """
 
-    def __init__(self, root: Path, store: SegmentStore, make_blur: Callable[[], FaceBlur] = FaceBlur) -> None:
-        self.root, self.store, self._make_blur = root, store, make_blur
+    def __init__(self, root: Path, store: SegmentStore, make_blur: Callable[[], FaceBlur] | None = None) -> None:
+        self.root, self.store = root, store
+        self._make_blur: Callable[[], FaceBlur] = make_blur or whole_blur
         self._making: dict[int, _Making] = {}
         self._guard = threading.Lock()
 

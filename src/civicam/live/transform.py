@@ -27,6 +27,6 @@ def transform_for(actor: Actor, unblurred_reason: str | None = None) -> FrameTra
     """The frame transform for ``actor``: face blurring, or None (frames untouched) for a permitted request."""
     if wants_unblurred(actor, unblurred_reason):
         return None
-    from civicam.live.privacy import FaceBlur  # the detector loads only when video is first served
+    from civicam.live.privacy import whole_blur  # the detector loads only when video is first served
 
-    return FaceBlur()
+    return whole_blur()

@@ -113,3 +113,19 @@ def test_a_large_false_detection_does_not_grow_over_the_frame() -> None:
     widest = max(float((r[:, 2] - r[:, 0]).max()) for r in regions if len(r))
     # its padding (half its size on each side) plus at most DRIFT_SIZE-sized drift per interval
     assert widest <= 470 * 2 + 2 * DRIFT * DRIFT_SIZE * (HOLD_INTERVALS + 1)
+
+
+def test_a_face_found_late_is_covered_backwards_when_later_detections_can_be_waited_for() -> None:
+    """A face walking in, found only from the third detection on (as a small face at a segment's start
+    can be): the intervals before are covered from the later detections, run backwards."""
+    from civicam.live.cover import backward_cover
+
+    b0, step = np.array([700, 300, 730, 330], np.float32), np.array([6, 0, 6, 0], np.float32)
+    path = {i: b0 + step * i for i in range(40)}
+    none = np.zeros((0, 4), np.float32)
+    dets = [none, none] + [path[d][None] for d in range(10, 40, EVERY)]  # detections at 0, 5, 10, ...
+    for k in range(2):  # intervals [0, 5) and [5, 10): nothing found at either end
+        regions = backward_cover(dets[k:k + HOLD_INTERVALS + 2])
+        assert all(_inside(path[i], regions) for i in range(k * EVERY, (k + 1) * EVERY)), k
+    # without anything later there is nothing to carry back
+    assert len(backward_cover([none, none])) == 0
