@@ -4,6 +4,9 @@ Pure geometry on xyxy boxes in frame pixels, no video. ``FaceBlur`` (live/privac
 frames; these functions say which regions cover every face on every frame in between, including a face
 the detector stops finding while it is still in view (leaving through the frame's edge, half of it out;
 small and missed twice), which is carried on along its last motion for a few intervals.
+
+Only boxes and their motion, for one stream, forgotten within a second: nothing here tells one person from
+another or follows anyone beyond the blur's own few frames.
 """
 
 from __future__ import annotations
