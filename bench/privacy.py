@@ -1,7 +1,7 @@
 """Faces left recognisable after blurring, on many held-out faces: the privacy test's oracle at scale.
 
 The privacy test (tests/integration/test_privacy.py) serves one clip of seven faces through the hub. This
-benchmark asks the same question of more faces: ``--clips`` clips, each with eight faces of the mask-crops
+benchmark asks the same question of more faces: ``--clips`` clips, each with eight (``--faces``) faces of the mask-crops
 **test** split (never used in training the detector), masked and bare, 24-200 px high, walking in every
 direction at 1-8 px a frame over frames of the shared CCTV videos (scaled to 1280x720), degraded as CCTV
 is. Each clip goes through ``FaceBlur`` (what the hub does to every served, live and exported frame) for
@@ -52,7 +52,7 @@ BUCKETS = ((24, 32), (32, 48), (48, 96), (96, 10_000))
 
 
 def _walkers(rng: np.random.Generator, crops: list[Image]) -> list[Walker]:
-    """Eight faces in eight lanes (two per height band), each with its own speed and direction."""
+    """One face per lane (the height bands in turn), each with its own speed and direction."""
     out: list[Walker] = []
     lane = H / len(crops)
     for k, crop in enumerate(crops):
@@ -99,6 +99,12 @@ def blurred(path: Path, make: Callable[[], FaceBlur | None]) -> tuple[list[Image
     return out, time.thread_time() - t0
 
 
+def _altered(source: Image, served: Image) -> float:
+    """Share of the frame's pixels the blur changed by more than 8 grey levels."""
+    diff = cv2.absdiff(cv2.cvtColor(source, cv2.COLOR_BGR2GRAY), cv2.cvtColor(served, cv2.COLOR_BGR2GRAY))
+    return float((diff > 8).mean())
+
+
 VARIANTS: dict[str, Callable[[], FaceBlur | None]] = {
     "unblurred": lambda: None,
     "current": FaceBlur,
@@ -122,6 +128,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--variants", default="unblurred,current")
     ap.add_argument("--seed", type=int, default=20261202)
+    ap.add_argument("--faces", type=int, default=8, help="faces per clip, half masked (even)")
     ap.add_argument("--show", type=int, default=20, help="how many boxes left recognisable to list")
     ap.add_argument("--min-score", type=float, default=None, help="the blur's detector threshold (default: civicam's)")
     a = ap.parse_args()
@@ -133,14 +140,16 @@ def main() -> int:
     names = a.variants.split(",")
     counts = {n: np.zeros((len(BUCKETS) + 1, 2), int) for n in names}  # per bucket: (checked, recognisable)
     cpu = dict.fromkeys(names, 0.0)
+    altered = dict.fromkeys(names, 0.0)  # share of frame pixels the blur changed: what it costs the picture
     missed: dict[str, list[str]] = {n: [] for n in names}
     if a.min_score is not None:
         VARIANTS["current"] = lambda: FaceBlur(create_detector(options={"min_score": a.min_score, "side": 640}))
     print(f"blur threshold {a.min_score or BLUR_MIN_SCORE}; {a.clips} clips x {a.seconds} s; seed {a.seed}")
     with tempfile.TemporaryDirectory() as tmp:
         for c in range(a.clips):
-            pick = [masked[int(i)] for i in rng.choice(len(masked), 4, replace=False)] + \
-                   [bare[int(i)] for i in rng.choice(len(bare), 4, replace=False)]
+            half = max(1, a.faces // 2)
+            pick = [masked[int(i)] for i in rng.choice(len(masked), half, replace=False)] + \
+                   [bare[int(i)] for i in rng.choice(len(bare), half, replace=False)]
             crops = [read_bgr(p) for p in pick]
             order = rng.permutation(len(crops))
             crops = [crops[i] for i in order]
@@ -152,6 +161,7 @@ def main() -> int:
                 served, secs = blurred(clip, VARIANTS[n])
                 cpu[n] += secs
                 assert len(served) == len(sources), (n, len(served), len(sources))
+                altered[n] += sum(_altered(a, b) for a, b in zip(sources, served, strict=True)) / len(sources)
                 for fi, (src, out, boxes) in enumerate(zip(sources, served, truth, strict=True)):
                     for box in boxes:
                         h, w = box[3] - box[1], box[2] - box[0]
@@ -167,14 +177,16 @@ def main() -> int:
                             missed[n].append(f"clip {c} frame {fi} {w}x{h}{edge}")
     video_s = a.clips * a.seconds
     head = " | ".join(f"{lo}-{hi if hi < 10_000 else ''} px" for lo, hi in BUCKETS)
-    print(f"\n| variant | {head} | all >= 24 px high | >= 24 px high and wide | CPU-s per video-second |")
-    print("|---|" + "---|" * (len(BUCKETS) + 3))
+    print(f"\n| variant | {head} | all >= 24 px high | >= 24 px high and wide | CPU-s per video-second "
+          "| frame area altered |")
+    print("|---|" + "---|" * (len(BUCKETS) + 4))
     for n in names:
         k = counts[n]
         cells = [f"{k[i, 1] / k[i, 0]:.2%} of {k[i, 0]}" if k[i, 0] else "-" for i in range(len(BUCKETS))]
         tot = k[:-1].sum(axis=0)
         print(f"| {n} | " + " | ".join(cells) + f" | {tot[1] / tot[0]:.2%} of {tot[0]} | "
-              f"{k[-1, 1] / max(k[-1, 0], 1):.2%} of {k[-1, 0]} | {cpu[n] / video_s:.3f} |")
+              f"{k[-1, 1] / max(k[-1, 0], 1):.2%} of {k[-1, 0]} | {cpu[n] / video_s:.3f} | "
+              f"{altered[n] / a.clips:.1%} |")
     for n in names:
         if missed[n]:
             print(f"{n}: left recognisable: {', '.join(missed[n][:a.show])}{' ...' if len(missed[n]) > a.show else ''}")

@@ -31,7 +31,8 @@ from civicam.storage.fragments import scan_file
 from civicam.storage.media import FMP4_OPTIONS
 from support.services import require
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
 CROPS = SHARED / "datasets" / "mask-crops"
 WITHOUT_MASK = CROPS / "without_mask"
 WITH_MASK = CROPS / "with_mask"
@@ -105,12 +106,14 @@ def render(walkers: list[Walker], i: int, bg: Image) -> tuple[Image, list[Box]]:
     return img, boxes
 
 
-def walkers_clip(path: Path, walkers: list[Walker], seconds: float = 2.0, first_frame: int = 0) -> list[list[Box]]:
+def walkers_clip(path: Path, walkers: list[Walker], seconds: float = 2.0, first_frame: int = 0,
+                 backdrop: Image | None = None) -> list[list[Box]]:
     """Write fragmented MP4 the way the recorder writes it; returns every frame's true face boxes.
 
     ``first_frame``: where in the walk (and on the timeline) the clip begins, for the next segment of a
-    session: the recorder's segments continue one timeline, so its frames do not start at 0."""
-    bg = background()
+    session: the recorder's segments continue one timeline, so its frames do not start at 0.
+    ``backdrop``: a W x H picture behind the faces (default: ``background()``)."""
+    bg = background() if backdrop is None else backdrop
     truth: list[list[Box]] = []
     with av.open(str(path), "w", format="mp4", options=FMP4_OPTIONS) as out:
         st = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "g": str(FPS)})

@@ -47,16 +47,17 @@ def padded(boxes: Boxes, padding: float = PADDING) -> Boxes:
     return pad_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), padding)
 
 
-def match(before: Boxes, after: Boxes, reach: float = MOVE_WIDTHS) -> list[tuple[int, int]]:
+def match(before: Boxes, after: Boxes, reach: float | npt.NDArray[np.float32] = MOVE_WIDTHS) -> list[tuple[int, int]]:
     """Pairs (i, j): ``before[i]`` and ``after[j]`` are one face that moved (centres at most ``reach`` face
-    widths apart, sizes within 2x), nearest first, each box in one pair at most."""
+    widths apart, one figure or one per ``before`` box; sizes within 2x), nearest first, each box in one
+    pair at most."""
     if not len(before) or not len(after):
         return []
     cb, ca = (before[:, :2] + before[:, 2:]) / 2, (after[:, :2] + after[:, 2:]) / 2
     wb, wa = before[:, 2] - before[:, 0], after[:, 2] - after[:, 0]
     dist = np.linalg.norm(cb[:, None] - ca[None], axis=2) / np.maximum(np.maximum(wb[:, None], wa[None]), 1.0)
     ratio = np.maximum(wb[:, None], wa[None]) / np.maximum(np.minimum(wb[:, None], wa[None]), 1.0)
-    cost = np.where((dist <= reach) & (ratio <= 2.0), dist, np.inf)
+    cost = np.where((dist <= np.reshape(reach, (-1, 1))) & (ratio <= 2.0), dist, np.inf)
     pairs: list[tuple[int, int]] = []
     used_b, used_a = np.zeros(len(before), bool), np.zeros(len(after), bool)
     for flat in np.argsort(cost, axis=None):
@@ -68,6 +69,17 @@ def match(before: Boxes, after: Boxes, reach: float = MOVE_WIDTHS) -> list[tuple
         used_b[i] = used_a[j] = True
         pairs.append((i, j))
     return pairs
+
+
+def inside_share(boxes: Boxes, regions: Boxes) -> npt.NDArray[np.float32]:
+    """For each box, the largest share of its area inside any one of ``regions`` (0 with no regions)."""
+    b, r = boxes.reshape(-1, 4), regions.reshape(-1, 4)
+    if not len(b) or not len(r):
+        return np.zeros(len(b), np.float32)
+    iw = np.clip(np.minimum(b[:, None, 2], r[None, :, 2]) - np.maximum(b[:, None, 0], r[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(b[:, None, 3], r[None, :, 3]) - np.maximum(b[:, None, 1], r[None, :, 1]), 0, None)
+    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6)
+    return np.asarray((iw * ih).max(axis=1) / area, np.float32)
 
 
 def _hull(a: Boxes, b: Boxes) -> Boxes:
@@ -133,9 +145,13 @@ def lost_cover(lost: list[Lost]) -> Boxes:
 
 
 def _still_found(last: Boxes, last_velocity: Boxes, found: Boxes) -> set[int]:
-    """Indices of ``last`` that ``found`` holds near where their motion puts them."""
-    moved = last.reshape(-1, 4) + last_velocity.reshape(-1, 4)
-    return {i for i, _ in match(moved, found.reshape(-1, 4), REFOUND_WIDTHS)}
+    """Indices of ``last`` that ``found`` holds near where their motion puts them; for a face seen only once
+    (no motion yet), anywhere a face could have walked to (MOVE_WIDTHS), or every fast walker first seen
+    would count as lost and be blurred twice over for the hold."""
+    velocity = last_velocity.reshape(-1, 4)
+    moved = last.reshape(-1, 4) + velocity
+    reach = np.where(velocity.any(axis=1), REFOUND_WIDTHS, MOVE_WIDTHS).astype(np.float32)
+    return {i for i, _ in match(moved, found.reshape(-1, 4), reach)}
 
 
 def between(last: Boxes, last_velocity: Boxes, lost: list[Lost], found: Boxes,

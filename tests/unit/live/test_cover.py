@@ -129,3 +129,12 @@ def test_a_face_found_late_is_covered_backwards_when_later_detections_can_be_wai
         assert all(_inside(path[i], regions) for i in range(k * EVERY, (k + 1) * EVERY)), k
     # without anything later there is nothing to carry back
     assert len(backward_cover([none, none])) == 0
+
+
+def test_inside_share_is_the_largest_part_of_a_box_in_one_region() -> None:
+    from civicam.live.cover import inside_share
+
+    boxes = np.array([[10, 10, 30, 30], [0, 0, 10, 10], [100, 100, 110, 110]], np.float32)
+    regions = np.array([[0, 0, 20, 40], [15, 0, 40, 40]], np.float32)
+    assert inside_share(boxes, regions).tolist() == [0.75, 1.0, 0.0]
+    assert inside_share(boxes, regions[:0]).tolist() == [0.0, 0.0, 0.0]
