@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -42,8 +41,7 @@ from civicam.analytics.faces import BLUR_MIN_SCORE, create_detector  # noqa: E40
 from civicam.live import privacy  # noqa: E402
 from civicam.live.cover import HOLD_INTERVALS  # noqa: E402
 from civicam.live.privacy import FaceBlur  # noqa: E402
-from civicam.storage.media import FMP4_OPTIONS  # noqa: E402
-from support.faces import FPS, H, W, Walker, decode, recognisable, render  # noqa: E402
+from support.faces import H, W, Walker, decode, recognisable, walkers_clip  # noqa: E402
 
 Image = np.ndarray
 Box = tuple[int, int, int, int]
@@ -66,23 +64,6 @@ def _walkers(rng: np.random.Generator, crops: list[Image]) -> list[Walker]:
         y = float(np.clip(k * lane + (lane - h) / 2, 0, H - h - 1))
         out.append(Walker(np.ascontiguousarray(face), x, y, vx, vy))
     return out
-
-
-def make_clip(path: Path, bg: Image, walkers: list[Walker], seconds: float) -> list[list[Box]]:
-    truth: list[list[Box]] = []
-    with av.open(str(path), "w", format="mp4", options=FMP4_OPTIONS) as out:
-        st = out.add_stream("libx264", rate=FPS, options={"preset": "veryfast", "g": str(FPS * 2)})
-        st.width, st.height, st.pix_fmt, st.time_base = W, H, "yuv420p", Fraction(1, 90000)
-        for i in range(int(FPS * seconds)):
-            img, boxes = render(walkers, i, bg)
-            truth.append(boxes)
-            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = i * 90000 // FPS, Fraction(1, 90000)
-            for pkt in st.encode(frame):
-                out.mux(pkt)
-        for pkt in st.encode():
-            out.mux(pkt)
-    return truth
 
 
 def blurred(path: Path, make: Callable[[], FaceBlur | None]) -> tuple[list[Image], float]:
@@ -155,7 +136,7 @@ def main() -> int:
             crops = [crops[i] for i in order]
             bg = cv2.resize(backdrops[c], (W, H), interpolation=cv2.INTER_LINEAR)
             clip = Path(tmp) / f"clip{c}.mp4"
-            truth = make_clip(clip, bg, _walkers(rng, crops), a.seconds)
+            truth = walkers_clip(clip, _walkers(rng, crops), a.seconds, backdrop=bg)
             sources = decode(clip)
             for n in names:
                 served, secs = blurred(clip, VARIANTS[n])
