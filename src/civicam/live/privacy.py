@@ -43,7 +43,7 @@ BLUR_BLOCKS = 2
 DETECT_SIDE = 640
 CACHE_TTL_S = 3600.0
 # Video blurred whole (a segment for playback or a relay, an export) can wait for later detections: faces
-# found only later are blurred backwards too (0.16 % -> 0.04 % of true boxes >= 24 px left recognisable on
+# found only later are blurred backwards too (0.08 % -> 0.01 % of true boxes >= 24 px left recognisable on
 # bench/privacy.py's 40 clips). The live view does not wait (its latency goal).
 WHOLE_LOOK_AHEAD = HOLD_INTERVALS
 
