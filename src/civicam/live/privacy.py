@@ -141,9 +141,7 @@ class FaceBlur:
         ready = self._anchor(*self._held.pop()) if len(self._held) > 1 else []
         ready += self._release(0)
         # The last detection frame, with its own faces and those lost before it.
-        lost = self._cover.pending()
-        ready += [_like(blur_regions_yuv420(p, lost, BLUR_BLOCKS) if len(lost) else p, f, self._size)
-                  for p, f in self._held]
+        ready += self._blurred(self._held, self._cover.pending())
         self._held = []
         return ready
 
