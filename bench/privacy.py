@@ -38,7 +38,6 @@ cv2.setNumThreads(1)
 from data import cctv_degrade, read_bgr, split, video_frames  # noqa: E402
 
 from civicam.analytics.faces import BLUR_MIN_SCORE, create_detector  # noqa: E402
-from civicam.live import privacy  # noqa: E402
 from civicam.live.cover import HOLD_INTERVALS  # noqa: E402
 from civicam.live.privacy import FaceBlur  # noqa: E402
 from support.faces import H, W, Walker, decode, recognisable, walkers_clip  # noqa: E402
@@ -94,13 +93,6 @@ VARIANTS: dict[str, Callable[[], FaceBlur | None]] = {
     "every3": lambda: FaceBlur(every=3),
     "ahead": lambda: FaceBlur(look_ahead=HOLD_INTERVALS),  # as a segment blurred whole (playback, export)
 }
-
-
-def _set(name: str, value: float) -> Callable[[], FaceBlur]:
-    def make() -> FaceBlur:
-        setattr(privacy, name, value)
-        return FaceBlur()
-    return make
 
 
 def main() -> int:

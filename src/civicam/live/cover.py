@@ -86,15 +86,15 @@ def _hull(a: Boxes, b: Boxes) -> Boxes:
     return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1)
 
 
-def motion_cover(before: Boxes, after: Boxes) -> Boxes:
+def motion_cover(before: Boxes, after: Boxes, pairs: list[tuple[int, int]] | None = None) -> Boxes:
     """Regions (xyxy, padded) that cover every face between two detections ``before`` and ``after``.
 
     A face found in both is covered by the hull of its two padded boxes (every position on the way, for
     motion without sharp turns within 0.2 s); a face in only one (arriving, leaving, or missed once) by its
-    own padded box, carried over the whole interval.
+    own padded box, carried over the whole interval. ``pairs``: ``match(before, after)`` if already made.
     """
     before, after = before.reshape(-1, 4), after.reshape(-1, 4)
-    pairs = match(before, after)
+    pairs = match(before, after) if pairs is None else pairs
     pb, pa = padded(before), padded(after)
     used_b, used_a = np.zeros(len(before), bool), np.zeros(len(after), bool)
     regions = [_hull(pb[[i]], pa[[j]]) for i, j in pairs]
@@ -115,10 +115,11 @@ class Lost:
     cut: bool = False  # the box touched the frame's edge: it held only the part of the face in view
 
 
-def velocities(before: Boxes, after: Boxes) -> Boxes:
-    """Each ``after`` box's motion since ``before`` (zero for a face not in ``before``), per interval."""
+def velocities(before: Boxes, after: Boxes, pairs: list[tuple[int, int]]) -> Boxes:
+    """Each ``after`` box's motion since ``before`` (zero for a face not in ``before``), per interval, from
+    their ``match`` pairs."""
     v = np.zeros((len(after), 4), np.float32)
-    for i, j in match(before.reshape(-1, 4), after.reshape(-1, 4)):
+    for i, j in pairs:
         c = (after[j, :2] + after[j, 2:]) / 2 - (before[i, :2] + before[i, 2:]) / 2
         v[j] = np.concatenate([c, c])
     return v
@@ -154,27 +155,11 @@ def _still_found(last: Boxes, last_velocity: Boxes, found: Boxes) -> set[int]:
     return {i for i, _ in match(moved, found.reshape(-1, 4), reach)}
 
 
-def between(last: Boxes, last_velocity: Boxes, lost: list[Lost], found: Boxes,
-            last_cut: npt.NDArray[np.bool_] | None = None) -> Boxes:
-    """Every region to blur on the frames from the detection that found ``last`` (moving at
-    ``last_velocity``) up to the one that found ``found``, while ``lost`` were the faces lost before:
-    the motion hulls, the lost faces' motion, and that of faces of ``last`` not found now."""
-    seen = _still_found(last, last_velocity, found)
-    cut = np.zeros(len(last), bool) if last_cut is None else last_cut
-    newly = [Lost(last[i], last_velocity[i], 0, bool(cut[i])) for i in range(len(last)) if i not in seen]
-    return np.concatenate([motion_cover(last, found), lost_cover(lost), lost_cover(newly)])
-
-
-def carry(lost: list[Lost], last: Boxes, last_velocity: Boxes, found: Boxes,
-          last_cut: npt.NDArray[np.bool_] | None = None) -> list[Lost]:
-    """The lost faces after a detection that found ``found``: faces of the previous detection (``last``,
-    with their motion) that it did not find join; those it found again (near where their motion puts them)
-    and those lost for ``HOLD_INTERVALS`` leave. The first interval of a newly lost face is covered by
-    ``motion_cover`` (its padded last box) and ``lost_cover`` of age 0 (its motion)."""
-    seen = _still_found(last, last_velocity, found)
-    cut = np.zeros(len(last), bool) if last_cut is None else last_cut
-    aged = [Lost(f.box, f.velocity, f.age + 1, f.cut) for f in lost]
-    aged += [Lost(last[i], last_velocity[i], 1, bool(cut[i])) for i in range(len(last)) if i not in seen]
+def carry(lost: list[Lost], newly: list[Lost], found: Boxes) -> list[Lost]:
+    """The lost faces after a detection that found ``found``: the ones lost before, an interval older, and
+    ``newly`` (the previous detection's faces it did not find) join; those it found again (near where their
+    motion puts them) and those lost for ``HOLD_INTERVALS`` leave."""
+    aged = [Lost(f.box, f.velocity, f.age + 1, f.cut) for f in [*lost, *newly]]
     if not aged:
         return []
     predicted = np.stack([f.box + f.velocity * f.age for f in aged])
@@ -183,9 +168,8 @@ def carry(lost: list[Lost], last: Boxes, last_velocity: Boxes, found: Boxes,
 
 
 class Coverage:
-    """The regions to blur, detection after detection, for one stream (the state between ``between`` and
-    ``carry``): feed each detection's boxes to ``step`` and blur the frames since the previous detection
-    with what it returns."""
+    """The regions to blur, detection after detection, for one stream: feed each detection's boxes to
+    ``step`` and blur the frames since the previous detection with what it returns."""
 
     def __init__(self) -> None:
         self.last = np.zeros((0, 4), np.float32)  # boxes of the last detection
@@ -197,9 +181,15 @@ class Coverage:
         """``found``: this detection's boxes; ``frame``: the frame's (width, height), to tell boxes cut by
         its edge."""
         found = np.asarray(found, np.float32).reshape(-1, 4)
-        regions = between(self.last, self._velocity, self._lost, found, self._cut)
-        self._lost = carry(self._lost, self.last, self._velocity, found, self._cut)
-        self._velocity = velocities(self.last, found)
+        pairs = match(self.last, found)
+        seen = _still_found(self.last, self._velocity, found)
+        newly = [Lost(self.last[i], self._velocity[i], 0, bool(self._cut[i]))
+                 for i in range(len(self.last)) if i not in seen]
+        # The frames since the last detection: the motion hulls, the faces lost before and their motion,
+        # and that of the last detection's faces not found now (their first interval lost).
+        regions = np.concatenate([motion_cover(self.last, found, pairs), lost_cover(self._lost), lost_cover(newly)])
+        self._lost = carry(self._lost, newly, found)
+        self._velocity = velocities(self.last, found, pairs)
         self.last = found
         if frame is None:
             self._cut = np.zeros(len(found), bool)
