@@ -110,7 +110,8 @@ def _lags(hub: Hub, since: datetime) -> list[float]:
 
 
 def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, seconds: float,
-                 outage: float, live_parts: str = "watched") -> dict[str, Any]:
+                 outage: float, live_parts: str = "watched", batch_max: int = 16,
+                 batch_window_s: float = 0.5) -> dict[str, Any]:
     hub = Hub(root / "edge-hub")
     hub.setup()
     gws: list[Gateway] = []
@@ -120,7 +121,7 @@ def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, secon
         cams = [{"name": f"cam{c}", "url": urls[g * cameras + c]} for c in range(cameras)]
         gws.append(Gateway(root / f"gw{g}", hub, tok["hub_fingerprint"], tok["token"], cams,
                            segment_target_s=SEGMENT_S, probe_seconds=2.0, backoff_max_s=5.0, health_interval_s=10.0,
-                           live_parts=live_parts))
+                           live_parts=live_parts, batch_max=batch_max, batch_window_s=batch_window_s))
     hub.start()
     assert hub.proc is not None
     pin_hub(hub.proc.pid)
@@ -161,11 +162,16 @@ def measure_edge(root: Path, urls: list[str], gateways: int, cameras: int, secon
             catch_up = time.monotonic() - back
             result.update(outage_s=outage, backlog_segments=backlog, catch_up_s=catch_up,
                           catch_up_per_outage=catch_up / outage)
-        return result
     finally:
         for gw in gws:
             gw.stop()
         hub.stop()
+    # Written by each gateway as it stops: its requests carrying finished segments together.
+    reports = [gw.health().get("batches") or {} for gw in gws]
+    result.update(batch_requests=sum(r.get("requests", 0) for r in reports),
+                  batched_segments=sum(r.get("segments", 0) for r in reports),
+                  largest_batch=max((r.get("largest", 0) for r in reports), default=0))
+    return result
 
 
 def main() -> int:
@@ -181,6 +187,9 @@ def main() -> int:
     ap.add_argument("--pin", action="store_true",
                     help="the hub alone on CPU 0, the cameras' server, the gateways and this script on the others "
                     "(as deployed: a gateway runs at its site, not on the hub's cores); both modes alike")
+    ap.add_argument("--batch-max", type=int, default=16,
+                    help="the gateways' batch_max: most finished segments per request (1: one request each)")
+    ap.add_argument("--batch-window", type=float, default=0.5, help="the gateways' batch_window_s")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
@@ -201,10 +210,11 @@ def main() -> int:
             urls = [server.url(f"/cam{i}") for i in range(n)]
             load0 = os.getloadavg()
             pull = measure_pull(root, urls, args.seconds)
-            edge = measure_edge(root, urls, args.gateways, args.cameras, args.seconds, args.outage, args.live_parts)
+            edge = measure_edge(root, urls, args.gateways, args.cameras, args.seconds, args.outage, args.live_parts,
+                                args.batch_max, args.batch_window)
             load1 = os.getloadavg()
         report = {"pinned": args.pin, "gateways": args.gateways, "cameras_per_gateway": args.cameras, "cameras": n,
-                  "live_parts": args.live_parts,
+                  "live_parts": args.live_parts, "batch_max": args.batch_max, "batch_window_s": args.batch_window,
                   "segment_s": SEGMENT_S, "load_before": load0, "load_after": load1, "pull": pull, "edge": edge,
                   "hub_cpu_ratio_edge_vs_pull": edge["hub_cpu_per_camera_min"] / pull["hub_cpu_per_camera_min"]}
         print(json.dumps(report, indent=2))

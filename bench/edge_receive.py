@@ -6,12 +6,16 @@ collapsed stacks written next to the figures); bench/edge.py is the benchmark wi
     python bench/edge_receive.py --segments 300 [--parallel 10] [--profile prof.txt]
 
 ``--parallel N``: N cameras sending at once, each on its own connection (as a gateway's camera lanes do).
+``--batch K``: K cameras whose segments go together, K per request (``POST /api/edge/batches``, as a gateway's
+lanes send segments finished at about the same time); with ``--parallel`` 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +44,7 @@ def main() -> int:
     ap.add_argument("--segments", type=int, default=300)
     ap.add_argument("--bytes", type=int, default=1_000_000, help="segment size (4 s at 2 Mbit/s: 1 MB)")
     ap.add_argument("--parallel", type=int, default=1, help="cameras sending at once, a connection each")
+    ap.add_argument("--batch", type=int, default=1, help="segments per request (K cameras' segments together)")
     ap.add_argument("--profile", type=Path, help="write py-spy's collapsed stacks (GIL holders) here")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="civicam-bench-recv-"))
@@ -52,19 +57,36 @@ def main() -> int:
         auth = {"Authorization": f"Bearer {tok['token']}", "Tus-Resumable": "1.0.0"}
         body = os.urandom(args.bytes)
         n = max(1, args.parallel)
+        k = max(1, args.batch)
+        if k > 1 and n > 1:
+            ap.error("--batch with --parallel 1 only")
         clients = [httpx.Client(base_url=hub.url, verify=False, timeout=30) for _ in range(n)]
         try:
-            cams = [clients[0].post("/api/edge/cameras", json={"name": f"cam{k}", "probe": {"verdict": "accepted"}},
-                                    headers=auth).json()["id"] for k in range(n)]
+            cams = [clients[0].post("/api/edge/cameras", json={"name": f"cam{c}", "probe": {"verdict": "accepted"}},
+                                    headers=auth).json()["id"] for c in range(max(n, k))]
+
+            def segment(i: int, camera: int, slot: int) -> tuple[bytes, dict[str, object]]:
+                data = body[:-8] + i.to_bytes(8, "big")
+                start = T0 + timedelta(seconds=4 * slot)
+                return data, {"camera_id": camera, "start": start.isoformat(),
+                              "end": (start + timedelta(seconds=4)).isoformat(),
+                              "sha256": hashlib.sha256(data).hexdigest(), "seq": slot, "frames": 100, "keyframes": 2,
+                              "init_bytes": 700, "codec": "h264", "width": 1280, "height": 720, "session": "bench"}
+
+            def send_batch(slot: int) -> None:
+                parts = [segment(slot * k + c, cams[c], slot) for c in range(k)]
+                manifest = [{"length": len(d), "metadata": encode_metadata(m)} for d, m in parts]
+                r = clients[0].post("/api/edge/batches", content=b"".join(d for d, _ in parts), headers={
+                    **auth, "Civicam-Batch": base64.b64encode(json.dumps(manifest).encode()).decode(),
+                    "Content-Type": "application/octet-stream"})
+                assert r.status_code == 200 and all(i.get("stored") for i in r.json()["items"]), r.text
 
             def send(i: int) -> None:
+                if k > 1:
+                    send_batch(i)
+                    return
                 lane = i % n  # camera ``lane`` sends every n-th segment, on its own connection
-                data = body[:-8] + i.to_bytes(8, "big")
-                start = T0 + timedelta(seconds=4 * (i // n))
-                meta = {"camera_id": cams[lane], "start": start.isoformat(),
-                        "end": (start + timedelta(seconds=4)).isoformat(),
-                        "sha256": hashlib.sha256(data).hexdigest(), "seq": i // n, "frames": 100, "keyframes": 2,
-                        "init_bytes": 700, "codec": "h264", "width": 1280, "height": 720, "session": "bench"}
+                data, meta = segment(i, cams[lane], i // n)
                 r = clients[lane].post("/api/edge/uploads", content=data, headers={
                     **auth, "Upload-Length": str(len(data)), "Upload-Metadata": encode_metadata(meta),
                     "Content-Type": "application/offset+octet-stream"})
@@ -78,6 +100,7 @@ def main() -> int:
                         lane.result()  # a refused segment fails the run
 
             warm = 5 * n
+            requests = args.segments // k  # with --batch, each "segment" index below is a request of k
             lanes(0, warm)  # warm: first requests build caches, routes, the store, one connection per lane
             spy = None
             if args.profile:
@@ -86,7 +109,7 @@ def main() -> int:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1)
             c0, t0 = cpu_seconds(hub.proc.pid), time.monotonic()
-            lanes(warm, warm + args.segments)
+            lanes(warm, warm + requests)
             cpu, wall = cpu_seconds(hub.proc.pid) - c0, time.monotonic() - t0
             if spy is not None:
                 spy.send_signal(2)
@@ -94,8 +117,9 @@ def main() -> int:
         finally:
             for c in clients:
                 c.close()
-        print(f"{args.segments} segments of {args.bytes} bytes, {n} at once: hub {cpu:.2f} CPU-s, "
-              f"{1000 * cpu / args.segments:.1f} ms per segment, wall {wall:.1f} s, load {os.getloadavg()[0]:.2f}")
+        sent = requests * k
+        print(f"{sent} segments of {args.bytes} bytes, {n} at once, {k} per request: hub {cpu:.2f} CPU-s, "
+              f"{1000 * cpu / sent:.1f} ms per segment, wall {wall:.1f} s, load {os.getloadavg()[0]:.2f}")
     finally:
         hub.stop()
         shutil.rmtree(root, ignore_errors=True)

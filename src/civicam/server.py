@@ -12,6 +12,7 @@ from civicam.context import Context
 
 log = logging.getLogger("civicam")
 EDGE_UPLOADS = "/api/edge/uploads"
+EDGE_BATCHES = "/api/edge/batches"
 
 
 class RoutineUploads(logging.Filter):
@@ -25,7 +26,7 @@ class RoutineUploads(logging.Filter):
         if not isinstance(args, tuple) or len(args) != 5:  # not uvicorn's access line: keep
             return True
         path, status = args[2], args[4]
-        upload = isinstance(path, str) and (path == EDGE_UPLOADS or path.startswith(EDGE_UPLOADS + "/"))
+        upload = isinstance(path, str) and (path in (EDGE_UPLOADS, EDGE_BATCHES) or path.startswith(EDGE_UPLOADS + "/"))
         return not (upload and isinstance(status, int) and 200 <= status < 300)
 
 

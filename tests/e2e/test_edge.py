@@ -5,6 +5,7 @@ hub's database read directly."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 from civicam.auth.tls import generate_self_signed
 from civicam.ingest.uploads import encode_metadata
 from support.edge import Gateway, Hub, Relay, sha256_file, wait_for
-from support.rtsp import RtspServer
+from support.rtsp import RtspServer, make_h264_file
 from support.rtsp_fixtures import SECURE_PASSWORD, SECURE_USER, STANDARD_MOUNTS
 from support.services import require
 
@@ -54,10 +55,13 @@ def camera_id(hub: Hub, site_id: int, name: str) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-def journal_by_start(gw: Gateway) -> dict[datetime, dict[str, Any]]:
-    """What the gateway recorded, one entry per segment (a crash may journal a segment twice: same digest)."""
+def journal_by_start(gw: Gateway, local_id: int | None = None) -> dict[datetime, dict[str, Any]]:
+    """What the gateway recorded, one entry per segment (a crash may journal a segment twice: same digest);
+    ``local_id``: of that camera only (the gateway's own number for it)."""
     out: dict[datetime, dict[str, Any]] = {}
     for entry in gw.recorded():
+        if local_id is not None and entry["local_id"] != local_id:
+            continue
         start = datetime.fromisoformat(entry["start"])
         if start in out:
             assert out[start]["sha256"] == entry["sha256"], "one segment journalled with two digests"
@@ -65,12 +69,13 @@ def journal_by_start(gw: Gateway) -> dict[datetime, dict[str, Any]]:
     return out
 
 
-def assert_exactly_once(hub: Hub, gw: Gateway, cam: int) -> list[dict[str, Any]]:
-    """Every segment the gateway recorded is on the hub once with the same bytes, or still waits in its spool."""
+def assert_exactly_once(hub: Hub, gw: Gateway, cam: int, local_id: int | None = None) -> list[dict[str, Any]]:
+    """Every segment the gateway recorded is on the hub once with the same bytes, or still waits in its spool
+    (``local_id``: the gateway's number for hub camera ``cam``, where it has several)."""
     segs = hub_segments(hub, cam)
     starts = [s["start"] for s in segs]
     assert len(starts) == len(set(starts)), "a segment is on the hub twice"
-    journal = journal_by_start(gw)
+    journal = journal_by_start(gw, local_id)
     waiting = {p.name for p in gw.waiting()}
     for seg in segs:
         entry = journal.get(seg["start"])
@@ -365,3 +370,51 @@ def test_gateway_recorder_gap_reaches_the_hub(tmp_path: Path, rtsp_available: bo
     # The oracle is the gateway's own journal: the one hole in what it recorded is the hub's gap.
     assert contiguous(recorded) == [(gap_start, gap_end)], (contiguous(recorded), gap_start, gap_end)
     assert len(hub.query("SELECT id FROM recording_gaps WHERE camera_id = ?", cam)) == 1, "one gap, no other"
+
+
+def test_cameras_of_a_site_share_upload_requests(tmp_path: Path, rtsp_available: bool) -> None:
+    """Three cameras behind one gateway: their finished segments go to the hub together (edge/batching.py),
+    fewer requests than segments, and every segment is on the hub exactly once with its recorded digest,
+    one upload row each, in order, without holes."""
+    require(rtsp_available, "GStreamer RTSP server (python3-gi + gir1.2-gst-rtsp-server-1.0)")
+    # Three cameras from one pre-encoded clip, served shared (as bench/edge.py does): three clients opening
+    # the live test source at once had the test server encode three 720p streams on a loaded machine.
+    clip = make_h264_file(tmp_path / "clip.h264", seconds=6)
+    cameras = RtspServer([{"path": f"/cam{i}", "source": "file", "file": str(clip), "fps": 25, "shared": True}
+                          for i in range(3)])
+    cameras.start()
+    hub = Hub(tmp_path / "hub")
+    hub.setup()
+    site = hub.add_site("Mall")
+    tok = hub.token(site)
+    hub.start()
+    names = ["Door", "Hall", "Lift"]
+    # A window as long as a segment: each batch waits for every camera's next segment.
+    gw = Gateway(tmp_path / "gw", hub, tok["hub_fingerprint"], tok["token"],
+                 [{"name": n, "url": cameras.url(f"/cam{i}")} for i, n in enumerate(names)], live_parts="off",
+                 batch_window_s=TARGET_S)
+    gw.start()
+    try:
+        ids = [wait_for(f"camera {n} on the hub", lambda n=n: camera_id(hub, site, n), 60) for n in names]
+        wait_for("four segments of every camera", lambda: all(len(hub_segments(hub, c)) >= 4 for c in ids), 90)
+        batches = wait_for("a health report counting the batches",
+                           lambda: (gw.health().get("batches") or {}).get("requests") or None, 30)
+        assert batches >= 1
+    finally:
+        gw.stop()
+        hub.stop()
+        cameras.stop()
+    report = gw.health()["batches"]
+    total = sum(len(hub_segments(hub, c)) for c in ids)
+    assert report["largest"] >= 2 and report["requests"] < report["segments"], report
+    assert report["segments"] <= total, "the hub has every batched segment"
+    local = {int(hub_id): int(mine) for mine, hub_id in
+             json.loads((gw.spool / "cameras.json").read_text())["hub"].items()}
+    for cam in ids:
+        missing = assert_exactly_once(hub, gw, cam, local[cam])
+        assert not missing, missing
+        segs = hub_segments(hub, cam)
+        assert contiguous(segs) == [], "no holes"
+        assert [s["seq"] for s in segs] == sorted(s["seq"] for s in segs)
+        rows = hub.query("SELECT status FROM edge_uploads WHERE camera_id = ?", cam)
+        assert len(rows) == len(segs) and {r[0] for r in rows} == {"done"}, rows

@@ -203,6 +203,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("POST", "/api/edge/cameras"): lambda e, w: Req(json={}, expect=GATEWAY_ONLY),
     ("POST", "/api/edge/uploads"): lambda e, w: Req(expect=GATEWAY_ONLY),
     ("OPTIONS", "/api/edge/uploads"): lambda e, w: Req(expect=GATEWAY_ONLY),
+    ("POST", "/api/edge/batches"): lambda e, w: Req(expect=GATEWAY_ONLY),
     ("HEAD", "/api/edge/uploads/{upload_id}"): lambda e, w: Req(params={"upload_id": 1}, expect=((401, ""),)),
     ("PATCH", "/api/edge/uploads/{upload_id}"): lambda e, w: Req(params={"upload_id": 1}, expect=GATEWAY_ONLY),
     ("DELETE", "/api/edge/uploads/{upload_id}"): lambda e, w: Req(params={"upload_id": 1}, expect=GATEWAY_ONLY),

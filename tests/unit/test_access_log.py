@@ -25,6 +25,9 @@ def _access(method: str, path: str, status: int) -> logging.LogRecord:
     ("POST", "/api/edge/gaps", 201, True),        # other gateway traffic stays
     ("GET", "/api/cameras", 200, True),
     ("GET", "/api/edge/uploadsX", 200, True),     # not the uploads collection
+    ("POST", "/api/edge/batches", 200, False),    # several segments; refused items are logged by the route
+    ("POST", "/api/edge/batches", 400, True),     # a malformed batch
+    ("POST", "/api/edge/batches/x", 200, True),
 ])
 def test_only_accepted_segment_uploads_are_left_out(method: str, path: str, status: int, kept: bool) -> None:
     assert RoutineUploads().filter(_access(method, path, status)) is kept

@@ -70,9 +70,14 @@ def systems(names: list[str], model: Path | None = None) -> dict[str, System]:
         base, _, mode = name.partition("+")
         mode = mode or "detector"
         if base.startswith("rfb"):
-            side = int(base[3:] or 640)
+            size, _, variant = base[3:].partition("-")  # rfb, rfb960, rfb-flip (the frame and its mirror)
+            if variant not in ("", "flip"):
+                raise SystemExit(f"unknown rfb variant {variant!r} (rfb[SIDE][-flip])")
             kw = {"model_path": model} if model else {}
-            det: Callable[[np.ndarray], Detections] = RfbDetector(min_score=0.05, side=side, **kw).detect
+            # Fused, a box one pass of two found at 0.05 scores 0.025: keep those too.
+            det: Callable[[np.ndarray], Detections] = RfbDetector(
+                min_score=0.025 if variant == "flip" else 0.05, side=int(size or 640), flip=variant == "flip",
+                **kw).detect
         elif base == "pretrained":
             det = RfbDetector(min_score=0.05, model_path=PRETRAINED).detect
         elif base == "yunet":
@@ -155,7 +160,7 @@ def main() -> None:
     ap.add_argument("--split", choices=("dev", "val", "composed"), default="val",
                     help="composed: CCTV scenes from held-out crops, matched with evaluation.hit")
     ap.add_argument("--systems", default=",".join(["yunet", "pretrained", "pretrained+classifier", "rfb",
-                                                   "rfb+classifier", "rfb+fused", "rfb960"]),
+                                                   "rfb+classifier", "rfb+fused", "rfb960", "rfb-flip"]),
                     help=f"comma-separated; labellers: {', '.join(LABELLERS)}")
     ap.add_argument("--limit", type=int, default=0, help="first N images only (quick checks)")
     ap.add_argument("--op-score", type=float, default=0.5, help="score for the recall table")

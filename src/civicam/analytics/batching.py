@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from civicam.analytics.accel import Prefer, choose_decoder, choose_providers, uses_gpu
 from civicam.analytics.detections import Detections
-from civicam.analytics.faces import ANALYTICS_MIN_SCORE, create_detector
+from civicam.analytics.faces import analytics_options, create_detector
 from civicam.analytics.pipeline import Frame
 from civicam.analytics.rfb import RfbDetector
 from civicam.storage.backend import SegmentStore
@@ -24,18 +24,19 @@ class Batcher:
     """Detects faces in frames of many cameras in shared network runs (``RfbDetector.detect_batch``)."""
 
     def __init__(self, detector: str, prefer: Prefer = "auto", *, available: Sequence[str] | None = None,
-                 decoders: Sequence[str] | None = None) -> None:
+                 decoders: Sequence[str] | None = None, mirror: bool = True) -> None:
         self.providers = choose_providers(ort.get_available_providers() if available is None else available, prefer)
         self.gpu = uses_gpu(self.providers)
         self._decoders = set(av.codecs_available if decoders is None else decoders)
         self._lock = threading.Lock()  # one session, one caller at a time: the batch is the parallelism
         if detector == "rfb":
-            self.detector: RfbDetector | None = RfbDetector(min_score=ANALYTICS_MIN_SCORE, providers=self.providers)
+            self.detector: RfbDetector | None = RfbDetector(**analytics_options(detector, mirror),
+                                                            providers=self.providers)
             self._single = None
         else:
             # Other backends have no batch entry point: they detect frame by frame on the CPU.
             self.detector = None
-            self._single = create_detector(detector, {"min_score": ANALYTICS_MIN_SCORE})
+            self._single = create_detector(detector, analytics_options(detector, mirror))
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         if not frames:

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from civicam.analytics.detections import Detections
-from civicam.analytics.faces import ANALYTICS_MIN_SCORE, FaceDetector, create_detector
+from civicam.analytics.faces import FaceDetector, analytics_options, create_detector
 from civicam.analytics.labels import MaskLabeller
 from civicam.analytics.mask import UNKNOWN, MaskResult
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
@@ -61,8 +61,7 @@ class FrameAnalyzer:
 
     def __init__(self, detector: FaceDetector | None = None, labeller: MaskLabeller | None = None,
                  report_score: float = 0.5) -> None:
-        self.detector = detector if detector is not None else create_detector(
-            options={"min_score": ANALYTICS_MIN_SCORE})
+        self.detector = detector if detector is not None else create_detector(options=analytics_options())
         self.labeller = labeller if labeller is not None else MaskLabeller()
         self.report_score = report_score
 

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from civicam.analytics.aggregation import CameraEvent, add_events
 from civicam.analytics.batching import Batcher
 from civicam.analytics.detections import Detections
-from civicam.analytics.faces import ANALYTICS_MIN_SCORE, DEFAULT_DETECTOR, create_detector
+from civicam.analytics.faces import ANALYTICS_MIN_SCORE, DEFAULT_DETECTOR, analytics_options, create_detector
 from civicam.analytics.pipeline import Frame, FrameAnalyzer, RateSampler, VideoAnalyzer, sample_frames
 from civicam.analytics.suitability import Suitability, SuitabilityWindow
 from civicam.config.analytics import AnalyticsSettings
@@ -120,7 +120,8 @@ class AnalyticsService:
             s = self.settings
             shared = self._batch().detector if s.batch_cameras > 1 else None
             # Batched: every camera uses the node's one shared detector (on its GPU), not a session each.
-            detector = shared if shared is not None else create_detector(s.detector, {"min_score": ANALYTICS_MIN_SCORE})
+            detector = shared if shared is not None else create_detector(
+                s.detector, analytics_options(s.detector, s.mirror_pass))
             analyzer = VideoAnalyzer(FrameAnalyzer(detector=detector), fps=s.fps)
             state = CameraState(camera_id, analyzer, SuitabilityWindow(s.suitability_window),
                                 deque(maxlen=s.max_backlog))
@@ -258,7 +259,8 @@ class AnalyticsService:
 
     def _batch(self) -> Batcher:
         if self._batcher is None:
-            self._batcher = Batcher(self.settings.detector, self.settings.accelerator)
+            self._batcher = Batcher(self.settings.detector, self.settings.accelerator,
+                                    mirror=self.settings.mirror_pass)
         return self._batcher
 
     def work_batch(self, timeout: float = 0.5) -> int:

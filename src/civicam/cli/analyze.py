@@ -19,14 +19,17 @@ app = typer.Typer(help="Entrance analytics: faces with mask labels (images), ano
 
 UpscaleOpt = Annotated[float, typer.Option(help="Detect faces on frames this much larger than the default 640 px "
                                               "(finds smaller faces; costs ~upscale^2 time).", min=0.25, max=4.0)]
+MirrorOpt = Annotated[bool, typer.Option(help="Also detect on the mirrored frame and fuse the two passes (better "
+                                              "placed boxes, fewer misses; ~1.45x the detection's time).")]
 
 
-def _analyzer(upscale: float) -> FrameAnalyzer:
-    from civicam.analytics.faces import ANALYTICS_MIN_SCORE, create_detector
+def _analyzer(upscale: float, mirror: bool = True) -> FrameAnalyzer:
+    from civicam.analytics.faces import analytics_options, create_detector
     from civicam.analytics.pipeline import FrameAnalyzer
 
-    # The detector sees every frame with its longer side at 640 px; upscale enlarges that.
-    return FrameAnalyzer(create_detector(options={"min_score": ANALYTICS_MIN_SCORE, "side": round(640 * upscale)}))
+    # The detector sees every frame with its longer side at 640 px; upscale enlarges that. Mirror: the hub's
+    # analytics default (AnalyticsSettings.mirror_pass), a second pass over the mirrored frame.
+    return FrameAnalyzer(create_detector(options={**analytics_options(mirror=mirror), "side": round(640 * upscale)}))
 
 
 def _fail(message: str) -> None:
@@ -37,7 +40,7 @@ def _fail(message: str) -> None:
 @app.command("image")
 def image(paths: Annotated[list[Path], typer.Argument(help="Image files to analyse.")],
           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-          upscale: UpscaleOpt = 1.0) -> None:
+          upscale: UpscaleOpt = 1.0, mirror: MirrorOpt = True) -> None:
     """Detect faces and label each mask / no_mask / unknown."""
     frames = []
     for p in paths:
@@ -45,7 +48,7 @@ def image(paths: Annotated[list[Path], typer.Argument(help="Image files to analy
         if img is None:
             _fail(f"cannot read image {p}")
         frames.append((p, np.asarray(img, np.uint8)))
-    analyzer = _analyzer(upscale)
+    analyzer = _analyzer(upscale, mirror)
     out = []
     for p, frame in frames:
         faces = analyzer.analyze(frame)
@@ -67,7 +70,7 @@ def image(paths: Annotated[list[Path], typer.Argument(help="Image files to analy
 def video(path: Annotated[Path, typer.Argument(help="Video file (anything PyAV/FFmpeg decodes).")],
           fps: Annotated[float, typer.Option(help="Frames analysed per second.")] = 5.0,
           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-          upscale: UpscaleOpt = 1.0) -> None:
+          upscale: UpscaleOpt = 1.0, mirror: MirrorOpt = True) -> None:
     """Count people and mask compliance (aggregate numbers only)."""
     import av
 
@@ -76,7 +79,7 @@ def video(path: Annotated[Path, typer.Argument(help="Video file (anything PyAV/F
     if not path.is_file():
         _fail(f"cannot read video {path}: no such file")
     try:
-        report = VideoAnalyzer(_analyzer(upscale), fps=fps).analyze(path)
+        report = VideoAnalyzer(_analyzer(upscale, mirror), fps=fps).analyze(path)
     except (av.error.FFmpegError, IndexError) as e:  # IndexError: no video stream
         _fail(f"cannot read video {path}: {e}")
         return

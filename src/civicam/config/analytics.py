@@ -19,6 +19,11 @@ class AnalyticsSettings(BaseModel):
     )
     poll_interval_s: float = Field(2.0, gt=0, description="How often new segments are looked for.")
     detector: str = Field("rfb", description="Face detector backend (see civicam.analytics.faces).")
+    mirror_pass: bool = Field(
+        True, description="Detect each analysed frame and its mirror image and fuse the two (rfb only): better "
+        "placed boxes and fewer missed faces, AP50 +0.015-0.02 per class on mask-scenes val, for ~1.45x the "
+        "detection's CPU. Off: one pass, more cameras per core.",
+    )
     suitability_window: int = Field(500, ge=20, description="Face heights kept per camera for suitability.")
     min_cell_size: int = Field(
         5, ge=1, description="Aggregates leave out any camera's 15 minutes with fewer people than this (but "

@@ -123,6 +123,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/edge/cameras"): GATEWAY,
     ("POST", "/api/edge/uploads"): GATEWAY,
     ("OPTIONS", "/api/edge/uploads"): GATEWAY,
+    ("POST", "/api/edge/batches"): GATEWAY,
     ("HEAD", "/api/edge/uploads/{upload_id}"): GATEWAY,
     ("PATCH", "/api/edge/uploads/{upload_id}"): GATEWAY,
     ("DELETE", "/api/edge/uploads/{upload_id}"): GATEWAY,

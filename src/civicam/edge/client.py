@@ -6,16 +6,21 @@ handshakes that carry requests. A different certificate fails the handshake, so 
 anyone but the pinned hub.
 
 Uploads are tus 1.0.0 (core + creation) against ``/api/edge/uploads``; the segment being recorded is streamed
-with creation-defer-length (``stream_*``, edge/stream.py); see ``api/routers/edge.py``. View-only
+with creation-defer-length (``stream_*``, edge/stream.py); see ``api/routers/edge.py``. A finished segment's
+first try goes with those of the site's other cameras finished at about the same time, in one request to
+``/api/edge/batches`` (edge/batching.py, ingest/batches.py); every retry is tus. View-only
 cameras are relayed on the hub's request, learnt by long-polling ``/api/edge/relay-requests`` (edge/relay.py).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -23,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from civicam.auth.tls import fingerprint_der
+from civicam.edge.batching import Closed, GroupSender
 from civicam.edge.config import EdgeConfig
 from civicam.edge.spool import QUOTA_GAP, GapEvent, Spooled
 from civicam.ingest.uploads import encode_metadata
@@ -99,6 +105,15 @@ class HubClient:
         self._tried: set[str] = set()  # segments whose upload was attempted in this run
         # Hub camera ids whose last creation answer said somebody watches them live (``Civicam-Live``).
         self.watched: dict[int, bool] = {}
+        self.batches: GroupSender[Entry, BatchAnswer | HubRefused] | None = (
+            GroupSender(self.upload_batch, cfg.batch_window_s, cfg.batch_max, name="edge-batches")
+            if cfg.batch_max > 1 else None)
+
+    def shutdown(self) -> None:
+        """The gateway stops: segments still waiting for a batch are refused (their lanes retry next run)."""
+        if self.batches is not None:
+            self.batches.close()
+        self.close()
 
     def close(self) -> None:
         if self._http is not None:
@@ -222,28 +237,68 @@ class HubClient:
         if r.status_code not in (204, 404):
             raise self._refusal(r)
 
+    def upload_batch(self, entries: Sequence[Entry]) -> list[BatchAnswer | HubRefused]:
+        """Several finished segments in one request (``/api/edge/batches``); one answer per entry, in order: where
+        the hub has it (stored or not), or its refusal (returned, for its own lane to raise)."""
+        manifest = [{"length": e.item.bytes, "metadata": encode_metadata(segment_metadata(e.hub_camera, e.item))}
+                    for e in entries]
+        # Streamed from the files (never the whole batch in memory), with its length: the hub checks it
+        # against the manifest before reading.
+        r = self.request("POST", "/api/edge/batches", content=_files(entries), headers={
+            "Civicam-Batch": base64.b64encode(json.dumps(manifest).encode()).decode(),
+            "Content-Length": str(sum(e.item.bytes for e in entries)), "Content-Type": "application/octet-stream"})
+        if r.status_code != 200:
+            raise self._refusal(r)
+        items = r.json()["items"]
+        if len(items) != len(entries):
+            raise HubUnreachable(f"the hub answered {len(items)} items for a batch of {len(entries)}")
+        out: list[BatchAnswer | HubRefused] = []
+        for got in items:
+            if "status" in got:
+                cls = DigestMismatch if got["status"] == 460 else HubRefused
+                out.append(cls(int(got["status"]), str(got.get("code", "refused")), str(got.get("detail"))))
+            else:
+                out.append(BatchAnswer(str(got["location"]), int(got["offset"]),
+                                       None if got["stored"] is None else int(got["stored"]), bool(got["watched"])))
+        return out
+
     def upload(self, hub_camera: int, item: Spooled, path: str) -> int:
         """Deliver one segment (resuming where the hub is); returns the hub's segment id once it is stored."""
         headers = {"Upload-Length": str(item.bytes),
                    "Upload-Metadata": encode_metadata(segment_metadata(hub_camera, item))}
-        # First try: the segment's bytes ride on the creation request (tus creation-with-upload), so a segment
-        # costs one request. A retry creates without a body: the hub may hold some bytes already, and the
-        # answer's offset says where to continue.
+        # First try: the segment's bytes go with other cameras' finished at the same time (one request for
+        # them all), or ride on its creation request (tus creation-with-upload): one request either way.
+        # A retry creates without a body: the hub may hold some bytes already, and the answer's offset says
+        # where to continue.
         first = item.path not in self._tried
         self._tried.add(item.path)
-        if first:
-            r = self.request("POST", "/api/edge/uploads", content=_read(path, 0, self.cfg.chunk_bytes),
-                             headers={**headers, "Content-Type": "application/offset+octet-stream"})
+        if first and self.batches is not None and item.bytes <= min(BATCH_ITEM_MAX, self.cfg.chunk_bytes) \
+                and _size(path) == item.bytes:
+            try:
+                got = self.batches.submit(Entry(hub_camera, item, path))
+            except Closed as exc:
+                raise HubUnreachable(str(exc)) from None
+            if isinstance(got, HubRefused):
+                raise got
+            self.watched[hub_camera] = got.watched
+            if got.stored is not None:
+                self._tried.discard(item.path)
+                return got.stored
+            location, offset = got.location, got.offset
         else:
-            r = self.request("POST", "/api/edge/uploads", headers=headers)
-        if r.status_code not in (200, 201):
-            raise self._refusal(r)
-        self.watched[hub_camera] = r.headers.get("Civicam-Live") == "watched"
-        if "Civicam-Stored" in r.headers:
-            self._tried.discard(item.path)
-            return int(r.headers["Civicam-Stored"])
-        location = r.headers["Location"]
-        offset = int(r.headers.get("Upload-Offset", "0"))
+            if first:
+                r = self.request("POST", "/api/edge/uploads", content=_read(path, 0, self.cfg.chunk_bytes),
+                                 headers={**headers, "Content-Type": "application/offset+octet-stream"})
+            else:
+                r = self.request("POST", "/api/edge/uploads", headers=headers)
+            if r.status_code not in (200, 201):
+                raise self._refusal(r)
+            self.watched[hub_camera] = r.headers.get("Civicam-Live") == "watched"
+            if "Civicam-Stored" in r.headers:
+                self._tried.discard(item.path)
+                return int(r.headers["Civicam-Stored"])
+            location = r.headers["Location"]
+            offset = int(r.headers.get("Upload-Offset", "0"))
         while True:
             r = self.request("PATCH", location, content=_read(path, offset, self.cfg.chunk_bytes),
                              headers={"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
@@ -266,6 +321,23 @@ class HubClient:
             offset = new_offset
 
 
+class Entry(NamedTuple):
+    """A finished segment waiting for a batch: the hub's camera id, the spooled segment, its file."""
+
+    hub_camera: int
+    item: Spooled
+    path: str
+
+
+class BatchAnswer(NamedTuple):
+    """The hub's answer for one segment of a batch: its tus upload, the hub's offset, the segment id once stored."""
+
+    location: str
+    offset: int
+    stored: int | None
+    watched: bool
+
+
 class Stream(NamedTuple):
     """A streamed upload on the hub: where to PATCH, the hub's offset, the segment id if it is stored."""
 
@@ -283,6 +355,27 @@ def segment_metadata(hub_camera: int, item: Spooled) -> dict[str, Any]:
 
 
 WHOLE_BODY_MAX = 8 * 1024 * 1024
+BATCH_ITEM_MAX = WHOLE_BODY_MAX  # larger segments (and any above chunk_bytes) go on their own, by tus
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1  # the tus path reports it
+
+
+def _files(entries: Sequence[Entry]) -> Iterator[bytes]:
+    """The batch's body: each entry's file, exactly its recorded size, in 1 MiB pieces."""
+    for e in entries:
+        left = e.item.bytes
+        with open(e.path, "rb") as fh:
+            while left > 0:
+                block = fh.read(min(1 << 20, left))
+                if not block:
+                    raise OSError(f"{e.path}: shorter than the {e.item.bytes} bytes recorded")
+                left -= len(block)
+                yield block
 
 
 def _read(path: str, offset: int, size: int) -> bytes | Iterator[bytes]:

@@ -65,6 +65,10 @@ class EdgeConfig(BaseModel):
         "'always', or 'off'. Only while the camera has no backlog.")
     live_poll_s: float = Field(0.02, gt=0, le=1, description="How often a streamed segment is looked at for a "
                                "new complete fragment.")
+    batch_window_s: float = Field(
+        0.5, ge=0, le=5, description="A finished segment waits up to this long for other cameras' segments, to go "
+        "to the hub with them in one request (the hub's cost per request is most of its cost per segment).")
+    batch_max: int = Field(16, ge=1, le=32, description="Most segments in one request; 1: each segment alone (tus).")
     chunk_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Most bytes sent per upload request (PATCH).")
     backoff_min_s: float = Field(0.5, gt=0, description="First retry delay after the hub could not be reached.")
     backoff_max_s: float = Field(30.0, gt=0, description="Longest retry delay (exponential with jitter).")

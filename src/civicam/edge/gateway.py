@@ -133,7 +133,7 @@ class Gateway:
         for thread in self._threads:
             thread.join(self.cfg.http_timeout_s + 5)
         self.relay.close()  # after its thread ended: no pull starts behind it
-        self.client.close()
+        self.client.shutdown()
         self._write_health()
 
     def _notify(self) -> None:
@@ -267,8 +267,12 @@ class Gateway:
                          "streaming": self._streaming(lane),
                          "last_uploaded_end": lane.last_uploaded_end.isoformat() if lane.last_uploaded_end else None,
                          "last_error": lane.last_error})
+        batches = self.client.batches
         return {"at": now.isoformat(), "spool_bytes": self.spool.used(), "quota_bytes": self.cfg.quota_bytes,
                 "relaying": self.relay.relaying(),
+                # First tries of finished segments sent together (edge/batching.py): requests, and segments in them.
+                "batches": {"requests": batches.requests, "segments": batches.items, "largest": batches.largest}
+                if batches is not None else None,
                 "pending_segments": count, "dropped_segments": self.spool.dropped,
                 "upload_lag_s": (now - oldest_end).total_seconds() if oldest_end else 0.0,
                 "last_contact": self.last_contact.isoformat() if self.last_contact else None, "cameras": cams}

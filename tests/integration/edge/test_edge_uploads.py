@@ -544,3 +544,102 @@ def test_tus_discovery_says_what_the_hub_enforces(sqlite_api: Api) -> None:
     stream = c.post("/api/edge/uploads", headers={**gw, "Upload-Defer-Length": "1", "Upload-Metadata": encode_metadata(
         {"camera_id": cam, "start": (T0 + timedelta(seconds=60)).isoformat()})})
     assert stream.status_code == 201 and stream.headers["Upload-Defer-Length"] == "1", stream.text
+
+
+def _batch_header(entries: list[tuple[dict[str, str], bytes]]) -> str:
+    import base64
+    import json
+
+    return base64.b64encode(json.dumps([{"length": len(b), "metadata": encode_metadata(m)}
+                                        for m, b in entries]).encode()).decode()
+
+
+def test_a_batch_stores_each_segment_as_its_own_upload(api: Api) -> None:
+    """``POST /api/edge/batches``: several segments in one body, each checked, stored and answered on its own:
+    a good one stored with its digest, a tampered one refused (460) and left open at offset 0 for a resend, one
+    of another site's camera refused (403) with nothing stored; sent again, the stored one is answered with
+    the same segment. A malformed manifest is refused whole."""
+    site_a, site_b = sites(api.ctx)
+    admin = api.login("admin", ADMIN_PASSWORD)
+    c = api.client
+    tok_a = c.post(f"/api/sites/{site_a}/token", json={"action": "issue"}, headers=admin).json()["token"]
+    tok_b = c.post(f"/api/sites/{site_b}/token", json={"action": "issue"}, headers=admin).json()["token"]
+    gw_a, gw_b = ({"Authorization": f"Bearer {t}", "Tus-Resumable": "1.0.0"} for t in (tok_a, tok_b))
+    cam = c.post("/api/edge/cameras", json={"name": "Door", "probe": {"verdict": "accepted"}},
+                 headers=gw_a).json()["id"]
+    hall = c.post("/api/edge/cameras", json={"name": "Hall", "probe": {"verdict": "accepted"}},
+                  headers=gw_b).json()["id"]
+    good = [hashlib.sha512(bytes([i])).digest() * (300 + 100 * i) for i in range(3)]
+    tampered = bytearray(good[1])
+    tampered[5] ^= 1
+    entries = [(meta_for(cam, good[0], 0), good[0]), (meta_for(cam, good[1], 1), bytes(tampered)),
+               (meta_for(hall, good[2], 2), good[2]), (meta_for(cam, good[2], 3), good[2])]
+
+    def send(batch: list[tuple[dict[str, str], bytes]], gw: dict[str, str]) -> Any:
+        return c.post("/api/edge/batches", content=b"".join(b for _, b in batch),
+                      headers={**gw, "Civicam-Batch": _batch_header(batch), "Content-Type": "application/octet-stream"})
+
+    r = send(entries, gw_a)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [i.get("status") for i in items] == [None, 460, 403, None]
+    assert items[1]["code"] == "digest_mismatch" and items[2]["code"] == "wrong_site"
+    stored = [items[0]["stored"], items[3]["stored"]]
+    assert all(isinstance(s, int) for s in stored) and items[0]["offset"] == len(good[0])
+    with api.ctx.db.session() as s:
+        segs = {seg.start: seg for seg in s.execute(select(Segment)).scalars()}
+        assert sorted(segs) == [T0, T0 + timedelta(seconds=6)] and {seg.camera_id for seg in segs.values()} == {cam}
+        for seg, body in ((segs[T0], good[0]), (segs[T0 + timedelta(seconds=6)], good[2])):
+            path = store_for(api.ctx).local_path(seg.path)
+            assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == hashlib.sha256(body).hexdigest()
+        (open_upload,) = s.execute(select(EdgeUpload).where(EdgeUpload.status == "open")).scalars()
+        assert open_upload.start == T0 + timedelta(seconds=2)
+    # The gateway's retry (tus, creation without a body) finds that upload at offset 0 and sends it again.
+    retry = c.post("/api/edge/uploads", headers={**gw_a, "Upload-Length": str(len(good[1])),
+                                                  "Upload-Metadata": encode_metadata(entries[1][0])})
+    assert retry.status_code == 201 and retry.headers["Upload-Offset"] == "0", retry.text
+    assert retry.headers["Location"] == f"/api/edge/uploads/{open_upload.id}"
+    r = c.patch(retry.headers["Location"], content=good[1], headers={
+        **gw_a, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 204 and "Civicam-Stored" in r.headers
+    again = send(entries[:1], gw_a).json()["items"]
+    assert again[0]["stored"] == stored[0], "delivered twice, stored once"
+    bad = c.post("/api/edge/batches", content=good[0], headers={
+        **gw_a, "Civicam-Batch": _batch_header([(meta_for(cam, good[0], 9), good[0] + b"x")]),
+        "Content-Type": "application/octet-stream"})
+    assert bad.status_code == 400 and bad.json()["code"] == "bad_batch", bad.text
+    assert c.post("/api/edge/batches", content=b"", headers={"Civicam-Batch": "W10="}).status_code == 401
+    with api.ctx.db.session() as s:
+        assert s.execute(select(Segment).where(Segment.start == T0 + timedelta(seconds=18))).first() is None
+
+
+def test_a_batch_cut_short_keeps_what_arrived(ctx: Context) -> None:
+    """The connection breaks in a batch's second segment (the router's ClientDisconnect path, run here at the
+    service): the first is stored, the second kept as a tus upload at the bytes that came (the retry finds it
+    and resumes), the third, never begun, not created; nothing is left behind on disk for it."""
+    from civicam.ingest.batches import Splitter, receive_all
+
+    site_a, _ = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    bodies = [bytes([i]) * (2000 + i) for i in range(3)]
+    items = [(segment_meta(meta_for(cam, b, i)), len(b)) for i, b in enumerate(bodies)]
+    incoming = [svc.incoming(m, n) for m, n in items]
+    splitter = Splitter([n for _, n in items], incoming)
+    splitter.write(bodies[0] + bodies[1][:700])  # ... and the link breaks
+    results = receive_all(svc, site_a, items, incoming, None)
+    first, second, third = results
+    assert not isinstance(first, UploadError) and first[2] is not None
+    assert not isinstance(second, UploadError) and (second[1], second[2]) == (700, None)
+    assert isinstance(third, UploadError) and third.code == "not_received"
+    retry = svc.create(site_a, items[1][0], items[1][1])
+    assert (retry.upload_id, retry.offset) == (second[0].upload_id, 700)
+    w = svc.appender(site_a, retry.upload_id, 700)
+    w.write(bodies[1][700:])
+    assert w.close()[1] is not None
+    assert not Path(incoming[2].path).exists()
+    created = svc.create(site_a, items[2][0], items[2][1])  # the third is sent anew, from nothing
+    assert created.offset == 0
+    with ctx.db.session() as s:
+        assert sorted(seg.start for seg in s.execute(select(Segment)).scalars()) == [
+            T0, T0 + timedelta(seconds=2)]

@@ -77,3 +77,38 @@ def test_empty_and_invalid_frames() -> None:
         det.detect(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="BGR uint8"):
         det.detect(np.zeros((10, 10, 3), np.float32))
+
+
+@pytest.mark.parametrize("at", [(0, 200), (150, 150), (310, 500)])
+def test_the_mirrored_pass_puts_boxes_back_where_the_faces_are(at: tuple[int, int]) -> None:
+    # A portrait 420x720 camera: its longer side is scaled to 640, its width to 373 and padded to 384 on the
+    # right, so the mirrored input has the pad on its left; a box mapped back across the image's width
+    # instead of the input's would be 12 px off.
+    img, truth = _scene(100, at[0] % 2 == 1, at=(at[0] + 400, at[1]))
+    img, truth = np.ascontiguousarray(img[:, 400:820]), truth - [400, 0, 400, 0]
+    single, both = RfbDetector(min_score=0.3), RfbDetector(min_score=0.3, flip=True)
+    one, fused = single.detect(img), both.detect(img)
+    assert _found(both, img, truth) == [0]
+    i, j = int(np.argmax(fused.scores)), int(np.argmax(one.scores))
+    assert (fused.scores >= 0.5).sum() == 1 and fused.labels[i] == one.labels[j]
+    # The fused box lies within a few pixels of the single pass's: the mirrored pass, mapped back, agrees.
+    assert np.abs(fused.boxes[i] - one.boxes[j]).max() < 6, (fused.boxes[i], one.boxes[j])
+    assert (fused.boxes[:, [0, 2]] <= 420).all() and (fused.boxes[:, 0] >= 0).all()
+
+
+def test_mirrored_batches_match_frame_by_frame() -> None:
+    frames = [_scene(s, m, at=(200 + 300 * k, 150))[0] for k, (s, m) in enumerate([(60, True), (120, False)])]
+    det = RfbDetector(min_score=0.3, flip=True)
+    batch = det.detect_batch(frames + [frames[0][:400, :700].copy()])
+    for got, frame in zip(batch, frames + [frames[0][:400, :700].copy()], strict=True):
+        alone = det.detect(frame)
+        assert np.allclose(got.boxes, alone.boxes, atol=1e-3) and got.labels == alone.labels
+
+
+def test_analytics_asks_rfb_for_the_mirrored_pass_only() -> None:
+    from civicam.analytics.faces import ANALYTICS_MIN_SCORE, analytics_options
+
+    assert analytics_options() == {"min_score": ANALYTICS_MIN_SCORE, "flip": True}
+    assert analytics_options("rfb", mirror=False) == {"min_score": ANALYTICS_MIN_SCORE}
+    assert analytics_options("haar") == {"min_score": ANALYTICS_MIN_SCORE}
+    assert create_detector("rfb", analytics_options()).flip is True  # type: ignore[attr-defined]

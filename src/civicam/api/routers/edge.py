@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -48,6 +49,7 @@ from civicam.context import Context
 from civicam.db.base import utcnow
 from civicam.db.models import Camera, Site, SiteToken
 from civicam.domain.roles import Perm
+from civicam.ingest import batches
 from civicam.ingest.service import store_for
 from civicam.ingest.uploads import (
     DEFERRED,
@@ -55,6 +57,7 @@ from civicam.ingest.uploads import (
     MAX_SEGMENT_BYTES,
     Appender,
     Final,
+    Incoming,
     UploadError,
     UploadService,
     parse_metadata,
@@ -64,6 +67,7 @@ from civicam.ingest.uploads import (
 from civicam.live.relay import RelayRefused
 
 router = APIRouter(tags=["edge"])
+log = logging.getLogger("civicam.edge")
 TUS = {"Tus-Resumable": "1.0.0"}
 # What the upload routes below implement of tus 1.0 (https://tus.io/protocols/resumable-upload): no checksum
 # extension, as a segment's SHA-256 travels in its metadata and is checked over the whole file.
@@ -219,6 +223,58 @@ async def create_upload(request: Request, auth: Gateway, svc: Uploads, upload_me
         headers["Civicam-Stored"] = str(stored)
         return Response(status_code=200 if created.stored_segment is not None else 201, headers=headers)
     return Response(status_code=201, headers=headers)
+
+
+@router.post("/edge/batches")
+async def create_batch(request: Request, auth: Gateway, svc: Uploads, civicam_batch: Annotated[str, Header()],
+                       content_length: Annotated[int | None, Header()] = None) -> Response:
+    """Several finished segments in one request (ingest/batches.py): each received as its own tus
+    creation-with-upload would be, and answered on its own in ``items`` (in manifest order): ``stored`` (the
+    segment id) with ``location`` and ``offset``, or ``status``, ``code`` and ``detail`` of its refusal. A
+    malformed manifest is refused whole, before any byte is read."""
+    try:
+        items = batches.parse_manifest(civicam_batch, content_length)
+    except UploadError as exc:
+        return _refused(exc, request, auth)
+    bodies: list[Incoming | UploadError] = []
+    try:
+        for meta, length in items:
+            try:
+                bodies.append(svc.incoming(meta, length))
+            except UploadError as exc:  # this one only (another request has it now): its bytes are skipped
+                bodies.append(exc)
+        splitter = batches.Splitter([length for _, length in items],
+                                    [b if isinstance(b, Incoming) else None for b in bodies])
+        try:
+            async for chunk in request.stream():
+                splitter.write(chunk)
+        except ClientDisconnect:
+            pass  # what arrived whole is stored, the item cut short kept resumable (receive_all)
+        results = await run_in_threadpool(batches.receive_all, svc, auth.site_id, items, bodies, auth.token_id)
+    except UploadError as exc:  # the body ran past its lengths
+        for body in bodies:
+            if isinstance(body, Incoming):
+                body.discard()
+        return _refused(exc, request, auth)
+    except BaseException:
+        for body in bodies:
+            if isinstance(body, Incoming):
+                body.discard()
+        raise
+    answer: list[dict[str, Any]] = []
+    for (meta, _), result in zip(items, results, strict=True):
+        if isinstance(result, UploadError):
+            if result.status == 401:
+                token_cache(request).forget_token(auth.token_id)
+            # The request's 200 keeps it out of the access log (server.RoutineUploads): say what was refused.
+            log.warning("site %d: batch item camera %d at %s refused (%d %s): %s", auth.site_id, meta.camera_id,
+                        meta.start.isoformat(), result.status, result.code, result)
+            answer.append({"status": result.status, "code": result.code, "detail": str(result)})
+            continue
+        created, offset, stored = result
+        answer.append({"location": f"/api/edge/uploads/{created.upload_id}", "offset": offset, "stored": stored,
+                       "watched": live_watchers(request).watched(meta.camera_id)})
+    return JSONResponse({"items": answer}, headers=TUS)
 
 
 async def _append(request: Request, svc: UploadService, auth: site_tokens.Resolved, upload_id: str,
