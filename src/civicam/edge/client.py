@@ -154,9 +154,7 @@ class HubClient:
             detail, code = str(body.get("detail")), str(body.get("code", ""))
         except ValueError:
             detail, code = response.text[:200], ""
-        cls = DigestMismatch if response.status_code == 460 else HubRefused
-        return cls(response.status_code, code or {401: "unauthorised", 403: "forbidden"}.get(
-            response.status_code, "refused"), detail)
+        return _refused(response.status_code, code, detail)
 
     # -- calls ----------------------------------------------------------------------------------------
 
@@ -255,8 +253,7 @@ class HubClient:
         out: list[BatchAnswer | HubRefused] = []
         for got in items:
             if "status" in got:
-                cls = DigestMismatch if got["status"] == 460 else HubRefused
-                out.append(cls(int(got["status"]), str(got.get("code", "refused")), str(got.get("detail"))))
+                out.append(_refused(int(got["status"]), str(got.get("code", "")), str(got.get("detail"))))
             else:
                 out.append(BatchAnswer(str(got["location"]), int(got["offset"]),
                                        None if got["stored"] is None else int(got["stored"]), bool(got["watched"])))
@@ -319,6 +316,12 @@ class HubClient:
             if new_offset <= offset:
                 raise HubUnreachable("the hub did not advance the upload offset")
             offset = new_offset
+
+
+def _refused(status: int, code: str, detail: str) -> HubRefused:
+    """A refusal of a request, or of one segment of a batch: 460 is a digest mismatch."""
+    cls = DigestMismatch if status == 460 else HubRefused
+    return cls(status, code or {401: "unauthorised", 403: "forbidden"}.get(status, "refused"), detail)
 
 
 class Entry(NamedTuple):

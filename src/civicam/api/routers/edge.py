@@ -251,15 +251,12 @@ async def create_batch(request: Request, auth: Gateway, svc: Uploads, civicam_ba
         except ClientDisconnect:
             pass  # what arrived whole is stored, the item cut short kept resumable (receive_all)
         results = await run_in_threadpool(batches.receive_all, svc, auth.site_id, items, bodies, auth.token_id)
-    except UploadError as exc:  # the body ran past its lengths
-        for body in bodies:
+    except BaseException as exc:
+        for body in bodies:  # a no-op for those an upload row owns now
             if isinstance(body, Incoming):
                 body.discard()
-        return _refused(exc, request, auth)
-    except BaseException:
-        for body in bodies:
-            if isinstance(body, Incoming):
-                body.discard()
+        if isinstance(exc, UploadError):  # the body ran past its lengths
+            return _refused(exc, request, auth)
         raise
     answer: list[dict[str, Any]] = []
     for (meta, _), result in zip(items, results, strict=True):
