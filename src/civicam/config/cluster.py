@@ -16,8 +16,8 @@ class ClusterSettings(BaseModel):
         100.0, gt=0, description="Cameras one CPU core of a node records (measured: docs/benchmarks.md).",
     )
     analytics_per_core: float = Field(
-        # docs/benchmarks.md, "Analytics": 9.01 cameras at 5 fps per core, decode + detect + classify.
-        9.01, gt=0, description="Cameras one CPU core analyses at the analytics frame rate (measured).",
+        # docs/benchmarks.md, "Analytics": 8.03 cameras at 5 fps per core, decode + detect (two passes) + classify.
+        8.03, gt=0, description="Cameras one CPU core analyses at the analytics frame rate (measured).",
     )
     analytics_per_gpu: float | None = Field(
         None, gt=0, description="Cameras one GPU analyses; not measured yet (no GPU was lent), so by default "

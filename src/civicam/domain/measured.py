@@ -29,15 +29,15 @@ RECORD_CPU_S_PER_STREAM_MINUTE = Measured(
 # Analytics: core time per 1280x720 frame, one thread. Every frame of a stream is decoded (H.264 has no
 # cheaper way to reach the analysed ones); detection and mask labels only on the analysed frames.
 DECODE_MS_PER_FRAME = Measured(
-    2.5, "ms of core time to decode one 1280x720 H.264 frame",
-    'docs/benchmarks.md "Analytics", row "decode (reference)"', "2026-12-01")
+    2.7, "ms of core time to decode one 1280x720 H.264 frame",
+    'docs/benchmarks.md "Analytics", row "decode (reference)"', "2026-12-02")
 DETECT_AND_LABEL_MS_PER_FRAME = Measured(
-    9.6, "ms of core time to detect and label the faces of one analysed frame",
-    'docs/benchmarks.md "Analytics", "decode + detect + classify" 12.1 ms minus decode 2.5 ms', "2026-12-01")
+    11.6, "ms of core time to detect (two passes) and label the faces of one analysed frame",
+    'docs/benchmarks.md "Analytics", "decode + detect + classify" 14.3 ms minus decode 2.7 ms', "2026-12-02")
 # The same section's summary, kept to check the model above against: cameras at 5 fps one core sustains.
 ANALYTICS_CAMERAS_PER_CORE_AT_5_FPS = Measured(
-    9.01, "cameras per core analysed at 5 fps (decoded fully at 25 fps)",
-    'docs/benchmarks.md "Analytics", "Cameras ... one core sustains"', "2026-12-01")
+    8.03, "cameras per core analysed at 5 fps (decoded fully at 25 fps)",
+    'docs/benchmarks.md "Analytics", "Cameras ... one core sustains"', "2026-12-02")
 
 # Index: segment rows written per core-second, the writer's and its PostgreSQL backends' CPU together,
 # by the hub's Indexer (COPY into the day-partitioned index) in steady state, one writer process.
