@@ -14,7 +14,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.mark.parametrize(("inp", "rec_cores", "ana_cores", "gpus", "rows_s", "nodes", "gbit_s", "tb_day"), [
-    # 1,200 cameras: 1200 x 0.045 / 60 = 0.9 busy cores -> 0.9 / 0.7; analytics (67.5 + 58) ms/s each; (1.29 + 215.1) / 32 -> 7 nodes.
+    # 1,200 cameras: 1200 x 0.045 / 60 = 0.9 busy cores -> 0.9 / 0.7; analytics (67.5 + 58) ms/s each;
+    # (1.29 + 215.1) cores / 32 per node -> 7 nodes.
     (PlanInput(cameras=1200), 0.9 / 0.7, 1200 * 0.1255 / 0.7, None, 300.0, 7, 2.4, 25.92),
     # Only a tenth analysed, at 2 fps, 1 Mbit/s, 8 s segments, 64-core nodes, fully busy cores.
     (PlanInput(cameras=10_000, bitrate_kbps=1000, analytics_fps=2, analytics_share=0.1, segment_s=8,
