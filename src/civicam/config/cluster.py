@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from civicam.domain import measured
+
 
 class ClusterSettings(BaseModel):
     """How many cameras a node takes, and how fast the controller notices and repairs."""
@@ -16,8 +18,9 @@ class ClusterSettings(BaseModel):
         100.0, gt=0, description="Cameras one CPU core of a node records (measured: docs/benchmarks.md).",
     )
     analytics_per_core: float = Field(
-        # docs/benchmarks.md, "Analytics": 8.03 cameras at 5 fps per core, decode + detect (two passes) + classify.
-        8.03, gt=0, description="Cameras one CPU core analyses at the analytics frame rate (measured).",
+        # The measured figure itself (docs/benchmarks.md "Analytics"), not a copy that a re-run leaves behind.
+        measured.ANALYTICS_CAMERAS_PER_CORE_AT_5_FPS.value, gt=0,
+        description="Cameras one CPU core analyses at the analytics frame rate (measured).",
     )
     analytics_per_gpu: float | None = Field(
         None, gt=0, description="Cameras one GPU analyses; not measured yet (no GPU was lent), so by default "
