@@ -71,7 +71,7 @@ def parse_manifest(header: str, content_length: int | None) -> list[tuple[Segmen
 
 
 class Sink(Protocol):
-    def write(self, chunk: bytes) -> None: ...
+    def write(self, chunk: bytes | memoryview) -> None: ...
 
 
 class Splitter:
@@ -93,7 +93,8 @@ class Splitter:
             take = min(self._left, len(view))
             sink = self._sinks[self.at]
             if sink is not None:
-                sink.write(bytes(view[:take]))
+                # A view, not a copy of every piece of the body.
+                sink.write(view[:take])
             view = view[take:]
             self._left -= take
             if self._left == 0:
@@ -106,33 +107,37 @@ class Splitter:
 
 
 class Receiver(Protocol):
-    def receive(self, site_id: int, meta: SegmentMeta, length: int, body: Incoming,
-                token_id: int | None = None) -> Received: ...
+    def receive_batch(self, site_id: int, arrivals: Sequence[tuple[SegmentMeta, int, Incoming]],
+                      token_id: int | None = None) -> list[Received | UploadError]: ...
 
 
 def receive_all(svc: Receiver, site_id: int, items: Sequence[tuple[SegmentMeta, int]],
                 bodies: Sequence[Incoming | UploadError], token_id: int | None) -> list[Received | UploadError]:
-    """Each item received as its own upload, in order (one thread-pool trip for the whole batch). An item
-    whose bytes never began (the connection broke before it) is not created; one cut short is kept as a
-    resumable upload, like a broken creation-with-upload."""
-    out: list[Received | UploadError] = []
+    """Each item received as its own upload would be, answered in order, in one thread-pool trip and (for
+    new segments) one transaction for the whole batch (``UploadService.receive_batch``). An item whose bytes
+    never began (the connection broke before it) is not created; one cut short is kept as a resumable
+    upload, like a broken creation-with-upload."""
+    out: list[Received | UploadError | None] = [None] * len(items)
+    arrivals: list[tuple[SegmentMeta, int, Incoming]] = []
+    where: list[int] = []
     try:
-        for (meta, length), body in zip(items, bodies, strict=True):
+        for i, ((meta, length), body) in enumerate(zip(items, bodies, strict=True)):
             if isinstance(body, UploadError):
-                out.append(body)
-                continue
-            if body.size == 0:
+                out[i] = body
+            elif body.size == 0:
                 body.discard()
-                out.append(UploadError(400, "not_received", "None of this segment's bytes arrived; send it again."))
-                continue
-            try:
-                out.append(svc.receive(site_id, meta, length, body, token_id))
-            except UploadError as exc:
-                body.discard()  # no upload row owns the bytes (a digest mismatch keeps its row and file)
-                out.append(exc)
+                out[i] = UploadError(400, "not_received", "None of this segment's bytes arrived; send it again.")
+            else:
+                arrivals.append((meta, length, body))
+                where.append(i)
+        results = svc.receive_batch(site_id, arrivals, token_id)
     except BaseException:
-        for body in bodies[len(out):]:
+        for body in bodies:
             if not isinstance(body, UploadError):
-                body.discard()
+                body.discard()  # leaves alone the bytes an upload row owns
         raise
-    return out
+    for i, (_meta, _length, body), result in zip(where, arrivals, results, strict=True):
+        if isinstance(result, UploadError):
+            body.discard()  # no upload row owns the bytes (a digest mismatch keeps its row and file)
+        out[i] = result
+    return [r for r in out if r is not None]

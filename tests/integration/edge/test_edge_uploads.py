@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -643,3 +644,142 @@ def test_a_batch_cut_short_keeps_what_arrived(ctx: Context) -> None:
     with ctx.db.session() as s:
         assert sorted(seg.start for seg in s.execute(select(Segment)).scalars()) == [
             T0, T0 + timedelta(seconds=2)]
+
+
+def _incoming_batch(svc: UploadService, cam: int, bodies: list[bytes], first: int = 0) -> tuple[Any, Any]:
+    from civicam.ingest.batches import Splitter
+
+    items = [(segment_meta(meta_for(cam, b, first + i)), len(b)) for i, b in enumerate(bodies)]
+    incoming = [svc.incoming(m, n) for m, n in items]
+    splitter = Splitter([n for _, n in items], incoming)
+    splitter.write(b"".join(bodies))
+    assert splitter.complete
+    return items, incoming
+
+
+def _stored_digests(ctx: Context) -> dict[datetime, str]:
+    """What the recordings store holds, per segment start, by reading the files the index points at."""
+    with ctx.db.session() as s:
+        segs = s.execute(select(Segment.start, Segment.path)).all()
+    return {start: hashlib.sha256(Path(store_for(ctx).local_path(path)).read_bytes()).hexdigest()
+            for start, path in segs}
+
+
+def test_a_batch_of_new_segments_is_one_commit(ctx: Context) -> None:
+    """A batch's new segments are stored in one transaction (one commit, counted by the engine's own events),
+    each answered, indexed once and readable with its digest; a tampered one in the same batch keeps its
+    open upload at offset 0, and a repeat of the batch is answered from the hub's rows (no second copy)."""
+    from sqlalchemy import event
+
+    from civicam.ingest.batches import receive_all
+
+    site_a, _ = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    bodies = [hashlib.sha512(bytes([i])).digest() * (40 + i) for i in range(4)]
+    items, incoming = _incoming_batch(svc, cam, bodies)
+    items[2] = (dataclasses.replace(items[2][0], sha256=hashlib.sha256(b"other").hexdigest()), items[2][1])
+    commits: list[int] = []
+    def count(conn: Any) -> None:
+        commits.append(1)
+
+    event.listen(ctx.db.engine, "commit", count)
+    try:
+        results = receive_all(svc, site_a, items, incoming, None)
+    finally:
+        event.remove(ctx.db.engine, "commit", count)
+    assert len(commits) == 1, f"one commit for the batch, not {len(commits)}"
+    assert [type(r).__name__ for r in results] == ["tuple", "tuple", "UploadError", "tuple"]
+    assert isinstance(results[2], UploadError) and results[2].code == "digest_mismatch"
+    held = _stored_digests(ctx)
+    assert held == {items[i][0].start: hashlib.sha256(bodies[i]).hexdigest() for i in (0, 1, 3)}
+    with ctx.db.session() as s:
+        (open_row,) = s.execute(select(EdgeUpload).where(EdgeUpload.status == "open")).scalars()
+        assert open_row.start == items[2][0].start
+    assert svc.status(site_a, open_row.id)[0] == 0  # sent again from its first byte
+    # The same batch again (the gateway never saw the answer): the stored ones answered with their segments.
+    again_items, again_in = _incoming_batch(svc, cam, [bodies[0], bodies[1]])
+    again = receive_all(svc, site_a, again_items, again_in, None)
+    assert [r[2] for r in again if not isinstance(r, UploadError)] == [results[0][2], results[1][2]]
+    assert _stored_digests(ctx) == held
+    assert not any(Path(b.path).exists() for b in again_in), "repeated bytes are not kept"
+
+
+def test_a_batch_racing_another_hub_process_loses_nothing(ctx: Context) -> None:
+    """Another hub process (its own UploadService, its own connection) stores one of a batch's segments
+    between the batch's check and its first INSERT: the shared transaction fails on the unique key, and each
+    segment is then received on its own: the raced one answered with the other process's segment, the others
+    stored, each start indexed once, no bytes left in the incoming folder."""
+    from sqlalchemy import event
+
+    from civicam.ingest.batches import receive_all
+
+    site_a, _ = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    other = UploadService(ctx.db, store_for(ctx))  # the other process: its own in-memory state
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    bodies = [hashlib.sha512(bytes([i])).digest() * (30 + i) for i in range(3)]
+    items, incoming = _incoming_batch(svc, cam, bodies)
+    raced: list[int] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if raced or not statement.lstrip().upper().startswith("INSERT"):
+            return
+        raced.append(1)
+        (meta, length), = items[:1]
+        body = other.incoming(meta, length)
+        body.write(bodies[0])
+        raced.append(other.receive(site_a, meta, length, body)[2] or 0)
+
+    event.listen(ctx.db.engine, "before_cursor_execute", before)
+    try:
+        results = receive_all(svc, site_a, items, incoming, None)
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", before)
+    assert len(raced) == 2 and raced[1] > 0, "the other process stored the first segment"
+    assert not any(isinstance(r, UploadError) for r in results), results
+    assert results[0][2] == raced[1], "the raced segment is answered with the one the other process stored"
+    with ctx.db.session() as s:
+        starts = [r.start for r in s.execute(select(Segment)).scalars()]
+    assert sorted(starts) == [m.start for m, _ in items], "each start indexed once"
+    sent = {m.start: hashlib.sha256(b).hexdigest() for (m, _), b in zip(items, bodies, strict=True)}
+    assert _stored_digests(ctx) == sent
+    left = list(Path(store_for(ctx).local_path("incoming")).glob("*"))
+    assert left == [], left
+
+
+def test_a_single_segment_racing_another_hub_process_is_told_to_retry(ctx: Context) -> None:
+    """The same race for a segment sent in one request: the hub answers 409 busy (not a server error), keeps
+    nothing of its own attempt, and the gateway's retry finds the segment the other process stored."""
+    from sqlalchemy import event
+
+    site_a, _ = sites(ctx)
+    svc = UploadService(ctx.db, store_for(ctx))
+    other = UploadService(ctx.db, store_for(ctx))
+    cam = svc.register_camera(site_a, "Door", False, {"verdict": "accepted"})["id"]
+    body = hashlib.sha512(b"x").digest() * 50
+    meta = segment_meta(meta_for(cam, body))
+    raced: list[int] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if raced or not statement.lstrip().upper().startswith("INSERT"):
+            return
+        raced.append(1)
+        theirs = other.incoming(meta, len(body))
+        theirs.write(body)
+        raced.append(other.receive(site_a, meta, len(body), theirs)[2] or 0)
+
+    mine = svc.incoming(meta, len(body))
+    mine.write(body)
+    event.listen(ctx.db.engine, "before_cursor_execute", before)
+    try:
+        with pytest.raises(UploadError) as busy:
+            svc.receive(site_a, meta, len(body), mine)
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", before)
+    mine.discard()  # as the router does for a refused body
+    assert (busy.value.status, busy.value.code) == (409, "busy")
+    assert len(raced) == 2 and raced[1] > 0
+    assert svc.create(site_a, meta, len(body)).stored_segment == raced[1], "the retry finds the stored segment"
+    assert _stored_digests(ctx) == {meta.start: meta.sha256}
+    assert list(Path(store_for(ctx).local_path("incoming")).glob("*")) == []
