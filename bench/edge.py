@@ -9,6 +9,7 @@ under two segment durations), and the catch-up time after an outage against its 
 
     python bench/edge.py --gateways 20 --cameras 10 --seconds 60 --outage 120      # the issue's size
     python bench/edge.py --gateways 2 --cameras 3 --seconds 40 --outage 60         # scaled down (2 cores)
+    python bench/edge.py --gateways 20 --cameras 10 --seconds 120 --replay         # the hub's side at that size
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from edge_replay import measure_replay, recorded_segments  # noqa: E402
 from procstat import cpu_seconds, memory_kib  # noqa: E402
 
 from support.edge import Gateway, Hub, wait_for  # noqa: E402
@@ -190,6 +192,10 @@ def main() -> int:
     ap.add_argument("--batch-max", type=int, default=16,
                     help="the gateways' batch_max: most finished segments per request (1: one request each)")
     ap.add_argument("--batch-window", type=float, default=0.5, help="the gateways' batch_window_s")
+    ap.add_argument("--replay", action="store_true",
+                    help="no gateway processes: the hub receives their traffic replayed at the cameras' rate "
+                    "(bench/edge_replay.py; the segments the pulling hub recorded), for sizes whose gateways do "
+                    "not fit beside the hub and the cameras' server; no gateway figures, no outage")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
@@ -210,10 +216,15 @@ def main() -> int:
             urls = [server.url(f"/cam{i}") for i in range(n)]
             load0 = os.getloadavg()
             pull = measure_pull(root, urls, args.seconds)
-            edge = measure_edge(root, urls, args.gateways, args.cameras, args.seconds, args.outage, args.live_parts,
-                                args.batch_max, args.batch_window)
-            load1 = os.getloadavg()
-        report = {"pinned": args.pin, "gateways": args.gateways, "cameras_per_gateway": args.cameras, "cameras": n,
+            if not args.replay:
+                edge = measure_edge(root, urls, args.gateways, args.cameras, args.seconds, args.outage,
+                                    args.live_parts, args.batch_max, args.batch_window)
+        if args.replay:  # after the cameras' server has stopped: the replay needs no cameras
+            edge = measure_replay(root, recorded_segments(root / "pull-hub"), args.gateways, args.cameras,
+                                  args.seconds, SEGMENT_S, pin_hub if args.pin else None)
+        load1 = os.getloadavg()
+        report = {"pinned": args.pin, "replayed": args.replay, "gateways": args.gateways,
+                  "cameras_per_gateway": args.cameras, "cameras": n,
                   "live_parts": args.live_parts, "batch_max": args.batch_max, "batch_window_s": args.batch_window,
                   "segment_s": SEGMENT_S, "load_before": load0, "load_after": load1, "pull": pull, "edge": edge,
                   "hub_cpu_ratio_edge_vs_pull": edge["hub_cpu_per_camera_min"] / pull["hub_cpu_per_camera_min"]}
