@@ -29,7 +29,9 @@ from typing import Any
 import httpx
 from procstat import cpu_seconds
 
+from civicam.config.settings import get_settings
 from civicam.ingest.uploads import encode_metadata
+from civicam.storage.factory import open_store
 from support.edge import Hub
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -39,12 +41,12 @@ WARM_TICKS = 2  # each connection's first batches (TLS handshake, caches) are se
 
 def recorded_segments(hub_root: Path, limit: int = 30) -> list[tuple[bytes, dict[str, Any]]]:
     """Up to ``limit`` segments a hub recorded (bytes and the metadata a gateway would announce)."""
-    hub = Hub(hub_root)
-    rows = hub.query("SELECT path, frames, keyframes, init_bytes, codec, width, height FROM recording_segments "
-                     "ORDER BY id LIMIT ?", limit)
+    store = open_store(get_settings(data_dir=hub_root))  # where that hub's store keeps a segment's path
+    rows = Hub(hub_root).query("SELECT path, frames, keyframes, init_bytes, codec, width, height "
+                               "FROM recording_segments ORDER BY id LIMIT ?", limit)
     out = []
     for path, frames, keyframes, init_bytes, codec, width, height in rows:
-        data = (hub_root / "recordings" / path).read_bytes()
+        data = Path(store.local_path(path)).read_bytes()
         out.append((data, {"frames": frames, "keyframes": keyframes, "init_bytes": init_bytes, "codec": codec,
                            "width": width, "height": height, "session": "replay"}))
     if not out:
@@ -70,7 +72,7 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
     lags: list[float] = []
     failures: list[str] = []
     guard = threading.Lock()
-    window: dict[str, float] = {}
+    window: dict[str, tuple[float, float]] = {}  # name -> (the hub's CPU seconds, monotonic time)
 
     def body(g: int, tick: int) -> tuple[bytes, str]:
         parts = []
@@ -102,14 +104,14 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
             content, manifest = body(g, tick)  # built before it is due: the gateway's bytes are on its disk
             due = epoch + offset + segment_s * tick
             time.sleep(max(0.0, due - time.monotonic()))
+            failure = None
             try:
                 r = clients[g].post("/api/edge/batches", content=content, headers={
                     **auth[g], "Civicam-Batch": manifest, "Content-Type": "application/octet-stream"})
-                ok = r.status_code == 200 and all(i.get("stored") for i in r.json()["items"])
+                if r.status_code != 200 or not all(i.get("stored") for i in r.json()["items"]):
+                    failure = f"{r.status_code} {r.text[:200]}"
             except httpx.HTTPError as exc:
-                ok, r = False, None
-                with guard:
-                    failures.append(f"gateway {g} tick {tick}: {exc!r}")
+                failure = repr(exc)
             done = time.monotonic()
             if (tick + 1) % health_every == 0:  # the gateway's health report, as often as its default
                 h = clients[g].post("/api/edge/health", json=health(g, tick), headers=auth[g])
@@ -117,16 +119,15 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
                     with guard:
                         failures.append(f"gateway {g} health: {h.status_code} {h.text[:200]}")
             with guard:
-                if not ok and r is not None:
-                    failures.append(f"gateway {g} tick {tick}: {r.status_code} {r.text[:200]}")
+                if failure is not None:
+                    failures.append(f"gateway {g} tick {tick}: {failure}")
                 if tick >= WARM_TICKS:
                     lags.append(done - due)
 
     def mark(name: str, at: float) -> None:
         time.sleep(max(0.0, at - time.monotonic()))
         assert hub.proc is not None
-        window[name] = cpu_seconds(hub.proc.pid)
-        window[name + "_t"] = time.monotonic()
+        window[name] = (cpu_seconds(hub.proc.pid), time.monotonic())
 
     threads = [threading.Thread(target=gateway, args=(g,)) for g in range(gateways)]
     try:
@@ -142,7 +143,7 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
         for c in clients:
             c.close()
         hub.stop()
-    cpu, wall = window["end"] - window["start"], window["end_t"] - window["start_t"]
+    cpu, wall = (b - a for a, b in zip(window["start"], window["end"], strict=True))
     lags.sort()
     return {"hub_cpu_s": cpu, "wall_s": wall,
             "hub_cpu_per_camera_min": cpu / (gateways * cameras) / (wall / 60),

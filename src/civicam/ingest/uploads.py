@@ -591,7 +591,6 @@ class UploadService:
         try:
             for _meta, _length, body in arrivals:
                 body.finish()
-            owned: list[Incoming] = []
             made: list[int] = []  # items whose rows this transaction wrote
             try:
                 with self.db.session() as s:
@@ -607,7 +606,6 @@ class UploadService:
                             continue  # on its own, below
                         new = self._store_new(conn, site_id, meta, length, body, known)
                         out[i] = new.refusal or (new.created, new.offset, new.stored)
-                        owned.append(body)
                         made.append(i)
                         if new.publish is not None:
                             publish.append(new.publish)
@@ -616,9 +614,9 @@ class UploadService:
             except IntegrityError:
                 for i in made:
                     out[i] = None
-                owned = []
-            for body in owned:
-                body.kept = True
+                made = []
+            for i in made:
+                arrivals[i][2].kept = True  # committed: the upload row owns these bytes
             for i, (meta, length, body) in enumerate(arrivals):
                 if out[i] is None:
                     try:
