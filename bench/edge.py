@@ -195,7 +195,8 @@ def main() -> int:
     ap.add_argument("--replay", action="store_true",
                     help="no gateway processes: the hub receives their traffic replayed at the cameras' rate "
                     "(bench/edge_replay.py; the segments the pulling hub recorded), for sizes whose gateways do "
-                    "not fit beside the hub and the cameras' server; no gateway figures, no outage")
+                    "not fit beside the hub and the cameras' server; no gateway figures; the outage's catch-up "
+                    "paced as the gateways' batch sender paces it")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
@@ -221,7 +222,8 @@ def main() -> int:
                                     args.live_parts, args.batch_max, args.batch_window)
         if args.replay:  # after the cameras' server has stopped: the replay needs no cameras
             edge = measure_replay(root, recorded_segments(root / "pull-hub"), args.gateways, args.cameras,
-                                  args.seconds, SEGMENT_S, pin_hub if args.pin else None)
+                                  args.seconds, SEGMENT_S, pin_hub if args.pin else None, args.outage,
+                                  args.batch_window)
         load1 = os.getloadavg()
         report = {"pinned": args.pin, "replayed": args.replay, "gateways": args.gateways,
                   "cameras_per_gateway": args.cameras, "cameras": n,

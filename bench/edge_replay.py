@@ -55,7 +55,8 @@ def recorded_segments(hub_root: Path, limit: int = 30) -> list[tuple[bytes, dict
 
 
 def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gateways: int, cameras: int,
-                   seconds: float, segment_s: float, pin: Any = None) -> dict[str, Any]:
+                   seconds: float, segment_s: float, pin: Any = None, outage_s: float = 0.0,
+                   batch_window_s: float = 0.5) -> dict[str, Any]:
     hub = Hub(root / "replay-hub")
     hub.setup()
     tokens = [hub.token(hub.add_site(f"Site {g}"))["token"] for g in range(gateways)]
@@ -73,6 +74,16 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
     failures: list[str] = []
     guard = threading.Lock()
     window: dict[str, tuple[float, float]] = {}  # name -> (the hub's CPU seconds, monotonic time)
+    # The outage: the hub stopped once every gateway's window is over, started again ``outage_s`` later.
+    window_over = threading.Semaphore(0)
+    back = threading.Event()
+    back_at: list[float] = []
+    caught_up = [0.0] * gateways  # per gateway: seconds from the hub's return to its last owed segment stored
+    backlog = [0] * gateways  # per gateway: batches (ticks) owed when the hub returned
+    after = [0] * gateways  # per gateway: batches delivered after the hub returned
+    retried = [0]
+    catch_up_cpu = 0.0
+    timings: dict[str, float] = {}
 
     def body(g: int, tick: int) -> tuple[bytes, str]:
         parts = []
@@ -98,20 +109,27 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
                              "streaming": False, "last_uploaded_end": end, "last_error": None}
                             for c, cam in enumerate(cams[g])]}
 
+    def send(g: int, built: tuple[bytes, str]) -> str | None:
+        """One batch of gateway ``g`` (``body``'s bytes and manifest); why it failed, or None."""
+        content, manifest = built
+        try:
+            r = clients[g].post("/api/edge/batches", content=content, headers={
+                **auth[g], "Civicam-Batch": manifest, "Content-Type": "application/octet-stream"})
+            if r.status_code != 200 or not all(i.get("stored") for i in r.json()["items"]):
+                return f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            return repr(exc)
+        return None
+
+    def due_at(g: int, tick: int) -> float:
+        return epoch + segment_s * g / gateways + segment_s * tick
+
     def gateway(g: int) -> None:
-        offset = segment_s * g / gateways
         for tick in range(ticks):
-            content, manifest = body(g, tick)  # built before it is due: the gateway's bytes are on its disk
-            due = epoch + offset + segment_s * tick
+            built = body(g, tick)  # before it is due: the gateway's bytes are on its disk
+            due = due_at(g, tick)
             time.sleep(max(0.0, due - time.monotonic()))
-            failure = None
-            try:
-                r = clients[g].post("/api/edge/batches", content=content, headers={
-                    **auth[g], "Civicam-Batch": manifest, "Content-Type": "application/octet-stream"})
-                if r.status_code != 200 or not all(i.get("stored") for i in r.json()["items"]):
-                    failure = f"{r.status_code} {r.text[:200]}"
-            except httpx.HTTPError as exc:
-                failure = repr(exc)
+            failure = send(g, built)
             done = time.monotonic()
             if (tick + 1) % health_every == 0:  # the gateway's health report, as often as its default
                 h = clients[g].post("/api/edge/health", json=health(g, tick), headers=auth[g])
@@ -123,6 +141,43 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
                     failures.append(f"gateway {g} tick {tick}: {failure}")
                 if tick >= WARM_TICKS:
                     lags.append(done - due)
+        if outage_s > 0:
+            window_over.release()
+            catch_up(g)
+
+    def catch_up(g: int) -> None:
+        """After the outage: the gateway's lanes deliver what they spooled, one segment per camera per batch,
+        the live one first (edge/gateway.py ``choose_next``), each next batch once the sender's window has
+        passed again (edge/batching.py: the lanes resubmit as soon as their answers are back)."""
+        back.wait()
+        returned = back_at[0]
+        tick = ticks
+        while due_at(g, tick) < returned:
+            tick += 1
+        owed, pending = tick - ticks, list(range(ticks, tick))  # batches spooled while the hub was down
+        backlog[g] = owed
+        while owed:
+            now = time.monotonic()
+            while due_at(g, tick) <= now:
+                pending.append(tick)
+                tick += 1
+            live = len(pending) > 1 and due_at(g, pending[-1]) >= now - 2 * segment_s
+            chosen = pending[-1] if live else pending[0]
+            failure = send(g, body(g, chosen))
+            if failure is not None:  # the lane backs off and retries (a connection of the stopped hub, a refusal)
+                with guard:
+                    retried[0] += 1
+                    if retried[0] > 10 * gateways:
+                        failures.append(f"gateway {g} catch-up tick {chosen}: {failure}")
+                        return
+                time.sleep(1.0)
+                continue
+            pending.remove(chosen)
+            after[g] += 1
+            if due_at(g, chosen) < returned:
+                owed -= 1
+            time.sleep(batch_window_s)
+        caught_up[g] = time.monotonic() - returned - batch_window_s
 
     def mark(name: str, at: float) -> None:
         time.sleep(max(0.0, at - time.monotonic()))
@@ -135,8 +190,26 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
             t.start()
         mark("start", epoch + segment_s * WARM_TICKS)
         mark("end", epoch + segment_s * ticks)
+        if outage_s > 0:
+            for _ in threads:  # every gateway's last batch of the window answered
+                window_over.acquire()
+            down = time.monotonic()
+            hub.stop()
+            stopped = time.monotonic()
+            time.sleep(outage_s)
+            back_at.append(time.monotonic())  # catch-up counts from here, the hub's start-up included (edge.py)
+            hub.start()
+            assert hub.proc is not None
+            if pin is not None:
+                pin(hub.proc.pid)
+            c0 = cpu_seconds(hub.proc.pid)
+            timings.update(stop_s=stopped - down, start_s=time.monotonic() - back_at[0])
+            back.set()
         for t in threads:
             t.join()
+        assert hub.proc is not None
+        if outage_s > 0:
+            catch_up_cpu = cpu_seconds(hub.proc.pid) - c0
         assert hub.proc is not None
         stored = hub.query("SELECT COUNT(*) FROM recording_segments")[0][0]
     finally:
@@ -151,4 +224,8 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
             "upload_lag_median_s": statistics.median(lags) if lags else float("nan"),
             "upload_lag_max_s": lags[-1] if lags else float("nan"),
             "batches_in_window": len(lags), "segments_stored": stored,
-            "segments_sent": gateways * cameras * ticks, "failures": failures[:10], "failed": len(failures)}
+            "segments_sent": cameras * (gateways * ticks + sum(after)),
+            "failures": failures[:10], "failed": len(failures),
+            **({"outage_s": outage_s, "backlog_segments": sum(backlog) * cameras, "catch_up_s": max(caught_up),
+                "catch_up_per_outage": max(caught_up) / outage_s, "catch_up_hub_cpu_s": catch_up_cpu,
+                "catch_up_retries": retried[0], **timings} if outage_s > 0 else {})}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
+import sys
+from typing import Any
 
 import uvicorn
 
@@ -30,6 +33,25 @@ class RoutineUploads(logging.Filter):
         return not (upload and isinstance(status, int) and 200 <= status < 300)
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, stopping promptly with gateways connected. Closing a TLS connection waits for the
+    peer's close_notify, up to 30 s (the event loop's SSL shutdown timeout), and a gateway's idle keep-alive
+    connection does not answer one until it next sends: so every stop of a hub with connected gateways took
+    30 s (or a SIGKILL from a service manager). Idle connections are aborted instead (no request is lost: the
+    gateway's next request opens a new connection); requests in progress get ``shutdown_grace_s`` to finish
+    (a segment cut short stays resumable, or is sent again)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for conn in list(self.server_state.connections):
+            if not hasattr(conn, "cycle"):  # not an HTTP connection (uvicorn's own shutdown closes it)
+                continue
+            cycle: Any = getattr(conn, "cycle", None)  # None, or its latest request (h11, httptools)
+            transport: Any = getattr(conn, "transport", None)
+            if (cycle is None or cycle.response_complete) and transport is not None:
+                transport.abort()
+        await super().shutdown(sockets)
+
+
 def run(ctx: Context, host: str, port: int, cluster: str | None = None, tls: bool = False,
         with_services: bool = True) -> None:
     """Serve until stopped; ``cluster``: recording and analytics run on that Ray cluster, not here;
@@ -41,5 +63,14 @@ def run(ctx: Context, host: str, port: int, cluster: str | None = None, tls: boo
     files = tls_files(ctx.settings) if tls or ctx.settings.tls else None
     if (tls or ctx.settings.tls) and files is None:
         raise SystemExit("TLS asked for but no certificate: set tls_cert and tls_key, or run 'civicam init'.")
-    uvicorn.run(app, host=host, port=port, log_level="info",
-                ssl_certfile=str(files[0]) if files else None, ssl_keyfile=str(files[1]) if files else None)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info",
+                            timeout_graceful_shutdown=ctx.settings.shutdown_grace_s,
+                            ssl_certfile=str(files[0]) if files else None,
+                            ssl_keyfile=str(files[1]) if files else None)
+    server = Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if not server.started:  # as uvicorn.run: the port taken, the app's start-up failed
+        sys.exit(3)

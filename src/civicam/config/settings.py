@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the hub binds; loopback unless told otherwise.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the hub's HTTP server.")
+    shutdown_grace_s: int = Field(
+        10, ge=1, le=600, description="On stop, how long requests in progress may take to finish before they are "
+        "cut (a gateway's segment cut short stays resumable); idle connections are closed at once.")
     token_ttl_s: int = Field(12 * 3600, ge=60, description="Lifetime of a bearer token or browser session.")
     probe_seconds: float = Field(5.0, gt=0, le=120, description="How long the onboarding probe reads a stream.")
     probe_timeout_s: float = Field(8.0, gt=0, le=120, description="Deadline for each network step of a probe.")
