@@ -210,7 +210,6 @@ def measure_replay(root: Path, segments: list[tuple[bytes, dict[str, Any]]], gat
         assert hub.proc is not None
         if outage_s > 0:
             catch_up_cpu = cpu_seconds(hub.proc.pid) - c0
-        assert hub.proc is not None
         stored = hub.query("SELECT COUNT(*) FROM recording_segments")[0][0]
     finally:
         for c in clients:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 
@@ -33,6 +33,9 @@ class RoutineUploads(logging.Filter):
         return not (upload and isinstance(status, int) and 200 <= status < 300)
 
 
+_NOT_HTTP: Final = object()
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, stopping promptly with gateways connected. Closing a TLS connection waits for the
     peer's close_notify, up to 30 s (the event loop's SSL shutdown timeout), and a gateway's idle keep-alive
@@ -43,11 +46,12 @@ class Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for conn in list(self.server_state.connections):
-            if not hasattr(conn, "cycle"):  # not an HTTP connection (uvicorn's own shutdown closes it)
-                continue
-            cycle: Any = getattr(conn, "cycle", None)  # None, or its latest request (h11, httptools)
+            # An HTTP connection's ``cycle`` is None or its latest request (h11, httptools); others (WebSockets)
+            # have none and are left to uvicorn's own shutdown.
+            cycle: Any = getattr(conn, "cycle", _NOT_HTTP)
             transport: Any = getattr(conn, "transport", None)
-            if (cycle is None or cycle.response_complete) and transport is not None:
+            idle = cycle is None or (cycle is not _NOT_HTTP and cycle.response_complete)
+            if idle and transport is not None:
                 transport.abort()
         await super().shutdown(sockets)
 
