@@ -49,7 +49,8 @@ def corner(p: np.ndarray) -> np.ndarray:
     return np.concatenate([p[:, :2] - p[:, 2:] / 2, p[:, :2] + p[:, 2:] / 2], 1)
 
 
-def targets(s: Sample, prior: np.ndarray, prior_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def targets(s: Sample, prior: np.ndarray, prior_xyxy: np.ndarray,
+            match_iou: float = MATCH_IOU) -> tuple[np.ndarray, np.ndarray]:
     """Per prior: class target (0 bg, 1 face, 2 masked, 3 either, -1 ignore) and offsets."""
     w, h = SIZE
     cls = np.zeros(len(prior), np.int64)
@@ -64,11 +65,11 @@ def targets(s: Sample, prior: np.ndarray, prior_xyxy: np.ndarray) -> tuple[np.nd
         if s.labels[g] >= 0:
             p = int(ious[:, g].argmax())
             best_gt[p], best_iou[p] = g, 2.0
-    pos = best_iou >= MATCH_IOU
+    pos = best_iou >= match_iou
     cls[pos] = s.labels[best_gt[pos]]
     # Near an ignored face a prior is neither a face nor background.
-    cls[(best_iou >= MATCH_IOU * 0.6) & (s.labels[best_gt] < 0)] = -1
-    cls[~pos & (best_iou >= MATCH_IOU * 0.6) & (s.labels[best_gt] > 0)] = -1
+    cls[(best_iou >= match_iou * 0.6) & (s.labels[best_gt] < 0)] = -1
+    cls[~pos & (best_iou >= match_iou * 0.6) & (s.labels[best_gt] > 0)] = -1
     loc[pos] = encode(gt[best_gt[pos]], prior[pos])
     return cls, loc
 
