@@ -13,6 +13,8 @@ compares the outputs with onnxruntime's.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +25,28 @@ from torch import nn
 CHECK_SIZE = (640, 384)
 
 
+@contextmanager
+def _evaluating(model: FaceNet) -> Iterator[None]:
+    """Eval mode without gradients for a look at the network; its training mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 def _call_order(model: FaceNet) -> list[nn.Conv2d]:
     order: list[nn.Conv2d] = []
     hooks = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
              for m in model.modules() if isinstance(m, nn.Conv2d)]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 3, CHECK_SIZE[1], CHECK_SIZE[0]))
-    for h in hooks:
-        h.remove()
-    model.train(was_training)
+    try:
+        with _evaluating(model):
+            model(torch.zeros(1, 3, CHECK_SIZE[1], CHECK_SIZE[0]))
+    finally:
+        for h in hooks:
+            h.remove()
     return order
 
 
@@ -94,11 +107,8 @@ def check(model: FaceNet, path: Path, tolerance: float = 1e-4) -> float:
 
     x = np.random.default_rng(0).standard_normal((1, 3, CHECK_SIZE[1], CHECK_SIZE[0])).astype(np.float32)
     scores, offsets = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with _evaluating(model):
         logits, offs = model(torch.from_numpy(x))
-    model.train(was_training)
     diff = max(float(np.abs(torch.softmax(logits, -1).numpy() - scores).max()),
                float(np.abs(offs.numpy() - offsets).max()))
     if diff > tolerance:

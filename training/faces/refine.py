@@ -96,9 +96,7 @@ def main() -> None:
     sums = np.zeros(3)
     for step in range(1, a.steps + 1):
         batch = [next(gen) for _ in range(16)]
-        tg = [train.targets(s, prior, prior_xyxy, a.match_iou) for s in batch]
-        cls = torch.from_numpy(np.stack([c for c, _ in tg]))
-        loc = torch.from_numpy(np.stack([lo for _, lo in tg]))
+        cls, loc = train.stacked_targets(batch, prior, prior_xyxy, a.match_iou)
         logits, offsets = model(train.to_tensor([s.image for s in batch]))
         c_loss, l_loss = train.multibox_loss(logits, offsets, cls, loc)
         pos = cls > 0

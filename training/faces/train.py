@@ -74,6 +74,13 @@ def targets(s: Sample, prior: np.ndarray, prior_xyxy: np.ndarray,
     return cls, loc
 
 
+def stacked_targets(batch: list[Sample], prior: np.ndarray, prior_xyxy: np.ndarray,
+                    match_iou: float = MATCH_IOU) -> tuple[torch.Tensor, torch.Tensor]:
+    """``targets`` of every sample, stacked: class targets (N, P) and offsets (N, P, 4)."""
+    tg = [targets(s, prior, prior_xyxy, match_iou) for s in batch]
+    return torch.from_numpy(np.stack([c for c, _ in tg])), torch.from_numpy(np.stack([lo for _, lo in tg]))
+
+
 def multibox_loss(logits: torch.Tensor, offsets: torch.Tensor, cls: torch.Tensor,
                   loc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logp = F.log_softmax(logits, -1)
@@ -145,10 +152,8 @@ def main() -> None:
     run_c = run_l = 0.0
     for step in range(1, a.steps + 1):
         batch = [next(gen) for _ in range(a.batch)]
-        tg = [targets(s, prior, prior_xyxy) for s in batch]
         x = to_tensor([s.image for s in batch], layout).to(dev)
-        cls = torch.from_numpy(np.stack([c for c, _ in tg])).to(dev)
-        loc = torch.from_numpy(np.stack([lo for _, lo in tg])).to(dev)
+        cls, loc = (t.to(dev) for t in stacked_targets(batch, prior, prior_xyxy))
         logits, offsets = model(x)
         c_loss, l_loss = multibox_loss(logits, offsets, cls, loc)
         loss = c_loss + l_loss
